@@ -1,0 +1,165 @@
+//! Command-line parsing and dispatch, error rendering and exit codes.
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use clap::{Parser, Subcommand};
+use ostler_core::report::Interrupt;
+use ostler_core::{Error, Ostler};
+
+use crate::commands;
+use crate::reporter::TerminalReporter;
+
+/// ostler tends a database-backed web service: builds, starts, stops and supervises its
+/// instances, and keeps their data safe.
+///
+/// Chains of instance commands work like bin/manage: `ostler stop,print,build,start
+/// production` (abbreviations allowed: `ostler sto,pri production`). Commands:
+/// build, start, stop, restart, rebuild, print, echo, processes, configure, log-nuke,
+/// db-nuke.
+#[derive(Parser, Debug)]
+#[command(name = "ostler", version, propagate_version = true)]
+pub struct Cli {
+    /// The config file (default: $OSTLER_CONFIG, else ./ostler.toml).
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Echo every external command as a `!!! CMD:` line.
+    #[arg(short, long, global = true)]
+    pub verbose: bool,
+    /// Machine-readable output on stdout; no progress bars.
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// Show times in this zone (IANA name like America/New_York, or UTC).
+    #[arg(long, global = true, value_name = "ZONE")]
+    pub tz: Option<String>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Show each instance: state, pid, port, roles, lock.
+    Status(commands::status::Args),
+    /// Show or move roles (production, old, new...).
+    Role(commands::role::Args),
+    /// Check or show the configuration.
+    Config(commands::config::Args),
+    /// Show the journal of operations.
+    Journal(commands::journal::Args),
+    /// Run the daemon: supervise autostart instances.
+    Serve(commands::serve::Args),
+    /// Make a working demo of the bundled sample service and start it.
+    Demo(commands::demo::Args),
+    /// Instance command chains: `ostler CMD[,CMD...] INSTANCE[,INSTANCE...]`.
+    #[command(external_subcommand)]
+    Manage(Vec<OsString>),
+}
+
+/// Everything a command needs from the command line.
+pub struct Context {
+    pub cli_config: Option<PathBuf>,
+    pub verbose: bool,
+    pub json: bool,
+    pub tz: jiff::tz::TimeZone,
+    pub interrupt: Interrupt,
+}
+
+impl Context {
+    pub fn config_path(&self) -> ostler_core::Result<PathBuf> {
+        let cwd = std::env::current_dir().map_err(|e| Error::io("reading the current directory", e))?;
+        ostler_core::config::locate(
+            self.cli_config.as_deref(),
+            std::env::var_os("OSTLER_CONFIG").as_deref(),
+            &cwd,
+        )
+    }
+
+    pub fn reporter(&self) -> Arc<TerminalReporter> {
+        Arc::new(TerminalReporter::new(self.verbose, self.json))
+    }
+
+    pub fn ostler(&self) -> ostler_core::Result<Ostler> {
+        Ostler::load(&self.config_path()?, self.reporter(), self.interrupt.clone())
+    }
+
+    /// A time as people read it: in the display zone, with its offset.
+    pub fn show_time(&self, t: jiff::Timestamp) -> String {
+        t.to_zoned(self.tz.clone()).strftime("%Y-%m-%d %H:%M:%S %:z").to_string()
+    }
+}
+
+pub fn main() -> i32 {
+    // A closed pipe (`ostler journal | head`) is a clean exit, not a panic.
+    #[cfg(unix)]
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_env("OSTLER_LOG"))
+        .with_writer(std::io::stderr)
+        .try_init();
+    let cli = Cli::parse();
+    let interrupt = Interrupt::new();
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        let _ = signal_hook::flag::register(sig, interrupt.flag());
+    }
+    let tz = match &cli.tz {
+        None => jiff::tz::TimeZone::system(),
+        Some(name) => match jiff::tz::TimeZone::get(name) {
+            Ok(tz) => tz,
+            Err(e) => {
+                eprintln!("error: --tz {name}: {e}");
+                return 2;
+            }
+        },
+    };
+    let ctx = Context {
+        cli_config: cli.config.clone(),
+        verbose: cli.verbose,
+        json: cli.json,
+        tz,
+        interrupt,
+    };
+    let result = match cli.command {
+        Command::Status(args) => commands::status::run(&ctx, args),
+        Command::Role(args) => commands::role::run(&ctx, args),
+        Command::Config(args) => commands::config::run(&ctx, args),
+        Command::Journal(args) => commands::journal::run(&ctx, args),
+        Command::Serve(args) => commands::serve::run(&ctx, args),
+        Command::Demo(args) => commands::demo::run(&ctx, args),
+        Command::Manage(args) => commands::manage::run(&ctx, args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => report_error(&e),
+    }
+}
+
+/// Prints an error with its cause chain and hint; returns the exit status for its kind.
+pub fn report_error(e: &Error) -> i32 {
+    eprintln!("error: {e}");
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        eprintln!("  caused by: {s}");
+        source = s.source();
+    }
+    if let Error::Other(a) = e {
+        for cause in a.chain().skip(1) {
+            eprintln!("  caused by: {cause}");
+        }
+    }
+    if let Some(h) = e.hint() {
+        eprintln!("hint: {h}");
+    }
+    e.kind().exit_code()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn clap_definition_is_valid() {
+        use clap::CommandFactory;
+        super::Cli::command().debug_assert();
+    }
+}

@@ -1,0 +1,55 @@
+use ostler_core::config::Config;
+use ostler_core::{Error, Result};
+
+use crate::cli::Context;
+
+/// Check or show the configuration.
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    #[command(subcommand)]
+    pub action: Action,
+}
+
+#[derive(clap::Subcommand, Debug)]
+pub enum Action {
+    /// Report every problem with file, line and column; exit non-zero if any.
+    Check,
+    /// Print the effective config (defaults filled in, secrets masked).
+    Show,
+}
+
+pub fn run(ctx: &Context, args: Args) -> Result<i32> {
+    let path = ctx.config_path()?;
+    let config = Config::load(&path);
+    match args.action {
+        Action::Check => match config {
+            Ok(c) => {
+                if ctx.json {
+                    super::print_json(&serde_json::json!({"ok": true, "file": path, "instances": c.instance_names()}))?;
+                } else {
+                    println!(
+                        "{}: ok ({} instances: {})",
+                        path.display(),
+                        c.instances.len(),
+                        c.instance_names().join(", ")
+                    );
+                }
+                Ok(0)
+            }
+            Err(Error::Config { diagnostics }) if ctx.json => {
+                super::print_json(&serde_json::json!({"ok": false, "file": path, "problems": diagnostics}))?;
+                Ok(ostler_core::ErrorKind::Config.exit_code())
+            }
+            Err(e) => Err(e),
+        },
+        Action::Show => {
+            let c = config?;
+            if ctx.json {
+                super::print_json(&c)?;
+            } else {
+                print!("{}", c.show());
+            }
+            Ok(0)
+        }
+    }
+}

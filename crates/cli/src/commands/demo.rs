@@ -1,0 +1,151 @@
+//! `ostler demo`: the newcomer's first run. Makes a working directory with a config
+//! for two instances of the bundled sample service (guestbook, SQLite), builds both,
+//! starts `gb-1` (the production role), puts a few entries in it, and prints what to
+//! try next.
+
+use std::path::{Path, PathBuf};
+
+use ostler_core::plan::{self, Confirm, Verb};
+use ostler_core::{Error, Ostler, Result};
+
+use crate::cli::Context;
+
+/// Make a working demo of the bundled sample service (guestbook on SQLite) and start it.
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// Where to put it.
+    #[arg(default_value = "ostler-demo")]
+    pub dir: PathBuf,
+    /// First port to use (gb-1; gb-2 gets the next free one).
+    #[arg(long, default_value_t = 18081)]
+    pub port: u16,
+}
+
+struct No;
+impl Confirm for No {
+    fn confirm(&self, _: &str, _: Verb) -> bool {
+        false
+    }
+}
+
+fn guestbook_binary() -> Result<PathBuf> {
+    let exe = std::env::current_exe().map_err(|e| Error::io("finding ostler's own path", e))?;
+    let dir = exe.parent().unwrap_or(Path::new("."));
+    for candidate in [dir.join("guestbook"), dir.join("../guestbook")] {
+        if candidate.is_file() {
+            return Ok(candidate.canonicalize().unwrap_or(candidate));
+        }
+    }
+    Err(Error::user(format!("the sample service `guestbook` is not built next to {}", exe.display()))
+        .with_hint("build the whole workspace: cargo build --release --workspace"))
+}
+
+fn free_port_from(start: u16, skip: &[u16]) -> u16 {
+    (start..start.saturating_add(200))
+        .find(|p| !skip.contains(p) && !ostler_core::process::port_in_use(*p))
+        .unwrap_or(start)
+}
+
+pub fn config_text(guestbook: &Path, ports: [u16; 2]) -> String {
+    let mut text = String::from(
+        "# ostler demo: two instances of the bundled sample service on SQLite.\n\
+         [service]\nname = \"guestbook\"\nstate_dir = \".ostler\"\n\n\
+         [repository]\npath = \"backups\"\n\n\
+         [roles]\nproduction = \"gb-1\"\n",
+    );
+    for (i, port) in ports.iter().enumerate() {
+        let name = format!("gb-{}", i + 1);
+        text += &format!(
+            "\n[instances.{name}]\n\
+             dir = \"instances/{name}\"\n\
+             build = \"cp {gb} .\"\n\
+             start = \"./guestbook --port {{port}} --db {{db}} --store uploads --access-log access.log\"\n\
+             port = {port}\n\
+             health = \"http://127.0.0.1:{{port}}/health\"\n\
+             stop_timeout = \"10s\"\n\
+             autostart = {auto}\n\
+             logs = [\"access.log\"]\n\
+             env = {{ RUST_LOG = \"info\" }}\n\n\
+             [instances.{name}.database]\nkind = \"sqlite\"\npath = \"data.db\"\n\n\
+             [[instances.{name}.stores]]\nname = \"uploads\"\npath = \"uploads\"\n",
+            gb = guestbook.display(),
+            auto = i == 0,
+        );
+    }
+    text
+}
+
+pub fn run(ctx: &Context, args: Args) -> Result<i32> {
+    let dir = std::env::current_dir()
+        .map_err(|e| Error::io("reading the current directory", e))?
+        .join(&args.dir);
+    let config_path = dir.join("ostler.toml");
+    if !config_path.exists() {
+        let gb = guestbook_binary()?;
+        std::fs::create_dir_all(&dir).map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
+        let p1 = free_port_from(args.port, &[]);
+        let p2 = free_port_from(p1 + 1, &[p1]);
+        std::fs::write(&config_path, config_text(&gb, [p1, p2]))
+            .map_err(|e| Error::io(format!("writing {}", config_path.display()), e))?;
+        eprintln!("wrote {}", config_path.display());
+    } else {
+        eprintln!("using the existing {}", config_path.display());
+    }
+    let ostler = Ostler::load(&config_path, ctx.reporter(), ctx.interrupt.clone())?;
+    let running = ostler_core::ops::status(&ostler, &ostler.instance("gb-1")?)?.state == "running";
+    let chain = if running { "build" } else { "build,start" };
+    let plan = plan::plan(&ostler, chain, "gb-1")?;
+    plan::execute(&ostler, &plan, &No, &mut |o| eprintln!("{}", o.message))?;
+    plan::execute(&ostler, &plan::plan(&ostler, "build", "gb-2")?, &No, &mut |o| eprintln!("{}", o.message))?;
+    let gb1 = ostler.instance("gb-1")?;
+    seed_entries(gb1.port)?;
+    let cfg = config_path.display();
+    println!(
+        "\nThe demo is running: guestbook instance gb-1 (role production) on http://127.0.0.1:{port}/entries\n\
+         \nTry next (from {dir}, or with --config {cfg}):\n\
+         \x20 ostler status\n\
+         \x20 curl -s http://127.0.0.1:{port}/entries\n\
+         \x20 ostler -v restart gb-1\n\
+         \x20 ostler sto,pri production          # abbreviated chain on a role\n\
+         \x20 ostler journal\n\
+         \x20 ostler serve                        # supervise: kill -9 gb-1's pid and watch it come back\n\
+         \x20 ostler stop gb-1                    # when you are done\n",
+        port = gb1.port,
+        dir = dir.display(),
+    );
+    Ok(0)
+}
+
+fn seed_entries(port: u16) -> Result<()> {
+    let base = format!("http://127.0.0.1:{port}");
+    let existing = ureq_get(&format!("{base}/entries"))?;
+    if existing.trim() != "[]" {
+        return Ok(());
+    }
+    for (author, message, tags) in [
+        ("ada", "Hello from the ostler demo", r#"["demo","hello"]"#),
+        ("grace", "Backups are only real once restored", r#"["demo","ops"]"#),
+        ("linus", "Upgrades without fear", r#"["ops"]"#),
+    ] {
+        let body = format!(r#"{{"author":"{author}","message":"{message}","tags":{tags}}}"#);
+        ureq_post(&format!("{base}/entries"), &body)?;
+    }
+    Ok(())
+}
+
+fn ureq_get(url: &str) -> Result<String> {
+    ureq::get(url)
+        .call()
+        .map_err(|e| Error::failed(format!("GET {url}: {e}")))?
+        .into_string()
+        .map_err(|e| Error::io(format!("reading {url}"), e))
+}
+
+fn ureq_post(url: &str, body: &str) -> Result<String> {
+    ureq::post(url)
+        .set("Content-Type", "application/json")
+        .send_string(body)
+        .map_err(|e| Error::failed(format!("POST {url}: {e}")))?
+        .into_string()
+        .map_err(|e| Error::io(format!("reading {url}"), e))
+}

@@ -1,0 +1,58 @@
+use ostler_core::Result;
+
+use crate::cli::Context;
+
+/// Show the journal: every operation, who ran it, when, and each command it ran.
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// Only this instance (or role).
+    #[arg(long)]
+    pub instance: Option<String>,
+    /// How many entries (newest).
+    #[arg(long, default_value_t = 50)]
+    pub limit: usize,
+}
+
+pub fn run(ctx: &Context, args: Args) -> Result<i32> {
+    let ostler = ctx.ostler()?;
+    let instance = match &args.instance {
+        Some(i) => Some(ostler.config.resolve(i)?),
+        None => None,
+    };
+    let entries = ostler.state()?.journal(instance.as_deref(), args.limit)?;
+    if ctx.json {
+        super::print_json(&entries)?;
+        return Ok(0);
+    }
+    for e in entries {
+        let took = e
+            .finished_at
+            .map(|f| format!(" in {:.1}s", f.duration_since(e.started_at).as_secs_f64()))
+            .unwrap_or_default();
+        println!(
+            "#{} {} {} {} by {} (pid {}): {}{}",
+            e.id,
+            ctx.show_time(e.started_at),
+            e.operation,
+            e.instance.as_deref().unwrap_or("-"),
+            e.who,
+            e.pid,
+            e.status,
+            took
+        );
+        if let Some(d) = &e.detail {
+            for line in d.lines() {
+                println!("    {line}");
+            }
+        }
+        for c in e.commands {
+            println!(
+                "    !!! CMD: {}  -> {} ({} ms)",
+                c.command,
+                c.exit_status.map(|s| format!("exit {s}")).unwrap_or_else(|| "killed".into()),
+                c.duration_ms.unwrap_or(0)
+            );
+        }
+    }
+    Ok(0)
+}

@@ -1,0 +1,466 @@
+//! `ostler.toml`: typed, validated, and every mistake reported with file, line and
+//! column. Defaults live in the types (serde `default`s), never in strings elsewhere.
+//!
+//! Parsing is two passes: serde (with `deny_unknown_fields`) catches unknown keys and
+//! wrong types and points at them through toml's spans; `validate` then checks what
+//! serde cannot (roles naming no instance, two instances on one port, secrets written
+//! into URLs) and reports all such problems at once.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use toml::Spanned;
+
+use crate::error::{Diagnostic, Error, Result};
+
+/// The file name looked for in the current directory.
+pub const FILE_NAME: &str = "ostler.toml";
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub service: ServiceConfig,
+    #[serde(default)]
+    pub roles: BTreeMap<String, Spanned<String>>,
+    #[serde(default)]
+    pub instances: BTreeMap<String, InstanceConfig>,
+    #[serde(default)]
+    pub repository: Option<RepositoryConfig>,
+    #[serde(default)]
+    pub retention: Option<RetentionConfig>,
+    #[serde(default)]
+    pub supervise: SuperviseConfig,
+    /// Where the file was read from; every relative path is relative to its directory.
+    #[serde(skip)]
+    pub path: PathBuf,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceConfig {
+    pub name: String,
+    #[serde(default = "default_state_dir")]
+    pub state_dir: PathBuf,
+}
+
+fn default_state_dir() -> PathBuf {
+    PathBuf::from(".ostler")
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct InstanceConfig {
+    pub dir: PathBuf,
+    #[serde(default)]
+    pub build: Option<String>,
+    pub start: String,
+    /// Optional command run by `ostler configure INSTANCE` (writes config files...).
+    #[serde(default)]
+    pub configure: Option<String>,
+    pub port: Spanned<u16>,
+    #[serde(default)]
+    pub health: Option<String>,
+    #[serde(default = "default_health_timeout")]
+    pub health_timeout: HumanDuration,
+    #[serde(default = "default_stop_timeout")]
+    pub stop_timeout: HumanDuration,
+    #[serde(default)]
+    pub autostart: bool,
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    /// The instance's log file (stdout and stderr); default `<state_dir>/logs/<name>.log`.
+    #[serde(default)]
+    pub log: Option<PathBuf>,
+    /// Extra log files (access logs...) that `log-nuke` truncates too; relative to dir.
+    #[serde(default)]
+    pub logs: Vec<PathBuf>,
+    #[serde(default)]
+    pub database: Option<DatabaseConfig>,
+    #[serde(default)]
+    pub stores: Vec<StoreConfig>,
+}
+
+fn default_health_timeout() -> HumanDuration {
+    HumanDuration(Duration::from_secs(30))
+}
+
+fn default_stop_timeout() -> HumanDuration {
+    HumanDuration(Duration::from_secs(10))
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DatabaseKind {
+    Sqlite,
+    Postgres,
+    #[serde(alias = "mariadb")]
+    Mysql,
+}
+
+impl std::fmt::Display for DatabaseKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            DatabaseKind::Sqlite => "sqlite",
+            DatabaseKind::Postgres => "postgres",
+            DatabaseKind::Mysql => "mysql",
+        })
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatabaseConfig {
+    pub kind: DatabaseKind,
+    /// SQLite: the database file, relative to the instance's dir.
+    #[serde(default)]
+    pub path: Option<PathBuf>,
+    /// PostgreSQL / MySQL: `postgres://user@host:port/db`, without a password.
+    #[serde(default)]
+    pub url: Option<Spanned<String>>,
+    /// A file holding the password (first line); relative to the config file.
+    #[serde(default)]
+    pub password_file: Option<PathBuf>,
+    /// An environment variable of ostler's holding the password.
+    #[serde(default)]
+    pub password_env: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreConfig {
+    pub name: String,
+    pub path: PathBuf,
+    /// Caches are not backed up.
+    #[serde(default)]
+    pub cache: bool,
+}
+
+/// How `ostler serve` restarts crashed instances.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct SuperviseConfig {
+    /// First restart delay; doubled after each crash up to `backoff_max`.
+    #[serde(default = "default_backoff_initial")]
+    pub backoff_initial: HumanDuration,
+    #[serde(default = "default_backoff_max")]
+    pub backoff_max: HumanDuration,
+    /// This many crashes within `crash_window` mark the instance `crash-loop`.
+    #[serde(default = "default_crash_limit")]
+    pub crash_limit: u32,
+    #[serde(default = "default_crash_window")]
+    pub crash_window: HumanDuration,
+}
+
+impl Default for SuperviseConfig {
+    fn default() -> Self {
+        SuperviseConfig {
+            backoff_initial: default_backoff_initial(),
+            backoff_max: default_backoff_max(),
+            crash_limit: default_crash_limit(),
+            crash_window: default_crash_window(),
+        }
+    }
+}
+
+fn default_backoff_initial() -> HumanDuration {
+    HumanDuration(Duration::from_secs(1))
+}
+fn default_backoff_max() -> HumanDuration {
+    HumanDuration(Duration::from_secs(60))
+}
+fn default_crash_limit() -> u32 {
+    5
+}
+fn default_crash_window() -> HumanDuration {
+    HumanDuration(Duration::from_secs(300))
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RepositoryConfig {
+    pub path: PathBuf,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct RetentionConfig {
+    #[serde(default)]
+    pub keep_last: Option<u32>,
+    #[serde(default)]
+    pub keep_hourly: Option<u32>,
+    #[serde(default)]
+    pub keep_daily: Option<u32>,
+    #[serde(default)]
+    pub keep_weekly: Option<u32>,
+    #[serde(default)]
+    pub keep_monthly: Option<u32>,
+    #[serde(default)]
+    pub keep_within: Option<HumanDuration>,
+    /// Zone the hourly/daily/... buckets are cut in; default the host's.
+    #[serde(default)]
+    pub timezone: Option<String>,
+}
+
+/// A duration written the human way in the file: `10s`, `5m`, `1h 30m`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HumanDuration(pub Duration);
+
+impl<'de> Deserialize<'de> for HumanDuration {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        humantime::parse_duration(&text)
+            .map(HumanDuration)
+            .map_err(|e| {
+                serde::de::Error::custom(format!(
+                    "invalid duration `{text}`: {e} (write e.g. \"10s\", \"5m\", \"1h 30m\")"
+                ))
+            })
+    }
+}
+
+impl Serialize for HumanDuration {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.serialize_str(&humantime::format_duration(self.0).to_string())
+    }
+}
+
+/// Finds the config file: an explicit `--config`, else `$OSTLER_CONFIG`, else
+/// `ostler.toml` in `cwd`.
+pub fn locate(explicit: Option<&Path>, env: Option<&std::ffi::OsStr>, cwd: &Path) -> Result<PathBuf> {
+    if let Some(p) = explicit {
+        return Ok(cwd.join(p));
+    }
+    if let Some(p) = env.filter(|p| !p.is_empty()) {
+        return Ok(cwd.join(p));
+    }
+    let p = cwd.join(FILE_NAME);
+    if p.exists() {
+        return Ok(p);
+    }
+    Err(Error::user(format!("no {FILE_NAME} in {}", cwd.display()))
+        .with_hint("pass --config FILE, set OSTLER_CONFIG, or run `ostler demo` to make one"))
+}
+
+impl Config {
+    /// Reads, parses and validates a config file.
+    pub fn load(path: &Path) -> Result<Config> {
+        let text = std::fs::read_to_string(path).map_err(|source| Error::ConfigIo {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Config::parse(&text, path)
+    }
+
+    /// Parses and validates config text; `path` names it in messages and anchors
+    /// relative paths.
+    pub fn parse(text: &str, path: &Path) -> Result<Config> {
+        let mut config: Config = toml::from_str(text).map_err(|e| Error::Config {
+            diagnostics: vec![diagnostic(
+                path,
+                text,
+                e.span().map(|s| s.start).unwrap_or(0),
+                e.message().trim_end().to_string(),
+            )],
+        })?;
+        config.path = path.to_path_buf();
+        let problems = config.validate(text);
+        if !problems.is_empty() {
+            return Err(Error::Config {
+                diagnostics: problems,
+            });
+        }
+        Ok(config)
+    }
+
+    fn validate(&self, text: &str) -> Vec<Diagnostic> {
+        let mut out = Vec::new();
+        let at = |offset: usize, message: String| diagnostic(&self.path, text, offset, message);
+        for (role, target) in &self.roles {
+            if !self.instances.contains_key(target.get_ref()) {
+                out.push(at(
+                    target.span().start,
+                    format!(
+                        "role `{role}` names instance `{}`, which is not defined (instances: {})",
+                        target.get_ref(),
+                        self.instance_names().join(", ")
+                    ),
+                ));
+            }
+        }
+        let mut ports: BTreeMap<u16, &str> = BTreeMap::new();
+        for (name, inst) in &self.instances {
+            if self.roles.contains_key(name) {
+                out.push(at(
+                    inst.port.span().start,
+                    format!("instance `{name}` has the name of a role; rename one of them"),
+                ));
+            }
+            let port = *inst.port.get_ref();
+            if port == 0 {
+                out.push(at(inst.port.span().start, format!("instance `{name}`: port 0 is not a port")));
+            } else if let Some(other) = ports.insert(port, name) {
+                out.push(at(
+                    inst.port.span().start,
+                    format!("instance `{name}` uses port {port}, which instance `{other}` already uses"),
+                ));
+            }
+            if let Some(db) = &inst.database {
+                match db.kind {
+                    DatabaseKind::Sqlite => {
+                        if db.path.is_none() {
+                            out.push(at(
+                                inst.port.span().start,
+                                format!("instance `{name}`: a sqlite database needs `path`"),
+                            ));
+                        }
+                    }
+                    DatabaseKind::Postgres | DatabaseKind::Mysql => match &db.url {
+                        None => out.push(at(
+                            inst.port.span().start,
+                            format!("instance `{name}`: a {} database needs `url`", db.kind),
+                        )),
+                        Some(url) => {
+                            if let Err(e) = crate::database::DbUrl::parse(url.get_ref(), db.kind) {
+                                out.push(at(url.span().start, format!("instance `{name}`: {e}")));
+                            }
+                        }
+                    },
+                }
+            }
+            let mut stores = std::collections::BTreeSet::new();
+            for s in &inst.stores {
+                if !stores.insert(&s.name) {
+                    out.push(at(
+                        inst.port.span().start,
+                        format!("instance `{name}`: two stores are named `{}`", s.name),
+                    ));
+                }
+            }
+        }
+        if let Some(r) = &self.retention {
+            if let Some(tz) = &r.timezone {
+                if jiff::tz::TimeZone::get(tz).is_err() {
+                    let offset = text.find(tz.as_str()).unwrap_or(0);
+                    out.push(at(offset, format!("[retention] timezone `{tz}` is not a known time zone")));
+                }
+            }
+        }
+        out
+    }
+
+    pub fn instance_names(&self) -> Vec<String> {
+        self.instances.keys().cloned().collect()
+    }
+
+    /// The directory relative paths in the file are resolved against.
+    pub fn base_dir(&self) -> PathBuf {
+        self.path
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| PathBuf::from("."))
+    }
+
+    pub fn state_dir(&self) -> PathBuf {
+        self.base_dir().join(&self.service.state_dir)
+    }
+
+    pub fn repository_dir(&self) -> Option<PathBuf> {
+        self.repository.as_ref().map(|r| self.base_dir().join(&r.path))
+    }
+
+    /// Resolves a name that is an instance or a role to the instance's name.
+    pub fn resolve(&self, name: &str) -> Result<String> {
+        if self.instances.contains_key(name) {
+            return Ok(name.to_string());
+        }
+        if let Some(target) = self.roles.get(name) {
+            return Ok(target.get_ref().clone());
+        }
+        let roles: Vec<&str> = self.roles.keys().map(String::as_str).collect();
+        Err(Error::user(format!("no instance or role named `{name}`")).with_hint(format!(
+            "instances: {}; roles: {}",
+            self.instance_names().join(", "),
+            if roles.is_empty() { "none".to_string() } else { roles.join(", ") }
+        )))
+    }
+
+    /// The role names pointing at `instance`.
+    pub fn roles_of(&self, instance: &str) -> Vec<String> {
+        self.roles
+            .iter()
+            .filter(|(_, t)| t.get_ref() == instance)
+            .map(|(r, _)| r.clone())
+            .collect()
+    }
+
+    pub fn is_production(&self, instance: &str) -> bool {
+        self.roles
+            .get("production")
+            .is_some_and(|t| t.get_ref() == instance)
+    }
+
+    /// The effective config as TOML, secrets masked (passwords are never in the file,
+    /// but a password file's path and env var name are shown; any userinfo password in a
+    /// URL is masked).
+    pub fn show(&self) -> String {
+        let mut shown = self.clone();
+        for inst in shown.instances.values_mut() {
+            if let Some(db) = &mut inst.database {
+                if let Some(url) = &mut db.url {
+                    *url = Spanned::new(0..0, crate::database::mask_url(url.get_ref()));
+                }
+            }
+        }
+        toml::to_string_pretty(&shown).unwrap_or_else(|e| format!("# cannot render: {e}\n"))
+    }
+}
+
+/// Rewrites `[roles] ROLE = "INSTANCE"` in the file, keeping its comments and layout.
+pub fn write_role(path: &Path, role: &str, instance: &str) -> Result<()> {
+    let text = std::fs::read_to_string(path).map_err(|source| Error::ConfigIo {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let mut doc: toml_edit::DocumentMut = text.parse().map_err(|e: toml_edit::TomlError| {
+        Error::Config {
+            diagnostics: vec![diagnostic(
+                path,
+                &text,
+                e.span().map(|s| s.start).unwrap_or(0),
+                e.message().to_string(),
+            )],
+        }
+    })?;
+    if doc.get("roles").is_none() {
+        doc["roles"] = toml_edit::table();
+    }
+    doc["roles"][role] = toml_edit::value(instance);
+    let new_text = doc.to_string();
+    // Validate before writing: a role change must leave a valid file.
+    Config::parse(&new_text, path)?;
+    let tmp = path.with_extension("toml.tmp");
+    std::fs::write(&tmp, &new_text).map_err(|e| Error::io(format!("writing {}", tmp.display()), e))?;
+    std::fs::rename(&tmp, path).map_err(|e| Error::io(format!("replacing {}", path.display()), e))?;
+    Ok(())
+}
+
+fn diagnostic(path: &Path, text: &str, offset: usize, message: String) -> Diagnostic {
+    let offset = offset.min(text.len());
+    let before = &text[..offset];
+    let line = before.matches('\n').count() + 1;
+    let column = before.rfind('\n').map(|i| offset - i).unwrap_or(offset + 1);
+    Diagnostic {
+        file: path.to_path_buf(),
+        line,
+        column,
+        message,
+    }
+}
+
+/// Parses a human duration (`10s`, `5m`, `1h 30m`) with the message config errors use.
+pub fn parse_duration(text: &str) -> std::result::Result<Duration, String> {
+    humantime::parse_duration(text)
+        .map_err(|e| format!("invalid duration `{text}`: {e} (write e.g. \"10s\", \"5m\", \"1h 30m\")"))
+}

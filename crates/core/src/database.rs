@@ -1,0 +1,288 @@
+//! Database drivers: what ostler needs to know of each engine to run an instance
+//! against it and to protect it — how to name it to the service (`{db}`), how to pass
+//! the password (environment, never argv), how to take a safety dump and how to wipe it.
+//! Backups proper live in `backup/`; this is the small surface the foundation needs.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use crate::config::{Config, DatabaseConfig, DatabaseKind};
+use crate::error::{Error, Result};
+use crate::exec::Runner;
+
+/// A parsed `postgres://user@host:port/db` or `mysql://...` URL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DbUrl {
+    pub user: String,
+    pub host: String,
+    pub port: u16,
+    pub database: String,
+}
+
+impl DbUrl {
+    pub fn parse(text: &str, kind: DatabaseKind) -> std::result::Result<DbUrl, String> {
+        let url = url::Url::parse(text).map_err(|e| format!("bad database url `{}`: {e}", mask_url(text)))?;
+        let (schemes, default_port): (&[&str], u16) = match kind {
+            DatabaseKind::Postgres => (&["postgres", "postgresql"], 5432),
+            DatabaseKind::Mysql => (&["mysql", "mariadb"], 3306),
+            DatabaseKind::Sqlite => return Err("a sqlite database takes `path`, not `url`".into()),
+        };
+        if !schemes.contains(&url.scheme()) {
+            return Err(format!(
+                "database url `{}` should start with {}://",
+                mask_url(text),
+                schemes[0]
+            ));
+        }
+        if url.password().is_some() {
+            return Err(
+                "the database url holds a password; put it in `password_file` or `password_env` so it never reaches argv, logs or the journal"
+                    .into(),
+            );
+        }
+        let database = url.path().trim_start_matches('/').to_string();
+        if database.is_empty() {
+            return Err(format!("database url `{text}` names no database (add /DBNAME)"));
+        }
+        Ok(DbUrl {
+            user: if url.username().is_empty() { "root".into() } else { url.username().to_string() },
+            host: url.host_str().unwrap_or("127.0.0.1").to_string(),
+            port: url.port().unwrap_or(default_port),
+            database,
+        })
+    }
+}
+
+/// Replaces a URL's password with `***`.
+pub fn mask_url(text: &str) -> String {
+    match url::Url::parse(text) {
+        Ok(mut u) if u.password().is_some() => {
+            let _ = u.set_password(Some("***"));
+            u.to_string()
+        }
+        _ => text.to_string(),
+    }
+}
+
+/// One instance's database, resolved against its config: where it is and how to reach it.
+#[derive(Debug, Clone)]
+pub enum Database {
+    Sqlite { path: PathBuf },
+    Postgres { url: DbUrl, password: Option<String> },
+    Mysql { url: DbUrl, password: Option<String> },
+}
+
+impl Database {
+    /// Resolves an instance's `[database]` section. Reads the password now so that a
+    /// missing password file is reported before anything runs.
+    pub fn resolve(config: &Config, instance: &str, db: &DatabaseConfig, dir: &Path) -> Result<Database> {
+        let password = read_password(config, instance, db)?;
+        Ok(match db.kind {
+            DatabaseKind::Sqlite => Database::Sqlite {
+                path: dir.join(db.path.as_ref().expect("validated")),
+            },
+            kind => {
+                let text = db.url.as_ref().expect("validated").get_ref();
+                let url = DbUrl::parse(text, kind).map_err(|e| Error::user(format!("instance `{instance}`: {e}")))?;
+                if kind == DatabaseKind::Postgres {
+                    Database::Postgres { url, password }
+                } else {
+                    Database::Mysql { url, password }
+                }
+            }
+        })
+    }
+
+    pub fn kind(&self) -> DatabaseKind {
+        match self {
+            Database::Sqlite { .. } => DatabaseKind::Sqlite,
+            Database::Postgres { .. } => DatabaseKind::Postgres,
+            Database::Mysql { .. } => DatabaseKind::Mysql,
+        }
+    }
+
+    /// What `{db}` expands to in commands: the SQLite file's path, or the URL without
+    /// a password.
+    pub fn locator(&self) -> String {
+        match self {
+            Database::Sqlite { path } => path.display().to_string(),
+            Database::Postgres { url, .. } => {
+                format!("postgres://{}@{}:{}/{}", url.user, url.host, url.port, url.database)
+            }
+            Database::Mysql { url, .. } => {
+                format!("mysql://{}@{}:{}/{}", url.user, url.host, url.port, url.database)
+            }
+        }
+    }
+
+    /// Environment for children (the service and the native tools): the password in
+    /// the variable the engine's own tools read.
+    pub fn child_env(&self) -> Vec<(String, String)> {
+        match self {
+            Database::Sqlite { .. } => vec![],
+            Database::Postgres { password, .. } => password
+                .iter()
+                .map(|p| ("PGPASSWORD".to_string(), p.clone()))
+                .collect(),
+            Database::Mysql { password, .. } => password
+                .iter()
+                .map(|p| ("MYSQL_PWD".to_string(), p.clone()))
+                .collect(),
+        }
+    }
+
+    /// Connection arguments for the native client tools (never the password).
+    pub fn client_args(&self) -> Vec<String> {
+        match self {
+            Database::Sqlite { .. } => vec![],
+            Database::Postgres { url, .. } => vec![
+                "-h".into(),
+                url.host.clone(),
+                "-p".into(),
+                url.port.to_string(),
+                "-U".into(),
+                url.user.clone(),
+            ],
+            Database::Mysql { url, .. } => vec![
+                "--protocol=tcp".into(),
+                "-h".into(),
+                url.host.clone(),
+                "-P".into(),
+                url.port.to_string(),
+                "-u".into(),
+                url.user.clone(),
+            ],
+        }
+    }
+
+    /// Name of the database on its server (or the file name for SQLite).
+    pub fn name(&self) -> String {
+        match self {
+            Database::Sqlite { path } => path.display().to_string(),
+            Database::Postgres { url, .. } | Database::Mysql { url, .. } => url.database.clone(),
+        }
+    }
+
+    /// Runs SQL with the engine's client and returns what it printed (tab-separated,
+    /// no headers). `database` overrides the instance's own database name.
+    pub fn run_sql(&self, runner: &Runner, database: Option<&str>, sql: &str) -> Result<String> {
+        let mut cmd = match self {
+            Database::Sqlite { path } => {
+                let mut c = Command::new("sqlite3");
+                c.arg("-batch").arg("-bail").arg(path);
+                c
+            }
+            Database::Postgres { url, .. } => {
+                let mut c = Command::new("psql");
+                c.args(self.client_args())
+                    .args(["-X", "-A", "-t", "-q", "-F", "\t", "-v", "ON_ERROR_STOP=1", "-d"])
+                    .arg(database.unwrap_or(&url.database));
+                c
+            }
+            Database::Mysql { url, .. } => {
+                let mut c = Command::new("mariadb");
+                c.args(self.client_args())
+                    .args(["--batch", "--skip-column-names", "--raw"])
+                    .arg(database.unwrap_or(&url.database));
+                c
+            }
+        };
+        cmd.envs(self.child_env());
+        runner.run_with_input(&mut cmd, sql.as_bytes())
+    }
+
+    /// Writes a dump of everything in the database to `dest` (a file), for the safety
+    /// copy taken before destructive steps. Returns the file written.
+    pub fn safety_dump(&self, runner: &Runner, dest_dir: &Path, stem: &str) -> Result<PathBuf> {
+        std::fs::create_dir_all(dest_dir).map_err(|e| Error::io(format!("creating {}", dest_dir.display()), e))?;
+        match self {
+            Database::Sqlite { path } => {
+                let dest = dest_dir.join(format!("{stem}.sqlite"));
+                if !path.exists() {
+                    return Err(Error::failed(format!("no database file at {}", path.display())));
+                }
+                let src = rusqlite::Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+                    .map_err(|e| Error::failed(format!("opening {}: {e}", path.display())))?;
+                src.busy_timeout(std::time::Duration::from_secs(10)).ok();
+                src.backup(rusqlite::DatabaseName::Main, &dest, None)
+                    .map_err(|e| Error::failed(format!("backing up {}: {e}", path.display())))?;
+                Ok(dest)
+            }
+            Database::Postgres { url, .. } => {
+                let dest = dest_dir.join(format!("{stem}.pgdump"));
+                let mut c = Command::new("pg_dump");
+                c.args(self.client_args()).arg("-Fc").arg("-f").arg(&dest).arg(&url.database);
+                c.envs(self.child_env());
+                runner.run(&mut c)?;
+                Ok(dest)
+            }
+            Database::Mysql { url, .. } => {
+                let dest = dest_dir.join(format!("{stem}.sql"));
+                let mut c = Command::new("mariadb-dump");
+                c.args(self.client_args())
+                    .args(["--single-transaction", "--routines", "--triggers", "--result-file"])
+                    .arg(&dest)
+                    .arg(&url.database);
+                c.envs(self.child_env());
+                runner.run(&mut c)?;
+                Ok(dest)
+            }
+        }
+    }
+
+    /// Empties the database: SQLite's file is removed; a server database is dropped and
+    /// created again, empty.
+    pub fn nuke(&self, runner: &Runner) -> Result<()> {
+        match self {
+            Database::Sqlite { path } => {
+                for suffix in ["", "-wal", "-shm", "-journal"] {
+                    let p = PathBuf::from(format!("{}{suffix}", path.display()));
+                    if p.exists() {
+                        std::fs::remove_file(&p).map_err(|e| Error::io(format!("removing {}", p.display()), e))?;
+                    }
+                }
+                Ok(())
+            }
+            Database::Postgres { url, .. } => {
+                let db = &url.database;
+                self.run_sql(
+                    runner,
+                    Some("postgres"),
+                    &format!("DROP DATABASE IF EXISTS \"{db}\" WITH (FORCE);\nCREATE DATABASE \"{db}\";\n"),
+                )?;
+                Ok(())
+            }
+            Database::Mysql { url, .. } => {
+                let db = &url.database;
+                self.run_sql(
+                    runner,
+                    Some(""),
+                    &format!("DROP DATABASE IF EXISTS `{db}`; CREATE DATABASE `{db}` CHARACTER SET utf8mb4;"),
+                )?;
+                Ok(())
+            }
+        }
+    }
+}
+
+fn read_password(config: &Config, instance: &str, db: &DatabaseConfig) -> Result<Option<String>> {
+    if let Some(file) = &db.password_file {
+        let path = config.base_dir().join(file);
+        let text = std::fs::read_to_string(&path).map_err(|e| {
+            Error::user(format!(
+                "instance `{instance}`: cannot read password_file {}: {e}",
+                path.display()
+            ))
+        })?;
+        return Ok(Some(text.lines().next().unwrap_or("").to_string()));
+    }
+    if let Some(var) = &db.password_env {
+        return match std::env::var(var) {
+            Ok(v) => Ok(Some(v)),
+            Err(_) => Err(Error::user(format!(
+                "instance `{instance}`: password_env names `{var}`, which is not set"
+            ))),
+        };
+    }
+    Ok(None)
+}

@@ -1,0 +1,171 @@
+//! The model: an `Ostler` handle on one service (its config, reporter and interrupt
+//! flag) and the `Instance`s it resolves, with their paths, database and commands
+//! expanded. `Ostler::operate` is the one way an operation on an instance runs: under
+//! the instance's lock, journaled before and completed after.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::config::{Config, InstanceConfig};
+use crate::database::Database;
+use crate::error::{Error, Result};
+use crate::exec::Runner;
+use crate::report::{Interrupt, Reporter};
+use crate::state::State;
+
+/// ostler acting on one service.
+#[derive(Clone)]
+pub struct Ostler {
+    pub config: Config,
+    pub reporter: Arc<dyn Reporter>,
+    pub interrupt: Interrupt,
+}
+
+/// One instance, resolved: absolute paths and its database.
+#[derive(Debug, Clone)]
+pub struct Instance {
+    pub name: String,
+    pub config: InstanceConfig,
+    pub dir: PathBuf,
+    pub log_path: PathBuf,
+    pub database: Option<Database>,
+    pub port: u16,
+}
+
+impl Ostler {
+    pub fn new(config: Config, reporter: Arc<dyn Reporter>, interrupt: Interrupt) -> Ostler {
+        Ostler {
+            config,
+            reporter,
+            interrupt,
+        }
+    }
+
+    pub fn load(path: &Path, reporter: Arc<dyn Reporter>, interrupt: Interrupt) -> Result<Ostler> {
+        Ok(Ostler::new(Config::load(path)?, reporter, interrupt))
+    }
+
+    pub fn state_dir(&self) -> PathBuf {
+        self.config.state_dir()
+    }
+
+    pub fn state(&self) -> Result<State> {
+        State::open(&self.state_dir())
+    }
+
+    /// A runner not tied to a journal entry.
+    pub fn runner(&self) -> Runner {
+        Runner::new(self.reporter.clone(), self.interrupt.clone())
+    }
+
+    /// Resolves an instance or role name.
+    pub fn instance(&self, name: &str) -> Result<Instance> {
+        let name = self.config.resolve(name)?;
+        let config = self.config.instances[&name].clone();
+        let base = self.config.base_dir();
+        let dir = base.join(&config.dir);
+        let log_path = match &config.log {
+            Some(p) => dir.join(p),
+            None => self.state_dir().join("logs").join(format!("{name}.log")),
+        };
+        let database = match &config.database {
+            Some(db) => Some(Database::resolve(&self.config, &name, db, &dir)?),
+            None => None,
+        };
+        Ok(Instance {
+            port: *config.port.get_ref(),
+            name,
+            config,
+            dir,
+            log_path,
+            database,
+        })
+    }
+
+    pub fn instances(&self) -> Result<Vec<Instance>> {
+        self.config
+            .instance_names()
+            .iter()
+            .map(|n| self.instance(n))
+            .collect()
+    }
+
+    /// Runs `f` as operation `operation` on `instance`: takes the instance's lock (or
+    /// fails naming its holder), journals the start, runs, journals the outcome, unlocks.
+    pub fn operate<T>(
+        &self,
+        instance: &Instance,
+        operation: &str,
+        ttl: Duration,
+        f: impl FnOnce(&Runner) -> Result<T>,
+    ) -> Result<T> {
+        let state = self.state()?;
+        state.lock(&instance.name, operation, ttl)?;
+        let id = match state.journal_begin(operation, Some(&instance.name), None) {
+            Ok(id) => id,
+            Err(e) => {
+                let _ = state.unlock(&instance.name);
+                return Err(e);
+            }
+        };
+        let runner = self.runner().journaled(&self.state_dir(), id);
+        let result = f(&runner);
+        let (status, detail) = match &result {
+            Ok(_) => ("ok", None),
+            Err(Error::Interrupted) => ("interrupted", Some("interrupted".to_string())),
+            Err(e) => ("failed", Some(e.to_string())),
+        };
+        let _ = state.journal_end(id, status, detail.as_deref());
+        let _ = state.unlock(&instance.name);
+        result
+    }
+
+    /// Journals an operation that is not about one instance (role changes, serve...).
+    pub fn journal_event(&self, operation: &str, instance: Option<&str>, detail: &str) -> Result<()> {
+        let state = self.state()?;
+        let id = state.journal_begin(operation, instance, Some(detail))?;
+        state.journal_end(id, "ok", None)
+    }
+}
+
+impl Instance {
+    /// Expands `{port}`, `{db}`, `{dir}` and `{name}` in a command from the config.
+    pub fn expand(&self, template: &str) -> String {
+        template
+            .replace("{port}", &self.port.to_string())
+            .replace("{db}", &self.database.as_ref().map(|d| d.locator()).unwrap_or_default())
+            .replace("{dir}", &self.dir.display().to_string())
+            .replace("{name}", &self.name)
+    }
+
+    /// The health URL, expanded.
+    pub fn health_url(&self) -> Option<String> {
+        self.config.health.as_deref().map(|h| self.expand(h))
+    }
+
+    /// Environment for the instance's commands: the config's `env`, the database
+    /// password in its engine's variable, and `OSTLER_INSTANCE`.
+    pub fn env(&self) -> Vec<(String, String)> {
+        let mut env: Vec<(String, String)> = self
+            .config
+            .env
+            .iter()
+            .map(|(k, v)| (k.clone(), self.expand(v)))
+            .collect();
+        if let Some(db) = &self.database {
+            env.extend(db.child_env());
+        }
+        env.push(("OSTLER_INSTANCE".into(), self.name.clone()));
+        env
+    }
+
+    /// Absolute paths of the instance's stores (name, path, cache).
+    pub fn stores(&self) -> Vec<(String, PathBuf, bool)> {
+        self.config
+            .stores
+            .iter()
+            .map(|s| (s.name.clone(), self.dir.join(&s.path), s.cache))
+            .collect()
+    }
+}

@@ -1,0 +1,21 @@
+//! ostler's library: everything ostler knows how to do, with no terminal, no clap and
+//! no home directory. The `ostler` binary and the daemon are thin front ends over it.
+//!
+//! Layers, top down: `plan` (chains of verbs on instances) → `ops` (one operation on
+//! one instance) → `instance` (the model: `Ostler` handle, `Instance`) → drivers
+//! (`database`, `process`, `exec`) and `state` (SQLite: journal, locks, runtime).
+
+pub mod config;
+pub mod database;
+pub mod error;
+pub mod exec;
+pub mod instance;
+pub mod ops;
+pub mod plan;
+pub mod process;
+pub mod report;
+pub mod state;
+pub mod supervisor;
+
+pub use error::{Error, ErrorKind, Result};
+pub use instance::{Instance, Ostler};

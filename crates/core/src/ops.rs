@@ -1,0 +1,406 @@
+//! The single-instance operations of the bin/manage surface: build, start, stop,
+//! print, processes, configure, log-nuke, db-nuke, and an instance's status. Each takes
+//! a `Runner` already journaled under the instance's lock (see `Ostler::operate`).
+
+use std::fs::OpenOptions;
+use std::os::unix::process::CommandExt;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use jiff::Timestamp;
+use nix::sys::signal::{killpg, Signal};
+use nix::unistd::Pid;
+use serde::Serialize;
+
+use crate::error::{Error, Result};
+use crate::exec::{tail, Runner};
+use crate::instance::{Instance, Ostler};
+use crate::process::{self, PidState};
+use crate::state::{LockInfo, Runtime, State};
+
+pub fn build(_ostler: &Ostler, inst: &Instance, runner: &Runner) -> Result<String> {
+    std::fs::create_dir_all(&inst.dir).map_err(|e| Error::io(format!("creating {}", inst.dir.display()), e))?;
+    match &inst.config.build {
+        Some(cmd) => {
+            runner.shell(&inst.expand(cmd), &inst.dir, &inst.env())?;
+            Ok(format!("{}: built", inst.name))
+        }
+        None => Ok(format!("{}: no build command; nothing to build", inst.name)),
+    }
+}
+
+pub fn configure(_ostler: &Ostler, inst: &Instance, runner: &Runner) -> Result<String> {
+    match &inst.config.configure {
+        Some(cmd) => {
+            runner.shell(&inst.expand(cmd), &inst.dir, &inst.env())?;
+            Ok(format!("{}: configured", inst.name))
+        }
+        None => Err(Error::user(format!(
+            "instance `{}` has no `configure` command in the config",
+            inst.name
+        ))),
+    }
+}
+
+/// The instance's process as recorded, checked against the kernel.
+pub fn running_pid(state: &State, inst: &Instance) -> Result<(Runtime, Option<i32>, PidState)> {
+    let rt = state.runtime(&inst.name)?;
+    match rt.pid {
+        Some(pid) => {
+            let ps = process::pid_state(pid, rt.pid_start_ticks);
+            Ok((rt, (ps == PidState::Ours).then_some(pid), ps))
+        }
+        None => Ok((rt, None, PidState::Gone)),
+    }
+}
+
+/// Starts the instance detached, in its own session and process group, output appended
+/// to its log. Waits for the health URL when there is one.
+pub fn start(ostler: &Ostler, inst: &Instance, runner: &Runner) -> Result<String> {
+    let state = ostler.state()?;
+    let (mut rt, pid, _) = running_pid(&state, inst)?;
+    if let Some(pid) = pid {
+        return Err(Error::user(format!("{} is already running (pid {pid})", inst.name)));
+    }
+    if process::port_in_use(inst.port) {
+        let holder = match process::port_holder(inst.port) {
+            Some((pid, prog)) => format!(": pid {pid} ({prog}) holds it"),
+            None => String::new(),
+        };
+        return Err(Error::busy(format!(
+            "cannot start {}: port {} is already in use{holder}",
+            inst.name, inst.port
+        )));
+    }
+    if !inst.dir.is_dir() {
+        return Err(Error::user(format!(
+            "cannot start {}: its dir {} does not exist",
+            inst.name,
+            inst.dir.display()
+        ))
+        .with_hint(format!("run `ostler build {}` first", inst.name)));
+    }
+    if let Some(parent) = inst.log_path.parent() {
+        std::fs::create_dir_all(parent).map_err(|e| Error::io(format!("creating {}", parent.display()), e))?;
+    }
+    let log = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&inst.log_path)
+        .map_err(|e| Error::io(format!("opening log {}", inst.log_path.display()), e))?;
+    let log_offset = log.metadata().map(|m| m.len()).unwrap_or(0);
+    let line = inst.expand(&inst.config.start);
+    let mut cmd = Command::new("sh");
+    cmd.arg("-c")
+        // `exec` makes the service itself the group leader we recorded, unless the
+        // line is a little script of its own.
+        .arg(if line.contains([';', '&', '|', '\n']) { line.clone() } else { format!("exec {line}") })
+        .current_dir(&inst.dir)
+        .envs(inst.env())
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().map_err(|e| Error::io("duplicating log handle", e))?)
+        .stderr(log);
+    // SAFETY: setsid is async-signal-safe; the child gets its own session and process
+    // group, so a terminal's Ctrl-C does not reach it and stop can signal the group.
+    unsafe {
+        cmd.pre_exec(|| {
+            nix::unistd::setsid().map_err(std::io::Error::from)?;
+            Ok(())
+        });
+    }
+    runner.reporter().command(&crate::exec::describe(&cmd));
+    let child = cmd
+        .spawn()
+        .map_err(|e| Error::failed(format!("cannot start {}: {e}", inst.name)))?;
+    let pid = child.id() as i32;
+    // The child is detached on purpose: whoever reaps it (init, or the daemon's
+    // reaper) does so; we only keep its pid and start time.
+    std::mem::forget(child);
+    rt.pid = Some(pid);
+    rt.pid_start_ticks = process::start_ticks(pid);
+    rt.started_at = Some(Timestamp::now());
+    rt.desired = "running".into();
+    rt.supervision = "ok".into();
+    rt.next_restart_at = None;
+    state.set_runtime(&inst.name, &rt)?;
+    match wait_ready(ostler, inst, pid, log_offset) {
+        Ok(how) => Ok(format!("{}: started (pid {pid}, port {}){how}", inst.name, inst.port)),
+        Err(e) => {
+            // Leave nothing half-started behind.
+            let _ = signal_group(pid, Signal::SIGKILL);
+            let mut rt = state.runtime(&inst.name)?;
+            rt.pid = None;
+            rt.pid_start_ticks = None;
+            state.set_runtime(&inst.name, &rt)?;
+            Err(e)
+        }
+    }
+}
+
+fn log_tail_since(inst: &Instance, offset: u64) -> String {
+    let text = std::fs::read(&inst.log_path).unwrap_or_default();
+    let start = (offset as usize).min(text.len());
+    let text = String::from_utf8_lossy(&text[start..]);
+    if text.trim().is_empty() {
+        "    (the log is empty)".into()
+    } else {
+        tail(&text, 15)
+    }
+}
+
+fn wait_ready(ostler: &Ostler, inst: &Instance, pid: i32, log_offset: u64) -> Result<String> {
+    let died = |inst: &Instance| {
+        Error::failed(format!(
+            "{} exited right after start; last lines of {}:\n{}",
+            inst.name,
+            inst.log_path.display(),
+            log_tail_since(inst, log_offset)
+        ))
+    };
+    let Some(url) = inst.health_url() else {
+        std::thread::sleep(Duration::from_millis(300));
+        return if process::pid_alive(pid) { Ok(String::new()) } else { Err(died(inst)) };
+    };
+    let timeout = inst.config.health_timeout.0;
+    let started = Instant::now();
+    let agent = ureq::AgentBuilder::new().timeout(Duration::from_secs(2)).build();
+    let mut last;
+    loop {
+        ostler.interrupt.check()?;
+        if !process::pid_alive(pid) {
+            return Err(died(inst));
+        }
+        match agent.get(&url).call() {
+            Ok(resp) if (200..300).contains(&resp.status()) => {
+                return Ok(format!(", healthy after {:.1}s", started.elapsed().as_secs_f64()));
+            }
+            Ok(resp) => last = format!("HTTP {}", resp.status()),
+            Err(ureq::Error::Status(code, _)) => last = format!("HTTP {code}"),
+            Err(e) => last = e.to_string(),
+        }
+        if started.elapsed() >= timeout {
+            return Err(Error::failed(format!(
+                "{} did not become healthy within {} ({url}: {last}); last lines of {}:\n{}",
+                inst.name,
+                humantime::format_duration(timeout),
+                inst.log_path.display(),
+                log_tail_since(inst, log_offset)
+            )));
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn signal_group(pgid: i32, sig: Signal) -> nix::Result<()> {
+    killpg(Pid::from_raw(pgid), sig)
+}
+
+/// Stops the instance: SIGTERM to its process group, then SIGKILL after
+/// `stop_timeout`. Says which it took. A recorded pid now owned by another program is
+/// not touched.
+pub fn stop(ostler: &Ostler, inst: &Instance, _runner: &Runner) -> Result<String> {
+    let state = ostler.state()?;
+    let (mut rt, _, ps) = running_pid(&state, inst)?;
+    rt.desired = "stopped".into();
+    rt.next_restart_at = None;
+    let Some(pid) = rt.pid else {
+        state.set_runtime(&inst.name, &rt)?;
+        return Err(Error::failed(format!("{} is not running", inst.name)));
+    };
+    match ps {
+        PidState::Gone => {
+            // The top process is gone; stragglers in its group still get stopped.
+            if process::group_members(pid).is_empty() {
+                rt.pid = None;
+                state.set_runtime(&inst.name, &rt)?;
+                return Err(Error::failed(format!(
+                    "{} is not running (recorded pid {pid} has exited)",
+                    inst.name
+                )));
+            }
+        }
+        PidState::Reused => {
+            let who = process::tree(pid).first().map(|p| p.command.clone()).unwrap_or_default();
+            rt.pid = None;
+            state.set_runtime(&inst.name, &rt)?;
+            return Err(Error::failed(format!(
+                "{} is not running: its recorded pid {pid} now belongs to another program ({who}); not killing it",
+                inst.name
+            )));
+        }
+        PidState::Ours => {}
+    }
+    let timeout = inst.config.stop_timeout.0;
+    let _ = signal_group(pid, Signal::SIGTERM);
+    let started = Instant::now();
+    let how = loop {
+        if process::group_members(pid).is_empty() && !process::pid_alive(pid) {
+            break format!("stopped with SIGTERM after {:.1}s", started.elapsed().as_secs_f64());
+        }
+        if started.elapsed() >= timeout {
+            let _ = signal_group(pid, Signal::SIGKILL);
+            let killed_at = Instant::now();
+            while (process::pid_alive(pid) || !process::group_members(pid).is_empty())
+                && killed_at.elapsed() < Duration::from_secs(5)
+            {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            break format!(
+                "did not stop within {} of SIGTERM; killed with SIGKILL",
+                humantime::format_duration(timeout)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    rt.pid = None;
+    rt.pid_start_ticks = None;
+    state.set_runtime(&inst.name, &rt)?;
+    Ok(format!("{}: {how}", inst.name))
+}
+
+pub fn print(ostler: &Ostler, inst: &Instance) -> Result<String> {
+    let st = status(ostler, inst)?;
+    let mut out = format!(
+        "instance {}\n  dir:      {}\n  port:     {}\n  start:    {}\n",
+        inst.name,
+        inst.dir.display(),
+        inst.port,
+        inst.expand(&inst.config.start)
+    );
+    if let Some(b) = &inst.config.build {
+        out += &format!("  build:    {}\n", inst.expand(b));
+    }
+    if let Some(h) = inst.health_url() {
+        out += &format!("  health:   {h}\n");
+    }
+    if let Some(db) = &inst.database {
+        out += &format!("  database: {} {}\n", db.kind(), db.locator());
+    }
+    for (name, path, cache) in inst.stores() {
+        out += &format!("  store:    {name} {}{}\n", path.display(), if cache { " (cache)" } else { "" });
+    }
+    out += &format!("  log:      {}\n", inst.log_path.display());
+    if !st.roles.is_empty() {
+        out += &format!("  roles:    {}\n", st.roles.join(", "));
+    }
+    out += &format!("  status:   {}", st.state);
+    if let Some(pid) = st.pid {
+        out += &format!(" (pid {pid})");
+    }
+    out.push('\n');
+    Ok(out)
+}
+
+pub fn processes(ostler: &Ostler, inst: &Instance) -> Result<Vec<process::ProcessInfo>> {
+    let state = ostler.state()?;
+    let (_, pid, _) = running_pid(&state, inst)?;
+    match pid {
+        Some(pid) => Ok(process::tree(pid)),
+        None => Err(Error::failed(format!("{} is not running", inst.name))),
+    }
+}
+
+/// Truncates the instance's log and any extra `logs` files.
+pub fn log_nuke(_ostler: &Ostler, inst: &Instance) -> Result<String> {
+    let mut done = Vec::new();
+    let mut paths = vec![inst.log_path.clone()];
+    paths.extend(inst.config.logs.iter().map(|p| inst.dir.join(p)));
+    for p in paths {
+        if p.exists() {
+            let f = OpenOptions::new()
+                .write(true)
+                .open(&p)
+                .map_err(|e| Error::io(format!("opening {}", p.display()), e))?;
+            f.set_len(0).map_err(|e| Error::io(format!("truncating {}", p.display()), e))?;
+            done.push(p.display().to_string());
+        }
+    }
+    Ok(if done.is_empty() {
+        format!("{}: no log files yet", inst.name)
+    } else {
+        format!("{}: emptied {}", inst.name, done.join(", "))
+    })
+}
+
+/// Empties the instance's database after writing a safety dump; says where it is.
+pub fn db_nuke(ostler: &Ostler, inst: &Instance, runner: &Runner) -> Result<String> {
+    let Some(db) = &inst.database else {
+        return Err(Error::user(format!("instance `{}` has no database", inst.name)));
+    };
+    let state = ostler.state()?;
+    if let (_, Some(pid), _) = running_pid(&state, inst)? {
+        return Err(Error::user(format!(
+            "{} is running (pid {pid}); stop it before db-nuke",
+            inst.name
+        ))
+        .with_hint(format!("ostler stop,db-nuke {}", inst.name)));
+    }
+    let stamp = Timestamp::now().strftime("%Y%m%dT%H%M%SZ").to_string();
+    let safety = db.safety_dump(runner, &ostler.state_dir().join("safety"), &format!("{}-{stamp}", inst.name));
+    let dump = match safety {
+        Ok(p) => p.display().to_string(),
+        Err(e) if matches!(db, crate::database::Database::Sqlite { path } if !path.exists()) => {
+            drop(e);
+            "none (no database file yet)".into()
+        }
+        Err(e) => {
+            return Err(Error::failed(format!(
+                "not nuking {}: the safety dump failed: {e}",
+                inst.name
+            )))
+        }
+    };
+    db.nuke(runner)?;
+    Ok(format!("{}: database emptied; safety dump: {dump}", inst.name))
+}
+
+/// What `ostler status` shows for one instance.
+#[derive(Debug, Clone, Serialize)]
+pub struct InstanceStatus {
+    pub name: String,
+    pub roles: Vec<String>,
+    /// running, stopped, crashed, crash-loop, backoff
+    pub state: String,
+    pub pid: Option<i32>,
+    pub port: u16,
+    pub started_at: Option<Timestamp>,
+    pub desired: String,
+    pub supervision: String,
+    pub recent_crashes: usize,
+    pub lock: Option<LockInfo>,
+    pub autostart: bool,
+}
+
+pub fn status(ostler: &Ostler, inst: &Instance) -> Result<InstanceStatus> {
+    let state = ostler.state()?;
+    status_with(&state, ostler, inst)
+}
+
+pub fn status_with(state: &State, ostler: &Ostler, inst: &Instance) -> Result<InstanceStatus> {
+    let (rt, pid, ps) = running_pid(state, inst)?;
+    let lock = state.locks()?.into_iter().find(|l| l.instance == inst.name);
+    let state_word = if pid.is_some() {
+        "running".to_string()
+    } else if rt.supervision == "crash-loop" {
+        "crash-loop".to_string()
+    } else if rt.desired == "running" && rt.supervision == "backoff" {
+        "backoff".to_string()
+    } else if rt.desired == "running" && (ps != PidState::Ours) && rt.pid.is_some() {
+        "crashed".to_string()
+    } else {
+        "stopped".to_string()
+    };
+    Ok(InstanceStatus {
+        name: inst.name.clone(),
+        roles: ostler.config.roles_of(&inst.name),
+        state: state_word,
+        pid,
+        port: inst.port,
+        started_at: pid.and(rt.started_at),
+        desired: rt.desired.clone(),
+        supervision: rt.supervision.clone(),
+        recent_crashes: rt.crashes.len(),
+        lock,
+        autostart: inst.config.autostart,
+    })
+}

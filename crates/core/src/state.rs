@@ -1,0 +1,428 @@
+//! ostler's own state: one SQLite file (`<state_dir>/state.db`) in WAL mode with
+//! embedded migrations run on open. It holds the journal (every operation, written
+//! before it runs and completed after, with each external command it ran), the
+//! per-instance locks, and the runtime record of each instance (pid, desired state,
+//! crashes). Later features add their tables through new migrations here.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use jiff::Timestamp;
+use rusqlite::{params, Connection, OptionalExtension};
+use serde::Serialize;
+
+use crate::error::{Error, Result};
+
+const MIGRATIONS: &[&str] = &[
+    // 1: journal, commands, locks, runtime
+    "CREATE TABLE journal (
+        id INTEGER PRIMARY KEY,
+        operation TEXT NOT NULL,
+        instance TEXT,
+        who TEXT NOT NULL,
+        pid INTEGER NOT NULL,
+        started_at TEXT NOT NULL,
+        finished_at TEXT,
+        status TEXT NOT NULL DEFAULT 'running',
+        detail TEXT
+    );
+    CREATE INDEX journal_instance ON journal(instance, id);
+    CREATE TABLE journal_commands (
+        id INTEGER PRIMARY KEY,
+        journal_id INTEGER NOT NULL REFERENCES journal(id),
+        command TEXT NOT NULL,
+        started_at TEXT NOT NULL,
+        exit_status INTEGER,
+        duration_ms INTEGER
+    );
+    CREATE TABLE locks (
+        instance TEXT PRIMARY KEY,
+        holder_pid INTEGER NOT NULL,
+        holder TEXT NOT NULL,
+        purpose TEXT NOT NULL,
+        acquired_at TEXT NOT NULL,
+        expires_at TEXT NOT NULL
+    );
+    CREATE TABLE runtime (
+        instance TEXT PRIMARY KEY,
+        pid INTEGER,
+        pid_start_ticks INTEGER,
+        started_at TEXT,
+        desired TEXT NOT NULL DEFAULT 'stopped',
+        supervision TEXT NOT NULL DEFAULT 'ok',
+        crashes TEXT NOT NULL DEFAULT '[]',
+        next_restart_at TEXT
+    );",
+];
+
+/// A handle on the state database. Cheap to open; each process opens its own.
+pub struct State {
+    conn: Connection,
+    path: PathBuf,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct JournalEntry {
+    pub id: i64,
+    pub operation: String,
+    pub instance: Option<String>,
+    pub who: String,
+    pub pid: i64,
+    pub started_at: Timestamp,
+    pub finished_at: Option<Timestamp>,
+    pub status: String,
+    pub detail: Option<String>,
+    pub commands: Vec<JournalCommand>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct JournalCommand {
+    pub command: String,
+    pub started_at: Timestamp,
+    pub exit_status: Option<i64>,
+    pub duration_ms: Option<i64>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct LockInfo {
+    pub instance: String,
+    pub holder_pid: i64,
+    pub holder: String,
+    pub purpose: String,
+    pub acquired_at: Timestamp,
+    pub expires_at: Timestamp,
+}
+
+/// What ostler remembers of an instance's process and supervision.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Runtime {
+    pub pid: Option<i32>,
+    pub pid_start_ticks: Option<u64>,
+    pub started_at: Option<Timestamp>,
+    /// `running` or `stopped`: what the operator last asked for.
+    pub desired: String,
+    /// `ok`, `backoff` or `crash-loop`.
+    pub supervision: String,
+    /// Times of recent crashes, newest last.
+    pub crashes: Vec<Timestamp>,
+    pub next_restart_at: Option<Timestamp>,
+}
+
+fn ts(text: String) -> Timestamp {
+    text.parse().unwrap_or(Timestamp::UNIX_EPOCH)
+}
+
+impl State {
+    /// Opens (creating if needed) the state database in `state_dir`.
+    pub fn open(state_dir: &Path) -> Result<State> {
+        std::fs::create_dir_all(state_dir)
+            .map_err(|e| Error::io(format!("creating state dir {}", state_dir.display()), e))?;
+        let path = state_dir.join("state.db");
+        let err = |source| Error::State {
+            path: path.clone(),
+            source,
+        };
+        let mut conn = Connection::open(&path).map_err(err)?;
+        conn.busy_timeout(Duration::from_secs(15)).map_err(err)?;
+        conn.pragma_update(None, "journal_mode", "WAL").map_err(err)?;
+        conn.pragma_update(None, "synchronous", "NORMAL").map_err(err)?;
+        conn.pragma_update(None, "foreign_keys", "ON").map_err(err)?;
+        let version: usize = conn
+            .query_row("PRAGMA user_version", [], |r| r.get::<_, i64>(0))
+            .map_err(err)? as usize;
+        if version > MIGRATIONS.len() {
+            return Err(Error::failed(format!(
+                "state database {} is from a newer ostler (schema {version}, this one knows {})",
+                path.display(),
+                MIGRATIONS.len()
+            )));
+        }
+        if version < MIGRATIONS.len() {
+            let tx = conn
+                .transaction_with_behavior(rusqlite::TransactionBehavior::Exclusive)
+                .map_err(err)?;
+            let current: usize = tx
+                .query_row("PRAGMA user_version", [], |r| r.get::<_, i64>(0))
+                .map_err(err)? as usize;
+            for (i, sql) in MIGRATIONS.iter().enumerate().skip(current) {
+                tx.execute_batch(sql).map_err(err)?;
+                tx.pragma_update(None, "user_version", (i + 1) as i64).map_err(err)?;
+            }
+            tx.commit().map_err(err)?;
+        }
+        Ok(State { conn, path })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn conn(&self) -> &Connection {
+        &self.conn
+    }
+
+    fn err(&self) -> impl Fn(rusqlite::Error) -> Error + '_ {
+        move |source| Error::State {
+            path: self.path.clone(),
+            source,
+        }
+    }
+
+    // ---- journal ----
+
+    /// Records an operation before it runs; returns its id.
+    pub fn journal_begin(&self, operation: &str, instance: Option<&str>, detail: Option<&str>) -> Result<i64> {
+        self.conn
+            .execute(
+                "INSERT INTO journal (operation, instance, who, pid, started_at, detail) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![operation, instance, who(), std::process::id(), Timestamp::now().to_string(), detail],
+            )
+            .map_err(self.err())?;
+        Ok(self.conn.last_insert_rowid())
+    }
+
+    /// Completes an operation: `ok`, `failed` or `interrupted`, with a detail line.
+    pub fn journal_end(&self, id: i64, status: &str, detail: Option<&str>) -> Result<()> {
+        self.conn
+            .execute(
+                "UPDATE journal SET finished_at = ?2, status = ?3, detail = COALESCE(?4, detail) WHERE id = ?1",
+                params![id, Timestamp::now().to_string(), status, detail],
+            )
+            .map_err(self.err())?;
+        Ok(())
+    }
+
+    pub fn journal_command_begin(&self, journal_id: i64, command: &str) -> Result<i64> {
+        self.conn
+            .execute(
+                "INSERT INTO journal_commands (journal_id, command, started_at) VALUES (?1, ?2, ?3)",
+                params![journal_id, command, Timestamp::now().to_string()],
+            )
+            .map_err(self.err())?;
+        Ok(self.conn.last_insert_rowid())
+    }
+
+    pub fn journal_command_end(&self, id: i64, exit_status: Option<i32>, duration: Duration) -> Result<()> {
+        self.conn
+            .execute(
+                "UPDATE journal_commands SET exit_status = ?2, duration_ms = ?3 WHERE id = ?1",
+                params![id, exit_status, duration.as_millis() as i64],
+            )
+            .map_err(self.err())?;
+        Ok(())
+    }
+
+    /// The newest `limit` journal entries, oldest first, optionally of one instance.
+    pub fn journal(&self, instance: Option<&str>, limit: usize) -> Result<Vec<JournalEntry>> {
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT id, operation, instance, who, pid, started_at, finished_at, status, detail FROM journal
+                 WHERE (?1 IS NULL OR instance = ?1) ORDER BY id DESC LIMIT ?2",
+            )
+            .map_err(self.err())?;
+        let mut entries: Vec<JournalEntry> = stmt
+            .query_map(params![instance, limit as i64], |r| {
+                Ok(JournalEntry {
+                    id: r.get(0)?,
+                    operation: r.get(1)?,
+                    instance: r.get(2)?,
+                    who: r.get(3)?,
+                    pid: r.get(4)?,
+                    started_at: ts(r.get(5)?),
+                    finished_at: r.get::<_, Option<String>>(6)?.map(ts),
+                    status: r.get(7)?,
+                    detail: r.get(8)?,
+                    commands: vec![],
+                })
+            })
+            .map_err(self.err())?
+            .collect::<rusqlite::Result<_>>()
+            .map_err(self.err())?;
+        entries.reverse();
+        let mut cmds = self
+            .conn
+            .prepare("SELECT command, started_at, exit_status, duration_ms FROM journal_commands WHERE journal_id = ?1 ORDER BY id")
+            .map_err(self.err())?;
+        for e in &mut entries {
+            e.commands = cmds
+                .query_map([e.id], |r| {
+                    Ok(JournalCommand {
+                        command: r.get(0)?,
+                        started_at: ts(r.get(1)?),
+                        exit_status: r.get(2)?,
+                        duration_ms: r.get(3)?,
+                    })
+                })
+                .map_err(self.err())?
+                .collect::<rusqlite::Result<_>>()
+                .map_err(self.err())?;
+        }
+        Ok(entries)
+    }
+
+    // ---- locks ----
+
+    /// Takes the instance's lock for `purpose`, or fails naming the holder. An expired
+    /// lock, or one whose holder process is gone, is reclaimed and the reclaim journaled.
+    pub fn lock(&self, instance: &str, purpose: &str, ttl: Duration) -> Result<()> {
+        let now = Timestamp::now();
+        let tx = self.conn.unchecked_transaction().map_err(self.err())?;
+        tx.execute_batch("SAVEPOINT lock_take").ok();
+        let existing: Option<LockInfo> = tx
+            .query_row(
+                "SELECT instance, holder_pid, holder, purpose, acquired_at, expires_at FROM locks WHERE instance = ?1",
+                [instance],
+                |r| {
+                    Ok(LockInfo {
+                        instance: r.get(0)?,
+                        holder_pid: r.get(1)?,
+                        holder: r.get(2)?,
+                        purpose: r.get(3)?,
+                        acquired_at: ts(r.get(4)?),
+                        expires_at: ts(r.get(5)?),
+                    })
+                },
+            )
+            .optional()
+            .map_err(self.err())?;
+        if let Some(l) = existing {
+            let alive = crate::process::pid_alive(l.holder_pid as i32);
+            if l.expires_at > now && alive {
+                return Err(Error::busy(format!(
+                    "instance `{instance}` is busy: {} (pid {}) holds its lock for `{}` since {}",
+                    l.holder, l.holder_pid, l.purpose, l.acquired_at
+                ))
+                .with_hint("wait for it to finish; `ostler status` shows the lock"));
+            }
+            let why = if alive { "expired" } else { "its holder is gone" };
+            tx.execute(
+                "INSERT INTO journal (operation, instance, who, pid, started_at, finished_at, status, detail) VALUES ('lock-reclaim', ?1, ?2, ?3, ?4, ?4, 'ok', ?5)",
+                params![
+                    instance,
+                    who(),
+                    std::process::id(),
+                    now.to_string(),
+                    format!("reclaimed lock held by {} (pid {}) for `{}`: {why}", l.holder, l.holder_pid, l.purpose)
+                ],
+            )
+            .map_err(self.err())?;
+            tx.execute("DELETE FROM locks WHERE instance = ?1", [instance]).map_err(self.err())?;
+        }
+        let expires = now + jiff::SignedDuration::try_from(ttl).unwrap_or(jiff::SignedDuration::from_secs(3600));
+        tx.execute(
+            "INSERT INTO locks (instance, holder_pid, holder, purpose, acquired_at, expires_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![instance, std::process::id(), who(), purpose, now.to_string(), expires.to_string()],
+        )
+        .map_err(self.err())?;
+        tx.commit().map_err(self.err())?;
+        Ok(())
+    }
+
+    /// Releases our lock on the instance (a no-op if we do not hold it).
+    pub fn unlock(&self, instance: &str) -> Result<()> {
+        self.conn
+            .execute(
+                "DELETE FROM locks WHERE instance = ?1 AND holder_pid = ?2",
+                params![instance, std::process::id()],
+            )
+            .map_err(self.err())?;
+        Ok(())
+    }
+
+    pub fn locks(&self) -> Result<Vec<LockInfo>> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT instance, holder_pid, holder, purpose, acquired_at, expires_at FROM locks ORDER BY instance")
+            .map_err(self.err())?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok(LockInfo {
+                    instance: r.get(0)?,
+                    holder_pid: r.get(1)?,
+                    holder: r.get(2)?,
+                    purpose: r.get(3)?,
+                    acquired_at: ts(r.get(4)?),
+                    expires_at: ts(r.get(5)?),
+                })
+            })
+            .map_err(self.err())?
+            .collect::<rusqlite::Result<_>>()
+            .map_err(self.err())?;
+        Ok(rows)
+    }
+
+    // ---- runtime ----
+
+    pub fn runtime(&self, instance: &str) -> Result<Runtime> {
+        let row = self
+            .conn
+            .query_row(
+                "SELECT pid, pid_start_ticks, started_at, desired, supervision, crashes, next_restart_at FROM runtime WHERE instance = ?1",
+                [instance],
+                |r| {
+                    Ok(Runtime {
+                        pid: r.get(0)?,
+                        pid_start_ticks: r.get::<_, Option<i64>>(1)?.map(|v| v as u64),
+                        started_at: r.get::<_, Option<String>>(2)?.map(ts),
+                        desired: r.get(3)?,
+                        supervision: r.get(4)?,
+                        crashes: serde_json::from_str::<Vec<String>>(&r.get::<_, String>(5)?)
+                            .unwrap_or_default()
+                            .into_iter()
+                            .map(ts)
+                            .collect(),
+                        next_restart_at: r.get::<_, Option<String>>(6)?.map(ts),
+                    })
+                },
+            )
+            .optional()
+            .map_err(self.err())?;
+        Ok(row.unwrap_or(Runtime {
+            desired: "stopped".into(),
+            supervision: "ok".into(),
+            ..Runtime::default()
+        }))
+    }
+
+    pub fn set_runtime(&self, instance: &str, rt: &Runtime) -> Result<()> {
+        let crashes: Vec<String> = rt.crashes.iter().map(|t| t.to_string()).collect();
+        self.conn
+            .execute(
+                "INSERT INTO runtime (instance, pid, pid_start_ticks, started_at, desired, supervision, crashes, next_restart_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+                 ON CONFLICT(instance) DO UPDATE SET pid = ?2, pid_start_ticks = ?3, started_at = ?4, desired = ?5,
+                    supervision = ?6, crashes = ?7, next_restart_at = ?8",
+                params![
+                    instance,
+                    rt.pid,
+                    rt.pid_start_ticks.map(|v| v as i64),
+                    rt.started_at.map(|t| t.to_string()),
+                    rt.desired,
+                    rt.supervision,
+                    serde_json::to_string(&crashes).unwrap_or_else(|_| "[]".into()),
+                    rt.next_restart_at.map(|t| t.to_string()),
+                ],
+            )
+            .map_err(self.err())?;
+        Ok(())
+    }
+}
+
+/// Who is acting, for the journal: the login name and host.
+pub fn who() -> String {
+    let user = std::env::var("SUDO_USER")
+        .or_else(|_| std::env::var("USER"))
+        .unwrap_or_else(|_| {
+            nix::unistd::User::from_uid(nix::unistd::getuid())
+                .ok()
+                .flatten()
+                .map(|u| u.name)
+                .unwrap_or_else(|| format!("uid {}", nix::unistd::getuid()))
+        });
+    let host = nix::unistd::gethostname()
+        .ok()
+        .and_then(|h| h.into_string().ok())
+        .unwrap_or_else(|| "localhost".into());
+    format!("{user}@{host}")
+}
