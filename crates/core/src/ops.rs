@@ -125,6 +125,9 @@ pub fn start(ostler: &Ostler, inst: &Instance, runner: &Runner) -> Result<String
     state.set_runtime(&inst.name, &rt)?;
     match wait_ready(ostler, inst, pid, log_offset) {
         Ok(how) => Ok(format!("{}: started (pid {pid}, port {}){how}", inst.name, inst.port)),
+        // Interrupted while waiting for health: the process is up and recorded; leave
+        // it to the operator rather than kill what may be a healthy service.
+        Err(Error::Interrupted) => Err(Error::Interrupted),
         Err(e) => {
             // Leave nothing half-started behind.
             let _ = signal_group(pid, Signal::SIGKILL);

@@ -1,0 +1,10 @@
+//! ostler's integration tests: the real binary, in a temp dir, with a cleared
+//! environment, driving real processes (the bundled guestbook service) and real
+//! databases started by ostler-testsupport. One test binary; helpers in `support`.
+
+mod support;
+
+mod config;
+mod manage;
+mod processes;
+mod supervise;

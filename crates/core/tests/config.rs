@@ -1,0 +1,140 @@
+//! How config mistakes read: every kind of error `ostler config check` reports, with
+//! file, line and column. The messages are snapshots: change them on purpose only.
+
+use std::path::Path;
+
+use ostler_core::config::Config;
+use ostler_core::Error;
+
+const BASE: &str = r#"
+[service]
+name = "guestbook"
+
+[roles]
+production = "gb-1"
+
+[instances.gb-1]
+dir = "instances/gb-1"
+start = "./guestbook --port {port} --db {db}"
+port = 18081
+
+[instances.gb-2]
+dir = "instances/gb-2"
+start = "./guestbook --port {port} --db {db}"
+port = 18082
+"#;
+
+fn check(text: &str) -> String {
+    match Config::parse(text, Path::new("ostler.toml")) {
+        Ok(_) => "ok".into(),
+        Err(Error::Config { diagnostics }) => diagnostics
+            .iter()
+            .map(|d| d.to_string())
+            .collect::<Vec<_>>()
+            .join("\n"),
+        Err(e) => format!("unexpected error kind: {e}"),
+    }
+}
+
+#[test]
+fn the_base_config_is_valid() {
+    assert_eq!(check(BASE), "ok");
+}
+
+#[test]
+fn every_shipped_example_parses() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples");
+    let mut n = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "toml") {
+            Config::load(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            n += 1;
+        }
+    }
+    assert!(n > 0, "no examples found in {}", dir.display());
+}
+
+#[test]
+fn unknown_key_points_at_it() {
+    let text = BASE.replace("port = 18082", "port = 18082\nprot = 1");
+    insta::assert_snapshot!(check(&text));
+}
+
+#[test]
+fn wrong_type_points_at_the_value() {
+    let text = BASE.replace("port = 18082", "port = \"eighteen\"");
+    insta::assert_snapshot!(check(&text));
+}
+
+#[test]
+fn role_naming_no_instance() {
+    let text = BASE.replace("production = \"gb-1\"", "production = \"gb-9\"");
+    insta::assert_snapshot!(check(&text));
+}
+
+#[test]
+fn two_instances_on_one_port() {
+    let text = BASE.replace("port = 18082", "port = 18081");
+    insta::assert_snapshot!(check(&text));
+}
+
+#[test]
+fn bad_duration() {
+    let text = BASE.replace("port = 18082", "port = 18082\nstop_timeout = \"10 parsecs\"");
+    insta::assert_snapshot!(check(&text));
+}
+
+#[test]
+fn password_in_a_url_is_refused() {
+    let text = BASE.replace(
+        "port = 18082",
+        "port = 18082\n[instances.gb-2.database]\nkind = \"postgres\"\nurl = \"postgres://gb:hunter2@127.0.0.1/gb\"",
+    );
+    let out = check(&text);
+    assert!(!out.contains("hunter2"), "the password leaked into the message: {out}");
+    insta::assert_snapshot!(out);
+}
+
+#[test]
+fn several_problems_are_reported_together() {
+    let text = BASE
+        .replace("production = \"gb-1\"", "production = \"nope\"")
+        .replace("port = 18082", "port = 18081");
+    let out = check(&text);
+    assert_eq!(out.lines().count(), 2, "{out}");
+}
+
+#[test]
+fn toml_syntax_error_has_a_line() {
+    let text = BASE.replace("[instances.gb-2]", "[instances.gb-2");
+    insta::assert_snapshot!(check(&text));
+}
+
+#[test]
+fn missing_required_key() {
+    let text = BASE.replace("start = \"./guestbook --port {port} --db {db}\"\nport = 18082", "port = 18082");
+    insta::assert_snapshot!(check(&text));
+}
+
+#[test]
+fn sqlite_without_path_and_unknown_engine() {
+    let text = BASE.replace("port = 18082", "port = 18082\n[instances.gb-2.database]\nkind = \"oracle\"");
+    insta::assert_snapshot!(check(&text));
+}
+
+#[test]
+fn role_set_rewrites_the_file_keeping_comments() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ostler.toml");
+    let text = BASE.replace("[roles]", "# who serves the public\n[roles]");
+    std::fs::write(&path, &text).unwrap();
+    ostler_core::config::write_role(&path, "production", "gb-2").unwrap();
+    let after = std::fs::read_to_string(&path).unwrap();
+    assert!(after.contains("# who serves the public"));
+    let c = Config::load(&path).unwrap();
+    assert_eq!(c.resolve("production").unwrap(), "gb-2");
+    // A role pointing nowhere is refused and the file is left as it was.
+    assert!(ostler_core::config::write_role(&path, "old", "gb-9").is_err());
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), after);
+}
