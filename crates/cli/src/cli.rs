@@ -49,6 +49,20 @@ pub enum Command {
     Journal(commands::journal::Args),
     /// Run the daemon: supervise autostart instances.
     Serve(commands::serve::Args),
+    /// Back up an instance's database and stores.
+    Backup(commands::backup::Args),
+    /// List backups.
+    Backups(commands::backups::Args),
+    /// Verify backups (hashes), or restore-test one.
+    Verify(commands::verify::Args),
+    /// Restore an instance from a backup.
+    Restore(commands::restore::Args),
+    /// Mirror one instance onto another (with scrub SQL).
+    Mirror(commands::mirror::Args),
+    /// Write a backup as native files, restorable without ostler.
+    Export(commands::export::Args),
+    /// Apply retention and free space.
+    Prune(commands::prune::Args),
     /// Make a working demo of the bundled sample service and start it.
     Demo(commands::demo::Args),
     /// Instance command chains: `ostler CMD[,CMD...] INSTANCE[,INSTANCE...]`.
@@ -128,6 +142,13 @@ pub fn main() -> i32 {
         Command::Journal(args) => commands::journal::run(&ctx, args),
         Command::Serve(args) => commands::serve::run(&ctx, args),
         Command::Demo(args) => commands::demo::run(&ctx, args),
+        Command::Backup(args) => commands::backup::run(&ctx, args),
+        Command::Backups(args) => commands::backups::run(&ctx, args),
+        Command::Verify(args) => commands::verify::run(&ctx, args),
+        Command::Restore(args) => commands::restore::run(&ctx, args),
+        Command::Mirror(args) => commands::mirror::run(&ctx, args),
+        Command::Export(args) => commands::export::run(&ctx, args),
+        Command::Prune(args) => commands::prune::run(&ctx, args),
         Command::Manage(args) => commands::manage::run(&ctx, args),
     };
     match result {

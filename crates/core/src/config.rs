@@ -181,6 +181,66 @@ fn default_crash_window() -> HumanDuration {
 #[serde(deny_unknown_fields)]
 pub struct RepositoryConfig {
     pub path: PathBuf,
+    /// Off-host copies of the repository, filled by `ostler copy`.
+    #[serde(default)]
+    pub copies: Vec<CopyConfig>,
+}
+
+/// One off-host copy of the repository.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct CopyConfig {
+    pub name: String,
+    #[serde(flatten)]
+    pub target: CopyTarget,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
+pub enum CopyTarget {
+    /// Another directory (a mounted disk, NFS...); relative to the config file.
+    Dir { path: PathBuf },
+    /// SFTP through the system's `ssh` (its config, keys and known_hosts apply).
+    Sftp {
+        host: String,
+        #[serde(default)]
+        user: Option<String>,
+        #[serde(default)]
+        port: Option<u16>,
+        /// Directory on the server.
+        path: String,
+        /// Private key file (default: ssh's own choice).
+        #[serde(default)]
+        identity_file: Option<PathBuf>,
+        /// A known_hosts file to check the server's key against (default: ssh's).
+        #[serde(default)]
+        known_hosts: Option<PathBuf>,
+    },
+    /// S3-compatible object storage.
+    S3 {
+        /// e.g. `https://s3.eu-central-1.amazonaws.com` or `http://127.0.0.1:9000`.
+        endpoint: String,
+        bucket: String,
+        #[serde(default = "default_region")]
+        region: String,
+        #[serde(default)]
+        prefix: Option<String>,
+        /// Environment variables holding the keys (never the keys themselves).
+        #[serde(default = "default_access_key_env")]
+        access_key_env: String,
+        #[serde(default = "default_secret_key_env")]
+        secret_key_env: String,
+    },
+}
+
+fn default_region() -> String {
+    "us-east-1".into()
+}
+fn default_access_key_env() -> String {
+    "AWS_ACCESS_KEY_ID".into()
+}
+fn default_secret_key_env() -> String {
+    "AWS_SECRET_ACCESS_KEY".into()
 }
 
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]

@@ -5,7 +5,9 @@
 //! one instance) → `instance` (the model: `Ostler` handle, `Instance`) → drivers
 //! (`database`, `process`, `exec`) and `state` (SQLite: journal, locks, runtime).
 
+pub mod backup;
 pub mod config;
+pub mod copy;
 pub mod database;
 pub mod error;
 pub mod exec;
@@ -16,6 +18,7 @@ pub mod process;
 pub mod report;
 pub mod state;
 pub mod supervisor;
+pub mod time;
 
 pub use error::{Error, ErrorKind, Result};
 pub use instance::{Instance, Ostler};

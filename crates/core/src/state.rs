@@ -53,6 +53,29 @@ const MIGRATIONS: &[&str] = &[
         crashes TEXT NOT NULL DEFAULT '[]',
         next_restart_at TEXT
     );",
+    // 2: the backup catalog
+    "CREATE TABLE backups (
+        id TEXT PRIMARY KEY,
+        instance TEXT NOT NULL,
+        started_at TEXT NOT NULL,
+        finished_at TEXT,
+        status TEXT NOT NULL,
+        pid INTEGER NOT NULL,
+        logical_bytes INTEGER NOT NULL DEFAULT 0,
+        new_bytes INTEGER NOT NULL DEFAULT 0,
+        note TEXT,
+        error TEXT,
+        manifest TEXT
+    );
+    CREATE INDEX backups_instance ON backups(instance, started_at);
+    CREATE TABLE backup_tables (
+        backup_id TEXT NOT NULL REFERENCES backups(id) ON DELETE CASCADE,
+        name TEXT NOT NULL,
+        rows INTEGER NOT NULL,
+        hash TEXT NOT NULL,
+        logical_bytes INTEGER NOT NULL,
+        PRIMARY KEY (backup_id, name)
+    );",
 ];
 
 /// A handle on the state database. Cheap to open; each process opens its own.

@@ -9,8 +9,8 @@ use ostler_core::{Error, Result};
 
 use crate::cli::Context;
 
-struct Guard {
-    yes: bool,
+pub struct Guard {
+    pub yes: bool,
 }
 
 impl Confirm for Guard {

@@ -1,0 +1,51 @@
+use std::path::PathBuf;
+
+use ostler_core::backup::procedures;
+use ostler_core::{Error, Result};
+
+use crate::cli::Context;
+use crate::commands::manage::Guard;
+
+/// Mirror SRC onto DST (CRDS's mirror_server): DST gets SRC's latest backup (or a
+/// fresh one), stays stopped while inconsistent, runs the scrub SQL, then starts.
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    pub src: String,
+    pub dst: String,
+    /// Take a fresh backup of SRC first instead of using its latest.
+    #[arg(long)]
+    pub fresh: bool,
+    /// SQL to run on DST before it starts (e.g. anonymise e-mail addresses).
+    #[arg(long, value_name = "FILE")]
+    pub scrub: Option<PathBuf>,
+    /// Confirms mirroring onto the production instance (almost certainly a mistake).
+    #[arg(long)]
+    pub yes_really_production: bool,
+}
+
+pub fn run(ctx: &Context, args: Args) -> Result<i32> {
+    let ostler = ctx.ostler()?;
+    let scrub = match &args.scrub {
+        Some(p) => Some(std::fs::read_to_string(p).map_err(|e| Error::user(format!("--scrub {}: {e}", p.display())))?),
+        None => None,
+    };
+    let outcome = procedures::mirror(
+        &ostler,
+        &args.src,
+        &args.dst,
+        args.fresh,
+        scrub.as_deref(),
+        &Guard { yes: args.yes_really_production },
+    )?;
+    if ctx.json {
+        super::print_json(&outcome)?;
+    } else {
+        println!(
+            "mirrored backup {} onto {}{}",
+            outcome.backup,
+            outcome.instance,
+            outcome.started.as_ref().map(|s| format!("; {s}")).unwrap_or_default()
+        );
+    }
+    Ok(0)
+}

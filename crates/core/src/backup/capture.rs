@@ -1,0 +1,516 @@
+//! Taking a backup: snapshot the database, then for every table walk its rows (in key
+//! order) against the same table in the instance's previous good backup and store only
+//! the row delta; a table seen for the first time, or whose chain has grown long, is
+//! stored whole (a new base). Stores are walked file by file, and a file whose size and
+//! mtime did not change reuses its stream without being read.
+//!
+//! Failure leaves nothing that looks good: the catalog row says `running` until the
+//! manifest is in the repository, chunks are written atomically, and an interrupted
+//! backup's orphan chunks are removed by the next prune.
+
+use std::io::{BufReader, BufWriter, Seek, Write};
+use std::path::Path;
+use std::sync::mpsc::sync_channel;
+
+use jiff::Timestamp;
+use ostler_repo::{Repository, StreamRef, WriteStats};
+use ostler_rows::{diff, ChainReader, ContentHasher, DeltaReader, DeltaWriter, Row, RowReader, RowWriter, RowsError, SortedCheck};
+
+use super::catalog;
+use super::engine::{self, Snapshot, TableSpec};
+use super::manifest::{DatabaseEntry, FileEntry, Manifest, SchemaEntry, StoreEntry, TableEntry, FORMAT};
+use crate::error::{Error, Result};
+use crate::instance::{Instance, Ostler};
+
+/// A table's chain is rebased (stored whole again) after this many deltas...
+pub const MAX_CHAIN: usize = 96;
+/// ...or when its deltas together hold more rows than this fraction of the table.
+pub const REBASE_FRACTION: f64 = 0.5;
+
+/// Opens the service's repository, creating it on first use.
+pub fn repository(ostler: &Ostler) -> Result<Repository> {
+    let dir = ostler.config.repository_dir().ok_or_else(|| {
+        Error::user("no [repository] in the config: backups need somewhere to go")
+            .with_hint("add:\n[repository]\npath = \"backups\"")
+    })?;
+    Repository::open_or_init(&dir).map_err(|e| Error::failed(format!("repository {}: {e}", dir.display())))
+}
+
+pub fn repo_err(e: ostler_repo::RepoError) -> Error {
+    Error::failed(format!("repository: {e}"))
+}
+
+pub fn rows_err(e: RowsError) -> Error {
+    Error::failed(format!("rows: {e}"))
+}
+
+fn new_id(instance: &str, at: Timestamp) -> String {
+    let h = blake3::hash(format!("{instance}/{at}/{}", std::process::id()).as_bytes());
+    hex::encode(&h.as_bytes()[..4])
+}
+
+/// Takes a backup of `inst`. The caller holds the instance's lock.
+pub fn backup(ostler: &Ostler, inst: &Instance, note: Option<&str>) -> Result<Manifest> {
+    let repo = repository(ostler)?;
+    let state = ostler.state()?;
+    let started_at = Timestamp::now();
+    let id = new_id(&inst.name, started_at);
+    catalog::begin(&state, &id, &inst.name, started_at, note)?;
+    let result = (|| -> Result<Manifest> {
+        // Holds off garbage collection while this backup reuses chunks.
+        let _lock = repo.lock_shared().map_err(repo_err)?;
+        let parent = catalog::latest_good(&state, &inst.name)?;
+        let tmp = tempfile::Builder::new()
+            .prefix("ostler-backup-")
+            .tempdir_in(std::env::temp_dir())
+            .map_err(|e| Error::io("creating a temp dir", e))?;
+        let mut new_bytes = 0u64;
+        let mut logical = 0u64;
+        let database = match &inst.database {
+            Some(db) => {
+                let entry = capture_database(ostler, &repo, db, parent.as_ref(), tmp.path(), &mut new_bytes)?;
+                logical += entry.tables.iter().map(|t| t.logical_bytes).sum::<u64>();
+                logical += entry.schema.iter().map(|s| s.stream.size).sum::<u64>();
+                Some(entry)
+            }
+            None => None,
+        };
+        let mut stores = Vec::new();
+        for (name, path, cache) in inst.stores() {
+            if cache {
+                continue;
+            }
+            let prev = parent.as_ref().and_then(|p| p.stores.iter().find(|s| s.name == name));
+            let entry = capture_store(ostler, &repo, &name, &path, prev, &mut new_bytes)?;
+            logical += entry.bytes;
+            stores.push(entry);
+        }
+        let manifest = Manifest {
+            format: FORMAT,
+            id: id.clone(),
+            service: ostler.config.service.name.clone(),
+            instance: inst.name.clone(),
+            started_at,
+            finished_at: Timestamp::now(),
+            note: note.map(str::to_string),
+            parent: parent.as_ref().map(|p| p.id.clone()),
+            database,
+            stores,
+            logical_bytes: logical,
+            new_bytes,
+        };
+        let json = serde_json::to_vec_pretty(&manifest).map_err(|e| Error::Other(e.into()))?;
+        repo.put_file(&Manifest::repo_file(&id), &json).map_err(repo_err)?;
+        catalog::record_good(&state, &manifest)?;
+        Ok(manifest)
+    })();
+    if let Err(e) = &result {
+        let _ = catalog::fail(&state, &id, &e.to_string());
+    }
+    result
+}
+
+fn capture_database(
+    ostler: &Ostler,
+    repo: &Repository,
+    db: &crate::database::Database,
+    parent: Option<&Manifest>,
+    tmp: &Path,
+    new_bytes: &mut u64,
+) -> Result<DatabaseEntry> {
+    let mut snap = engine::open_snapshot(db, tmp)?;
+    let mut schema = Vec::new();
+    for part in snap.schema() {
+        let (stream, stats) = repo.write_bytes(&part.bytes).map_err(repo_err)?;
+        *new_bytes += stats.new_bytes;
+        schema.push(SchemaEntry {
+            name: part.name.clone(),
+            stream,
+        });
+    }
+    let prev_db = parent.and_then(|p| p.database.as_ref()).filter(|d| d.kind == db.kind());
+    let specs: Vec<TableSpec> = snap.tables().to_vec();
+    let progress = ostler.reporter.progress("tables", Some(specs.len() as u64));
+    let mut tables = Vec::new();
+    for spec in &specs {
+        ostler.interrupt.check()?;
+        progress.message(&spec.name);
+        let prev = prev_db.and_then(|d| d.tables.iter().find(|t| t.spec == *spec));
+        let entry = capture_table(repo, snap.as_mut(), spec, prev, tmp, new_bytes)?;
+        tables.push(entry);
+        progress.inc(1);
+    }
+    snap.finish()?;
+    Ok(DatabaseEntry {
+        kind: db.kind(),
+        schema,
+        tables,
+    })
+}
+
+/// Runs `f` over the table's rows as a pulled iterator while the snapshot pushes them
+/// from a helper thread (the engines push; diff pulls).
+fn with_rows<T>(
+    snap: &mut dyn Snapshot,
+    spec: &TableSpec,
+    f: impl FnOnce(&mut dyn Iterator<Item = ostler_rows::Result<Row>>) -> Result<T>,
+) -> Result<T> {
+    let (tx, rx) = sync_channel::<std::result::Result<Vec<Row>, String>>(8);
+    std::thread::scope(|scope| {
+        let producer = scope.spawn(move || {
+            let mut batch = Vec::with_capacity(512);
+            let r = snap.rows(spec, &mut |row| {
+                batch.push(row);
+                if batch.len() == 512 {
+                    tx.send(Ok(std::mem::take(&mut batch)))
+                        .map_err(|_| Error::failed("row consumer stopped"))?;
+                }
+                Ok(())
+            });
+            match r {
+                Ok(()) => {
+                    let _ = tx.send(Ok(batch));
+                    Ok(())
+                }
+                Err(e) => {
+                    let _ = tx.send(Err(e.to_string()));
+                    Err(e)
+                }
+            }
+        });
+        let mut iter = rx.into_iter().flat_map(|batch| -> Vec<ostler_rows::Result<Row>> {
+            match batch {
+                Ok(rows) => rows.into_iter().map(Ok).collect(),
+                Err(e) => vec![Err(RowsError::from_source(e))],
+            }
+        });
+        let result = f(&mut iter);
+        drop(iter);
+        let produced = producer.join().map_err(|_| Error::failed("row reader thread panicked"))?;
+        match (result, produced) {
+            (Ok(v), Ok(())) => Ok(v),
+            (Err(e), _) => Err(e),
+            (Ok(_), Err(e)) => Err(e),
+        }
+    })
+}
+
+/// Rows of an existing chain, from the repository.
+pub fn chain_rows<'a>(
+    repo: &'a Repository,
+    base: &StreamRef,
+    deltas: &[StreamRef],
+) -> Result<impl Iterator<Item = ostler_rows::Result<Row>> + 'a> {
+    let base = RowReader::new(BufReader::with_capacity(1 << 20, repo.read_stream(base))).map_err(rows_err)?;
+    let mut readers = Vec::new();
+    for d in deltas {
+        readers.push(DeltaReader::new(BufReader::new(repo.read_stream(d))).map_err(rows_err)?);
+    }
+    Ok(ChainReader::new(base, readers))
+}
+
+fn is_order_error(e: &RowsError) -> bool {
+    matches!(e, RowsError::OutOfOrder { .. } | RowsError::DuplicateKey { .. })
+}
+
+fn capture_table(
+    repo: &Repository,
+    snap: &mut dyn Snapshot,
+    spec: &TableSpec,
+    prev: Option<&TableEntry>,
+    tmp: &Path,
+    new_bytes: &mut u64,
+) -> Result<TableEntry> {
+    let delta_rows: u64 = prev.map(|p| p.change.map(|c| c[0] + c[1] + c[2]).unwrap_or(0)).unwrap_or(0);
+    let _ = delta_rows;
+    if let Some(prev) = prev.filter(|p| p.deltas.len() < MAX_CHAIN) {
+        match delta_against(repo, snap, spec, prev, tmp, false) {
+            Ok(r) => return finish_delta(repo, spec, prev, r, new_bytes, snap, tmp),
+            Err(TableError::Order) => {
+                let r = delta_against(repo, snap, spec, prev, tmp, true).map_err(TableError::into_error)?;
+                return finish_delta(repo, spec, prev, r, new_bytes, snap, tmp);
+            }
+            Err(e) => return Err(e.into_error()),
+        }
+    }
+    full_table(repo, snap, spec, tmp, new_bytes)
+}
+
+enum TableError {
+    Order,
+    Other(Error),
+}
+
+impl TableError {
+    fn into_error(self) -> Error {
+        match self {
+            TableError::Order => Error::failed("rows out of order even after sorting"),
+            TableError::Other(e) => e,
+        }
+    }
+}
+
+struct DeltaResult {
+    stats: ostler_rows::DiffStats,
+    file: std::fs::File,
+    logical: u64,
+    ops: u64,
+}
+
+fn delta_against(
+    repo: &Repository,
+    snap: &mut dyn Snapshot,
+    spec: &TableSpec,
+    prev: &TableEntry,
+    tmp: &Path,
+    sort: bool,
+) -> std::result::Result<DeltaResult, TableError> {
+    let file = tempfile::tempfile_in(tmp).map_err(|e| TableError::Other(Error::io("creating a temp file", e)))?;
+    let mut writer = DeltaWriter::new(BufWriter::new(file));
+    let mut logical = 0u64;
+    let result = with_rows(snap, spec, |rows| {
+        let counted = rows.inspect(|r| {
+            if let Ok(r) = r {
+                logical += r.payload.len() as u64;
+            }
+        });
+        let previous = chain_rows(repo, &prev.base, &prev.deltas)?;
+        let stats = if sort {
+            let sorted = ostler_rows::try_sort_rows(counted, tmp, 64 << 20).map_err(rows_err)?;
+            diff(previous, sorted, &mut writer)
+        } else {
+            diff(previous, SortedCheck::new(counted), &mut writer)
+        };
+        match stats {
+            Ok(s) => Ok(Ok(s)),
+            Err(e) if is_order_error(&e) => Ok(Err(())),
+            Err(e) => Err(rows_err(e)),
+        }
+    })
+    .map_err(TableError::Other)?;
+    let stats = result.map_err(|_| TableError::Order)?;
+    let ops = writer.upserts_written() + writer.deletes_written();
+    let mut file = writer
+        .finish()
+        .map_err(|e| TableError::Other(rows_err(e)))?
+        .into_inner()
+        .map_err(|e| TableError::Other(Error::io("flushing a delta", e.into_error())))?;
+    file.rewind().map_err(|e| TableError::Other(Error::io("rewinding a delta", e)))?;
+    Ok(DeltaResult {
+        stats,
+        file,
+        logical,
+        ops,
+    })
+}
+
+fn finish_delta(
+    repo: &Repository,
+    spec: &TableSpec,
+    prev: &TableEntry,
+    r: DeltaResult,
+    new_bytes: &mut u64,
+    snap: &mut dyn Snapshot,
+    tmp: &Path,
+) -> Result<TableEntry> {
+    let change = Some([r.stats.added, r.stats.changed, r.stats.removed]);
+    if r.stats.is_unchanged() {
+        return Ok(TableEntry {
+            spec: spec.clone(),
+            rows: r.stats.rows,
+            hash: r.stats.content_hash,
+            logical_bytes: r.logical,
+            base: prev.base.clone(),
+            deltas: prev.deltas.clone(),
+            change,
+        });
+    }
+    // Rows carried by the chain so far plus this delta: past the threshold, a new base
+    // is cheaper to keep than a long chain to replay.
+    let chain_ops: u64 = prev.deltas.iter().map(|d| d.size).sum::<u64>();
+    if (chain_ops + r.file.metadata().map(|m| m.len()).unwrap_or(0)) as f64 > REBASE_FRACTION * prev.base.size.max(1) as f64
+        && r.stats.rows > 0
+    {
+        let mut e = full_table(repo, snap, spec, tmp, new_bytes)?;
+        e.change = change;
+        return Ok(e);
+    }
+    let _ = r.ops;
+    let (stream, stats) = repo
+        .write_stream(BufReader::new(r.file), &|_| {})
+        .map_err(repo_err)?;
+    *new_bytes += stats.new_bytes;
+    let mut deltas = prev.deltas.clone();
+    deltas.push(stream);
+    Ok(TableEntry {
+        spec: spec.clone(),
+        rows: r.stats.rows,
+        hash: r.stats.content_hash,
+        logical_bytes: r.logical,
+        base: prev.base.clone(),
+        deltas,
+        change,
+    })
+}
+
+/// Stores the table whole: rows sorted by key, written through a pipe into the
+/// repository while they are read.
+fn full_table(
+    repo: &Repository,
+    snap: &mut dyn Snapshot,
+    spec: &TableSpec,
+    tmp: &Path,
+    new_bytes: &mut u64,
+) -> Result<TableEntry> {
+    match full_table_once(repo, snap, spec, tmp, false) {
+        Ok((e, stats)) => {
+            *new_bytes += stats.new_bytes;
+            Ok(e)
+        }
+        Err(TableError::Order) => {
+            let (e, stats) = full_table_once(repo, snap, spec, tmp, true).map_err(TableError::into_error)?;
+            *new_bytes += stats.new_bytes;
+            Ok(e)
+        }
+        Err(e) => Err(e.into_error()),
+    }
+}
+
+fn full_table_once(
+    repo: &Repository,
+    snap: &mut dyn Snapshot,
+    spec: &TableSpec,
+    tmp: &Path,
+    sort: bool,
+) -> std::result::Result<(TableEntry, WriteStats), TableError> {
+    let (reader, writer) = std::io::pipe().map_err(|e| TableError::Other(Error::io("creating a pipe", e)))?;
+    std::thread::scope(|scope| {
+        let store = scope.spawn(move || repo.write_stream(BufReader::with_capacity(1 << 20, reader), &|_| {}));
+        let result = with_rows(snap, spec, |rows| {
+            let mut w = RowWriter::new(BufWriter::with_capacity(1 << 20, writer));
+            let mut hasher = ContentHasher::new();
+            let mut logical = 0u64;
+            let mut write_all = |it: &mut dyn Iterator<Item = ostler_rows::Result<Row>>| -> std::result::Result<(), RowsError> {
+                for row in it {
+                    let row = row?;
+                    hasher.add_row(&row);
+                    logical += row.payload.len() as u64;
+                    w.write_row(&row)?;
+                }
+                Ok(())
+            };
+            let r = if sort {
+                match ostler_rows::try_sort_rows(rows, tmp, 64 << 20) {
+                    Ok(mut sorted) => write_all(&mut sorted),
+                    Err(e) => Err(e),
+                }
+            } else {
+                write_all(&mut SortedCheck::new(rows))
+            };
+            match r {
+                Ok(()) => {
+                    let inner = w.finish().map_err(rows_err)?;
+                    let mut inner = inner;
+                    inner.flush().map_err(|e| Error::io("writing a table", e))?;
+                    drop(inner);
+                    let (n, hash) = hasher.finish();
+                    Ok(Ok((n, hash, logical)))
+                }
+                Err(e) if is_order_error(&e) => Ok(Err(())),
+                Err(e) => Err(rows_err(e)),
+            }
+        });
+        // The writer is dropped by now (on every path), so the store thread sees EOF.
+        let stored = store.join().map_err(|_| TableError::Other(Error::failed("store thread panicked")))?;
+        let (rows, hash, logical) = match result {
+            Ok(Ok(v)) => v,
+            Ok(Err(())) => return Err(TableError::Order),
+            Err(e) => return Err(TableError::Other(e)),
+        };
+        let (stream, stats) = stored.map_err(|e| TableError::Other(repo_err(e)))?;
+        Ok((
+            TableEntry {
+                spec: spec.clone(),
+                rows,
+                hash,
+                logical_bytes: logical,
+                base: stream,
+                deltas: vec![],
+                change: None,
+            },
+            stats,
+        ))
+    })
+}
+
+fn capture_store(
+    ostler: &Ostler,
+    repo: &Repository,
+    name: &str,
+    root: &Path,
+    prev: Option<&StoreEntry>,
+    new_bytes: &mut u64,
+) -> Result<StoreEntry> {
+    use std::os::unix::fs::MetadataExt;
+    let previous: std::collections::HashMap<String, FileEntry> = match prev {
+        Some(p) => read_listing(repo, &p.listing)?.into_iter().map(|f| (f.path.clone(), f)).collect(),
+        None => Default::default(),
+    };
+    let mut files = Vec::new();
+    let mut total = 0u64;
+    if root.exists() {
+        let progress = ostler.reporter.progress(&format!("store {name}"), None);
+        for entry in walkdir::WalkDir::new(root).sort_by_file_name() {
+            let entry = entry.map_err(|e| Error::failed(format!("store {name}: reading {}: {e}", root.display())))?;
+            if !entry.file_type().is_file() {
+                continue;
+            }
+            let rel = entry
+                .path()
+                .strip_prefix(root)
+                .unwrap_or(entry.path())
+                .to_string_lossy()
+                .replace('\\', "/");
+            let meta = entry
+                .metadata()
+                .map_err(|e| Error::failed(format!("store {name}: {rel}: {e}")))?;
+            let mtime_ns = meta.mtime() as i128 * 1_000_000_000 + meta.mtime_nsec() as i128;
+            let reuse = previous
+                .get(&rel)
+                .filter(|p| p.size == meta.len() && p.mtime_ns == mtime_ns);
+            let stream = match reuse {
+                Some(p) => p.stream.clone(),
+                None => {
+                    let f = std::fs::File::open(entry.path())
+                        .map_err(|e| Error::io(format!("store {name}: opening {rel}"), e))?;
+                    let (stream, stats) = repo.write_stream(BufReader::new(f), &|_| {}).map_err(repo_err)?;
+                    *new_bytes += stats.new_bytes;
+                    stream
+                }
+            };
+            total += stream.size;
+            progress.inc(stream.size);
+            files.push(FileEntry {
+                path: rel,
+                size: stream.size,
+                mode: meta.mode(),
+                mtime_ns,
+                stream,
+            });
+        }
+    }
+    let listing = serde_json::to_vec(&files).map_err(|e| Error::Other(e.into()))?;
+    let (listing, stats) = repo.write_bytes(&listing).map_err(repo_err)?;
+    *new_bytes += stats.new_bytes;
+    Ok(StoreEntry {
+        name: name.to_string(),
+        listing,
+        files: files.len() as u64,
+        bytes: total,
+    })
+}
+
+pub fn read_listing(repo: &Repository, listing: &StreamRef) -> Result<Vec<FileEntry>> {
+    let bytes = repo.read_to_vec(listing).map_err(repo_err)?;
+    serde_json::from_slice(&bytes).map_err(|e| Error::failed(format!("unreadable store listing: {e}")))
+}

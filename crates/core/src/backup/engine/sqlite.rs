@@ -1,0 +1,342 @@
+//! SQLite as backups see it. The snapshot is the online backup API copying the live
+//! database (WAL and all) into a private file while the service keeps writing; tables
+//! are then read from that copy by rowid (or primary key for WITHOUT ROWID tables).
+//! A row's payload is its values in a small typed binary encoding (`encode_values`), so
+//! integers, reals, text and blobs come back exactly, rowid included.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use ostler_rows::{KeyPart, Row};
+use rusqlite::types::ValueRef;
+use rusqlite::{Connection, OpenFlags};
+
+use super::{ForeignKey, SchemaPart, Snapshot, SqlValue, TableRows, TableSpec};
+use crate::error::{Error, Result};
+
+pub struct SqliteSnapshot {
+    conn: Connection,
+    copy: PathBuf,
+    schema: Vec<SchemaPart>,
+    tables: Vec<TableSpec>,
+}
+
+fn sql_err(path: &Path) -> impl Fn(rusqlite::Error) -> Error + '_ {
+    move |e| Error::failed(format!("sqlite {}: {e}", path.display()))
+}
+
+fn quote_ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+impl SqliteSnapshot {
+    pub fn open(path: &Path, tmp: &Path) -> Result<SqliteSnapshot> {
+        if !path.exists() {
+            return Err(Error::failed(format!("no SQLite database at {}", path.display())));
+        }
+        let copy = tmp.join("snapshot.sqlite");
+        {
+            let src = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)
+                .map_err(sql_err(path))?;
+            src.busy_timeout(Duration::from_secs(30)).map_err(sql_err(path))?;
+            let mut dst = Connection::open(&copy).map_err(sql_err(&copy))?;
+            let backup = rusqlite::backup::Backup::new(&src, &mut dst).map_err(sql_err(path))?;
+            // Copy in steps of many pages; a writer between steps makes SQLite restart
+            // the copy, so the result is always one consistent state.
+            backup
+                .run_to_completion(4096, Duration::from_millis(0), None)
+                .map_err(sql_err(path))?;
+        }
+        let conn = Connection::open_with_flags(&copy, OpenFlags::SQLITE_OPEN_READ_ONLY).map_err(sql_err(&copy))?;
+        let (schema, tables) = read_schema(&conn, &copy)?;
+        Ok(SqliteSnapshot {
+            conn,
+            copy,
+            schema,
+            tables,
+        })
+    }
+}
+
+fn read_schema(conn: &Connection, path: &Path) -> Result<(Vec<SchemaPart>, Vec<TableSpec>)> {
+    let e = sql_err(path);
+    let mut stmt = conn
+        .prepare(
+            "SELECT type, name, sql FROM sqlite_master WHERE sql IS NOT NULL AND name NOT LIKE 'sqlite_%'
+             ORDER BY CASE type WHEN 'table' THEN 0 WHEN 'index' THEN 1 WHEN 'view' THEN 2 ELSE 3 END, rowid",
+        )
+        .map_err(&e)?;
+    let entries: Vec<(String, String, String)> = stmt
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .map_err(&e)?
+        .collect::<rusqlite::Result<_>>()
+        .map_err(&e)?;
+    let mut ddl = String::new();
+    let mut tables = Vec::new();
+    for (kind, name, sql) in &entries {
+        ddl.push_str(sql);
+        ddl.push_str(";\n");
+        if kind == "table" {
+            tables.push(table_spec(conn, name, sql, path)?);
+        }
+    }
+    Ok((
+        vec![SchemaPart {
+            name: "schema.sql".into(),
+            bytes: ddl.into_bytes(),
+        }],
+        tables,
+    ))
+}
+
+fn table_spec(conn: &Connection, name: &str, sql: &str, path: &Path) -> Result<TableSpec> {
+    let e = sql_err(path);
+    let mut stmt = conn
+        .prepare(&format!("PRAGMA table_info({})", quote_ident(name)))
+        .map_err(&e)?;
+    let cols: Vec<(String, i64)> = stmt
+        .query_map([], |r| Ok((r.get::<_, String>(1)?, r.get::<_, i64>(5)?)))
+        .map_err(&e)?
+        .collect::<rusqlite::Result<_>>()
+        .map_err(&e)?;
+    let mut pk: Vec<(i64, String)> = cols.iter().filter(|c| c.1 > 0).map(|c| (c.1, c.0.clone())).collect();
+    pk.sort();
+    let mut fks: Vec<ForeignKey> = Vec::new();
+    let mut stmt = conn
+        .prepare(&format!("PRAGMA foreign_key_list({})", quote_ident(name)))
+        .map_err(&e)?;
+    let rows: Vec<(i64, String, String, Option<String>)> = stmt
+        .query_map([], |r| Ok((r.get(0)?, r.get(2)?, r.get(3)?, r.get(4)?)))
+        .map_err(&e)?
+        .collect::<rusqlite::Result<_>>()
+        .map_err(&e)?;
+    for (id, table, from, to) in rows {
+        if let Some(fk) = fks.get_mut(id as usize) {
+            fk.columns.push(from);
+            fk.ref_columns.push(to.unwrap_or_default());
+        } else {
+            fks.push(ForeignKey {
+                columns: vec![from],
+                ref_table: table,
+                ref_columns: vec![to.unwrap_or_default()],
+            });
+        }
+    }
+    let without_rowid = sql.to_ascii_uppercase().contains("WITHOUT ROWID");
+    // Rowid tables are keyed by rowid, which is the INTEGER PRIMARY KEY when there is
+    // one; the spec still names the declared key for forensics.
+    let _ = without_rowid;
+    Ok(TableSpec {
+        name: name.to_string(),
+        columns: cols.into_iter().map(|c| c.0).collect(),
+        key_columns: pk.into_iter().map(|p| p.1).collect(),
+        foreign_keys: fks,
+    })
+}
+
+fn is_without_rowid(conn: &Connection, table: &str) -> bool {
+    conn.query_row(
+        "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = ?1",
+        [table],
+        |r| r.get::<_, String>(0),
+    )
+    .map(|sql| sql.to_ascii_uppercase().contains("WITHOUT ROWID"))
+    .unwrap_or(false)
+}
+
+impl Snapshot for SqliteSnapshot {
+    fn schema(&self) -> &[SchemaPart] {
+        &self.schema
+    }
+
+    fn tables(&self) -> &[TableSpec] {
+        &self.tables
+    }
+
+    fn rows(&mut self, table: &TableSpec, sink: &mut dyn FnMut(Row) -> Result<()>) -> Result<()> {
+        let e = sql_err(&self.copy);
+        let cols: Vec<String> = table.columns.iter().map(|c| quote_ident(c)).collect();
+        let without_rowid = is_without_rowid(&self.conn, &table.name);
+        let (select, key_count) = if without_rowid {
+            let order: Vec<String> = table.key_columns.iter().map(|c| quote_ident(c)).collect();
+            (
+                format!(
+                    "SELECT {}, {} FROM {} ORDER BY {}",
+                    order.join(", "),
+                    cols.join(", "),
+                    quote_ident(&table.name),
+                    order.join(", ")
+                ),
+                order.len(),
+            )
+        } else {
+            (
+                format!("SELECT rowid, {} FROM {} ORDER BY rowid", cols.join(", "), quote_ident(&table.name)),
+                1,
+            )
+        };
+        let mut stmt = self.conn.prepare(&select).map_err(&e)?;
+        let mut rows = stmt.query([]).map_err(&e)?;
+        let n = table.columns.len();
+        while let Some(r) = rows.next().map_err(&e)? {
+            let mut key = Vec::with_capacity(key_count);
+            for i in 0..key_count {
+                key.push(match r.get_ref(i).map_err(&e)? {
+                    ValueRef::Integer(v) => KeyPart::Int(v),
+                    other => KeyPart::Bytes(encode_values(&[value_of(other)])),
+                });
+            }
+            let mut values = Vec::with_capacity(n + 1);
+            if !without_rowid {
+                values.push(value_of(r.get_ref(0).map_err(&e)?));
+            }
+            for i in 0..n {
+                values.push(value_of(r.get_ref(key_count + i).map_err(&e)?));
+            }
+            sink(Row {
+                key,
+                payload: encode_values(&values),
+            })?;
+        }
+        Ok(())
+    }
+
+    fn finish(self: Box<Self>) -> Result<()> {
+        let copy = self.copy.clone();
+        drop(self);
+        let _ = std::fs::remove_file(copy);
+        Ok(())
+    }
+}
+
+fn value_of(v: ValueRef<'_>) -> SqlValue {
+    match v {
+        ValueRef::Null => SqlValue::Null,
+        ValueRef::Integer(i) => SqlValue::Int(i),
+        ValueRef::Real(f) => SqlValue::Real(f),
+        ValueRef::Text(t) => SqlValue::Text(String::from_utf8_lossy(t).into_owned()),
+        ValueRef::Blob(b) => SqlValue::Blob(b.to_vec()),
+    }
+}
+
+/// Encodes values: per value a tag byte (0 null, 1 int, 2 real, 3 text, 4 blob) and
+/// for int/real 8 little-endian bytes, for text/blob a u32 length and the bytes.
+pub fn encode_values(values: &[SqlValue]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for v in values {
+        match v {
+            SqlValue::Null => out.push(0),
+            SqlValue::Int(i) => {
+                out.push(1);
+                out.extend_from_slice(&i.to_le_bytes());
+            }
+            SqlValue::Real(f) => {
+                out.push(2);
+                out.extend_from_slice(&f.to_le_bytes());
+            }
+            SqlValue::Text(t) => {
+                out.push(3);
+                out.extend_from_slice(&(t.len() as u32).to_le_bytes());
+                out.extend_from_slice(t.as_bytes());
+            }
+            SqlValue::Blob(b) => {
+                out.push(4);
+                out.extend_from_slice(&(b.len() as u32).to_le_bytes());
+                out.extend_from_slice(b);
+            }
+        }
+    }
+    out
+}
+
+/// Decodes `encode_values`. For rowid tables the first value is the rowid.
+pub fn decode_values(mut bytes: &[u8]) -> Result<Vec<SqlValue>> {
+    let bad = || Error::failed("corrupt SQLite row payload");
+    let mut out = Vec::new();
+    while let Some((&tag, rest)) = bytes.split_first() {
+        bytes = rest;
+        let take = |bytes: &mut &[u8], n: usize| -> Result<Vec<u8>> {
+            if bytes.len() < n {
+                return Err(bad());
+            }
+            let (a, b) = bytes.split_at(n);
+            *bytes = b;
+            Ok(a.to_vec())
+        };
+        out.push(match tag {
+            0 => SqlValue::Null,
+            1 => SqlValue::Int(i64::from_le_bytes(take(&mut bytes, 8)?.try_into().map_err(|_| bad())?)),
+            2 => SqlValue::Real(f64::from_le_bytes(take(&mut bytes, 8)?.try_into().map_err(|_| bad())?)),
+            3 | 4 => {
+                let len = u32::from_le_bytes(take(&mut bytes, 4)?.try_into().map_err(|_| bad())?) as usize;
+                let data = take(&mut bytes, len)?;
+                if tag == 3 {
+                    SqlValue::Text(String::from_utf8(data).map_err(|_| bad())?)
+                } else {
+                    SqlValue::Blob(data)
+                }
+            }
+            _ => return Err(bad()),
+        });
+    }
+    Ok(out)
+}
+
+/// The row's column values (without the rowid of rowid tables).
+pub fn decode(payload: &[u8]) -> Result<Vec<SqlValue>> {
+    decode_values(payload)
+}
+
+fn to_sql(v: &SqlValue) -> rusqlite::types::Value {
+    use rusqlite::types::Value;
+    match v {
+        SqlValue::Null => Value::Null,
+        SqlValue::Int(i) => Value::Integer(*i),
+        SqlValue::Real(f) => Value::Real(*f),
+        SqlValue::Text(t) => Value::Text(t.clone()),
+        SqlValue::Blob(b) => Value::Blob(b.clone()),
+    }
+}
+
+/// Creates a SQLite database at `path` (which must not exist) from a schema and rows.
+pub fn load(path: &Path, schema: &[SchemaPart], tables: &mut dyn Iterator<Item = Result<TableRows<'_>>>) -> Result<()> {
+    if path.exists() {
+        return Err(Error::failed(format!("{} already exists", path.display())));
+    }
+    let e = sql_err(path);
+    let mut conn = Connection::open(path).map_err(&e)?;
+    conn.pragma_update(None, "journal_mode", "DELETE").map_err(&e)?;
+    conn.pragma_update(None, "foreign_keys", "OFF").map_err(&e)?;
+    let ddl: String = schema
+        .iter()
+        .map(|p| String::from_utf8_lossy(&p.bytes).into_owned())
+        .collect();
+    let tx = conn.transaction().map_err(&e)?;
+    // Tables first (indexes after the data load is faster, but the DDL is one text;
+    // SQLite builds indexes incrementally at fine speed for our sizes).
+    tx.execute_batch(&ddl).map_err(&e)?;
+    for item in tables {
+        let (spec, rows) = item?;
+        let without_rowid = is_without_rowid(&tx, &spec.name);
+        let mut cols: Vec<String> = spec.columns.iter().map(|c| quote_ident(c)).collect();
+        if !without_rowid {
+            cols.insert(0, "rowid".into());
+        }
+        let marks: Vec<&str> = cols.iter().map(|_| "?").collect();
+        let mut stmt = tx
+            .prepare(&format!(
+                "INSERT INTO {} ({}) VALUES ({})",
+                quote_ident(&spec.name),
+                cols.join(", "),
+                marks.join(", ")
+            ))
+            .map_err(&e)?;
+        for row in rows {
+            let row = row?;
+            let values: Vec<rusqlite::types::Value> = decode_values(&row.payload)?.iter().map(to_sql).collect();
+            stmt.execute(rusqlite::params_from_iter(values)).map_err(&e)?;
+        }
+    }
+    tx.commit().map_err(&e)?;
+    Ok(())
+}

@@ -1,0 +1,11 @@
+//! Backups: consistent captures of an instance's database and stores into the
+//! repository, listed in the catalog, verified, pruned, restored and exported.
+
+pub mod capture;
+pub mod catalog;
+pub mod engine;
+pub mod manifest;
+pub mod procedures;
+pub mod restore;
+pub mod retention;
+pub mod verify;

@@ -1,0 +1,283 @@
+//! The multi-step backup procedures, each one journaled operation under the instance's
+//! lock: take a backup; restore one over an instance (stop, safety backup, database,
+//! stores and orphans, start, health); mirror one instance onto another (CRDS's
+//! mirror_server, with scrub SQL before the copy is started); prune.
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use jiff::Timestamp;
+use serde::Serialize;
+
+use super::capture::{self, read_listing, repo_err, repository};
+use super::catalog;
+use super::manifest::Manifest;
+use super::restore::{restore_database, restore_store, StoreOutcome};
+use super::retention::{self, Decision};
+use crate::error::{Error, Result};
+use crate::instance::{Instance, Ostler};
+use crate::ops;
+use crate::plan::{Confirm, Verb};
+
+/// Takes a backup of `instance` (name or role) under its lock.
+pub fn take(ostler: &Ostler, instance: &str, note: Option<&str>) -> Result<Manifest> {
+    let inst = ostler.instance(instance)?;
+    ostler.operate(&inst, "backup", Duration::from_secs(6 * 3600), |_runner| {
+        let m = capture::backup(ostler, &inst, note)?;
+        Ok(m)
+    })
+}
+
+/// Which backup to restore.
+#[derive(Debug, Clone)]
+pub enum Pick {
+    Latest,
+    Id(String),
+    /// The newest good backup at or before this instant.
+    At(Timestamp),
+}
+
+/// Finds a good backup of `instance` by the pick.
+pub fn pick(ostler: &Ostler, instance: &str, pick: &Pick) -> Result<Manifest> {
+    let state = ostler.state()?;
+    let id = match pick {
+        Pick::Id(prefix) => catalog::resolve(&state, prefix)?,
+        Pick::Latest => catalog::list(&state, Some(instance))?
+            .into_iter()
+            .rev()
+            .find(|b| b.status == "good")
+            .map(|b| b.id)
+            .ok_or_else(|| Error::user(format!("instance `{instance}` has no good backup")))?,
+        Pick::At(t) => catalog::list(&state, Some(instance))?
+            .into_iter()
+            .rev()
+            .find(|b| b.status == "good" && b.started_at <= *t)
+            .map(|b| b.id)
+            .ok_or_else(|| Error::user(format!("instance `{instance}` has no good backup at or before {t}")))?,
+    };
+    catalog::manifest(&state, &id)?.ok_or_else(|| {
+        Error::user(format!("backup {id} is not a good backup (failed or interrupted)"))
+            .with_hint("`ostler backups` shows each backup's status")
+    })
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RestoreOutcome {
+    pub backup: String,
+    pub instance: String,
+    pub safety_backup: Option<String>,
+    pub stores: Vec<StoreOutcome>,
+    pub was_running: bool,
+    pub started: Option<String>,
+}
+
+/// Restores backup `m` over instance `target_name` (the backup's own instance, or
+/// another one with `--into`). Refuses on production unless confirmed.
+pub fn restore(ostler: &Ostler, m: &Manifest, target_name: &str, confirm: &dyn Confirm, scrub: Option<&str>) -> Result<RestoreOutcome> {
+    let target = ostler.instance(target_name)?;
+    if ostler.config.is_production(&target.name) && !confirm.confirm(&target.name, Verb::DbNuke) {
+        return Err(Error::user(format!(
+            "refusing to restore over {}: it is the production instance",
+            target.name
+        ))
+        .with_hint("pass --yes-really-production, or run it on a terminal and type the instance's name"));
+    }
+    if let (Some(db), Some(tdb)) = (&m.database, &target.database) {
+        if db.kind != tdb.kind() {
+            return Err(Error::user(format!(
+                "backup {} holds a {} database; instance `{}` uses {}",
+                m.id,
+                db.kind,
+                target.name,
+                tdb.kind()
+            )));
+        }
+    }
+    let repo = repository(ostler)?;
+    ostler.operate(&target, "restore", Duration::from_secs(6 * 3600), |runner| {
+        let state = ostler.state()?;
+        let was_running = ops::running_pid(&state, &target)?.1.is_some();
+        if was_running {
+            let msg = ops::stop(ostler, &target, runner)?;
+            ostler.reporter.info(&target.name, &msg);
+        }
+        // Keep what is there now, whatever happens next.
+        let safety = match safety_backup(ostler, &target, &format!("safety copy before restoring {}", m.id)) {
+            Ok(id) => id,
+            Err(e) => {
+                if was_running {
+                    let _ = ops::start(ostler, &target, runner);
+                }
+                return Err(Error::failed(format!("not restoring: the safety backup of {} failed: {e}", target.name)));
+            }
+        };
+        let _lock = repo.lock_shared().map_err(repo_err)?;
+        if let (Some(db), Some(tdb)) = (&m.database, &target.database) {
+            ostler.reporter.info(&target.name, &format!("restoring database from {}", m.id));
+            restore_database(&repo, db, tdb, runner)?;
+        }
+        let mut stores = Vec::new();
+        for (name, path, cache) in target.stores() {
+            if cache {
+                continue;
+            }
+            match m.stores.iter().find(|s| s.name == name) {
+                Some(entry) => {
+                    let o = restore_store(&repo, entry, &path)?;
+                    for orphan in &o.orphans_removed {
+                        ostler.reporter.info(&target.name, &format!("store {name}: removed orphan {orphan}"));
+                    }
+                    stores.push(o);
+                }
+                None => ostler
+                    .reporter
+                    .warn(&target.name, &format!("backup {} has no store `{name}`; left as it is", m.id)),
+            }
+        }
+        if let Some(sql) = scrub {
+            let db = target
+                .database
+                .as_ref()
+                .ok_or_else(|| Error::user(format!("instance `{}` has no database to scrub", target.name)))?;
+            ostler.reporter.info(&target.name, "running scrub SQL");
+            db.run_sql(runner, None, sql)
+                .map_err(|e| Error::failed(format!("scrub SQL failed on {} (left stopped): {e}", target.name)))?;
+        }
+        let started = if was_running || scrub.is_some() {
+            Some(ops::start(ostler, &target, runner)?)
+        } else {
+            None
+        };
+        Ok(RestoreOutcome {
+            backup: m.id.clone(),
+            instance: target.name.clone(),
+            safety_backup: safety,
+            stores,
+            was_running,
+            started,
+        })
+    })
+}
+
+/// A backup of what an instance holds now, before something destroys it. None when
+/// there is nothing to keep (no database file yet and no store files).
+fn safety_backup(ostler: &Ostler, inst: &Instance, note: &str) -> Result<Option<String>> {
+    if let Some(crate::database::Database::Sqlite { path }) = &inst.database {
+        if !path.exists() && inst.stores().iter().all(|(_, p, _)| !p.exists()) {
+            return Ok(None);
+        }
+    }
+    let m = capture::backup(ostler, inst, Some(note))?;
+    ostler.reporter.info(&inst.name, &format!("safety backup {} taken", m.id));
+    Ok(Some(m.id))
+}
+
+/// CRDS's mirror_server: DST gets SRC's latest backup (or a fresh one), is kept stopped
+/// while inconsistent, gets the scrub SQL, then starts.
+pub fn mirror(ostler: &Ostler, src: &str, dst: &str, fresh: bool, scrub: Option<&str>, confirm: &dyn Confirm) -> Result<RestoreOutcome> {
+    let src = ostler.config.resolve(src)?;
+    let dst = ostler.config.resolve(dst)?;
+    if src == dst {
+        return Err(Error::user(format!("cannot mirror {src} onto itself")).with_hint("use `ostler restore` to put a backup back"));
+    }
+    let m = if fresh {
+        take(ostler, &src, Some(&format!("fresh backup for mirror onto {dst}")))?
+    } else {
+        pick(ostler, &src, &Pick::Latest)?
+    };
+    let mut outcome = restore(ostler, &m, &dst, confirm, scrub)?;
+    if outcome.started.is_none() {
+        let inst = ostler.instance(&dst)?;
+        let msg = ostler.operate(&inst, "start", Duration::from_secs(600), |r| ops::start(ostler, &inst, r))?;
+        outcome.started = Some(msg);
+    }
+    Ok(outcome)
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PruneOutcome {
+    pub decisions: Vec<Decision>,
+    /// Failed or interrupted catalog entries cleared.
+    pub cleared: Vec<String>,
+    pub removed_chunks: u64,
+    pub freed_bytes: u64,
+    pub dry_run: bool,
+}
+
+/// All manifests in the repository (any instance, any state dir).
+pub fn repo_manifests(repo: &ostler_repo::Repository) -> Result<Vec<Manifest>> {
+    let mut out = Vec::new();
+    for name in repo.list_files("backups").map_err(repo_err)? {
+        let rel = if name.starts_with("backups/") { name.clone() } else { format!("backups/{name}") };
+        if !rel.ends_with(".json") {
+            continue;
+        }
+        let bytes = repo.get_file(&rel).map_err(repo_err)?;
+        let m: Manifest = serde_json::from_slice(&bytes)
+            .map_err(|e| Error::failed(format!("repository file {rel}: unreadable manifest: {e}")))?;
+        out.push(m);
+    }
+    Ok(out)
+}
+
+/// Applies `[retention]`: drops what no rule keeps, then frees unreferenced chunks.
+pub fn prune(ostler: &Ostler, dry_run: bool) -> Result<PruneOutcome> {
+    let policy = ostler.config.retention.clone().unwrap_or_default();
+    let tz = match &policy.timezone {
+        Some(z) => jiff::tz::TimeZone::get(z).map_err(|e| Error::user(format!("[retention] timezone {z}: {e}")))?,
+        None => jiff::tz::TimeZone::system(),
+    };
+    let state = ostler.state()?;
+    let records = catalog::list(&state, None)?;
+    let good: Vec<(String, String, Timestamp)> = records
+        .iter()
+        .filter(|b| b.status == "good")
+        .map(|b| (b.id.clone(), b.instance.clone(), b.started_at))
+        .collect();
+    let decisions = retention::plan(&good, &policy, &tz, Timestamp::now());
+    let cleared: Vec<String> = records
+        .iter()
+        .filter(|b| b.status == "failed" || b.status == "interrupted")
+        .map(|b| b.id.clone())
+        .collect();
+    if dry_run {
+        return Ok(PruneOutcome {
+            decisions,
+            cleared,
+            removed_chunks: 0,
+            freed_bytes: 0,
+            dry_run,
+        });
+    }
+    let repo = repository(ostler)?;
+    // Exclusive: no backup, restore or copy may run while chunks are removed.
+    let _lock = repo.lock_exclusive().map_err(repo_err)?;
+    let drop_ids: HashSet<String> = decisions.iter().filter(|d| !d.keep).map(|d| d.id.clone()).collect();
+    for id in &drop_ids {
+        repo.remove_file(&Manifest::repo_file(id)).map_err(repo_err)?;
+        catalog::remove(&state, id)?;
+    }
+    for id in &cleared {
+        catalog::remove(&state, id)?;
+    }
+    let mut live = HashSet::new();
+    for m in repo_manifests(&repo)? {
+        for (_, s) in m.streams() {
+            live.extend(s.chunks.iter().map(|c| c.id.clone()));
+        }
+        for s in &m.stores {
+            for f in read_listing(&repo, &s.listing)? {
+                live.extend(f.stream.chunks.iter().map(|c| c.id.clone()));
+            }
+        }
+    }
+    let gc = repo.gc(&live).map_err(repo_err)?;
+    let _ = repo.clean_tmp();
+    Ok(PruneOutcome {
+        decisions,
+        cleared,
+        removed_chunks: gc.removed_chunks,
+        freed_bytes: gc.freed_bytes,
+        dry_run,
+    })
+}

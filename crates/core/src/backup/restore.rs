@@ -1,0 +1,284 @@
+//! Putting a backup back: the whole database and stores of an instance (`restore`),
+//! into a scratch database to prove a backup restores (`restore_test`), or out as the
+//! engine's own files that need no ostler (`export`).
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use ostler_repo::Repository;
+use serde::Serialize;
+
+use super::capture::{chain_rows, read_listing, repo_err, rows_err};
+use super::engine::{self, SchemaPart, TableRows};
+use super::manifest::{DatabaseEntry, Manifest, StoreEntry};
+use crate::database::Database;
+use crate::error::{Error, Result};
+use crate::instance::{Instance, Ostler};
+
+/// The schema parts of a backup, read from the repository.
+pub fn schema_parts(repo: &Repository, db: &DatabaseEntry) -> Result<Vec<SchemaPart>> {
+    db.schema
+        .iter()
+        .map(|s| {
+            Ok(SchemaPart {
+                name: s.name.clone(),
+                bytes: repo.read_to_vec(&s.stream).map_err(repo_err)?,
+            })
+        })
+        .collect()
+}
+
+/// Every table of a backup with its rows, streamed from the repository.
+pub fn table_rows<'a>(repo: &'a Repository, db: &'a DatabaseEntry) -> impl Iterator<Item = Result<TableRows<'a>>> + 'a {
+    db.tables.iter().map(move |t| {
+        let rows = chain_rows(repo, &t.base, &t.deltas)?.map(|r| r.map_err(rows_err));
+        Ok((t.spec.clone(), Box::new(rows) as Box<dyn Iterator<Item = Result<ostler_rows::Row>>>))
+    })
+}
+
+/// Loads the backup's database into `target`, replacing what is there. For SQLite the
+/// new file is built beside the old one and renamed over it.
+pub fn restore_database(repo: &Repository, db: &DatabaseEntry, target: &Database, runner: &crate::exec::Runner) -> Result<()> {
+    if db.kind != target.kind() {
+        return Err(Error::user(format!(
+            "the backup holds a {} database; the target instance uses {}",
+            db.kind,
+            target.kind()
+        )));
+    }
+    let schema = schema_parts(repo, db)?;
+    match target {
+        Database::Sqlite { path } => {
+            if let Some(dir) = path.parent() {
+                std::fs::create_dir_all(dir).map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
+            }
+            let fresh = PathBuf::from(format!("{}.ostler-restore", path.display()));
+            let _ = std::fs::remove_file(&fresh);
+            engine::load(target_with_path(&fresh), None, &schema, &mut table_rows(repo, db))?;
+            for suffix in ["-wal", "-shm", "-journal"] {
+                let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+            }
+            std::fs::rename(&fresh, path).map_err(|e| Error::io(format!("replacing {}", path.display()), e))?;
+            Ok(())
+        }
+        _ => {
+            target.nuke(runner)?;
+            engine::load(target, None, &schema, &mut table_rows(repo, db))
+        }
+    }
+}
+
+fn target_with_path(path: &Path) -> &'static Database {
+    Box::leak(Box::new(Database::Sqlite { path: path.to_path_buf() }))
+}
+
+/// What restoring a store did.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct StoreOutcome {
+    pub name: String,
+    pub files: u64,
+    pub bytes: u64,
+    /// Files that were in the store but not in the backup, removed.
+    pub orphans_removed: Vec<String>,
+}
+
+/// Writes a store's files from the backup into `root` and removes files the backup
+/// does not have (orphans), listing them.
+pub fn restore_store(repo: &Repository, entry: &StoreEntry, root: &Path) -> Result<StoreOutcome> {
+    use std::os::unix::fs::PermissionsExt;
+    let files = read_listing(repo, &entry.listing)?;
+    std::fs::create_dir_all(root).map_err(|e| Error::io(format!("creating {}", root.display()), e))?;
+    let mut outcome = StoreOutcome {
+        name: entry.name.clone(),
+        ..Default::default()
+    };
+    let wanted: std::collections::HashSet<&str> = files.iter().map(|f| f.path.as_str()).collect();
+    for f in &files {
+        if f.path.split('/').any(|p| p == ".." || p.is_empty()) {
+            return Err(Error::failed(format!("store {}: unsafe path `{}` in the backup", entry.name, f.path)));
+        }
+        let dest = root.join(&f.path);
+        if let Some(dir) = dest.parent() {
+            std::fs::create_dir_all(dir).map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
+        }
+        let tmp = dest.with_file_name(format!(
+            ".{}.ostler-restore",
+            dest.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
+        ));
+        {
+            let mut out = std::io::BufWriter::new(
+                std::fs::File::create(&tmp).map_err(|e| Error::io(format!("creating {}", tmp.display()), e))?,
+            );
+            let mut reader = repo.read_stream(&f.stream);
+            std::io::copy(&mut reader, &mut out).map_err(|e| Error::io(format!("restoring {}", dest.display()), e))?;
+            out.flush().map_err(|e| Error::io(format!("writing {}", dest.display()), e))?;
+        }
+        let _ = std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(f.mode & 0o7777));
+        let mtime = std::time::UNIX_EPOCH + std::time::Duration::from_nanos(f.mtime_ns.max(0) as u64);
+        if let Ok(file) = std::fs::File::options().write(true).open(&tmp) {
+            let _ = file.set_modified(mtime);
+        }
+        std::fs::rename(&tmp, &dest).map_err(|e| Error::io(format!("replacing {}", dest.display()), e))?;
+        outcome.files += 1;
+        outcome.bytes += f.size;
+    }
+    for entry in walkdir::WalkDir::new(root).contents_first(true) {
+        let Ok(entry) = entry else { continue };
+        if entry.file_type().is_dir() {
+            continue;
+        }
+        let rel = entry.path().strip_prefix(root).unwrap_or(entry.path()).to_string_lossy().into_owned();
+        if !wanted.contains(rel.as_str()) {
+            std::fs::remove_file(entry.path()).map_err(|e| Error::io(format!("removing orphan {}", entry.path().display()), e))?;
+            outcome.orphans_removed.push(rel);
+        }
+    }
+    outcome.orphans_removed.sort();
+    Ok(outcome)
+}
+
+/// Writes a backup as native files into `dir`: the database in the engine's own format
+/// and the store files as a plain tree, plus a README saying how to restore by hand.
+pub fn export(repo: &Repository, m: &Manifest, dir: &Path) -> Result<Vec<PathBuf>> {
+    if dir.exists() && std::fs::read_dir(dir).map(|mut d| d.next().is_some()).unwrap_or(false) {
+        return Err(Error::user(format!("{} exists and is not empty", dir.display())));
+    }
+    std::fs::create_dir_all(dir).map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
+    let mut written = Vec::new();
+    let mut how = format!(
+        "Backup {} of instance {} ({}), taken {}.\nRestore with the database's own tools, no ostler needed:\n\n",
+        m.id, m.instance, m.service, m.started_at
+    );
+    if let Some(db) = &m.database {
+        let schema = schema_parts(repo, db)?;
+        let files = engine::export(db.kind, &schema, &mut table_rows(repo, db), dir)?;
+        how += &match db.kind {
+            crate::config::DatabaseKind::Sqlite => "  SQLite:     cp database.sqlite /path/to/data.db   (or: sqlite3 database.sqlite .dump)\n".to_string(),
+            crate::config::DatabaseKind::Postgres => {
+                "  PostgreSQL: createdb NEWDB && psql -v ON_ERROR_STOP=1 -d NEWDB -f database.sql\n".to_string()
+            }
+            crate::config::DatabaseKind::Mysql => {
+                "  MySQL:      mariadb -e 'CREATE DATABASE newdb' && mariadb newdb < database.sql\n".to_string()
+            }
+        };
+        written.extend(files);
+    }
+    for s in &m.stores {
+        let root = dir.join("stores").join(&s.name);
+        restore_store(repo, s, &root)?;
+        how += &format!("  store {}:  copy stores/{}/ into place (rsync -a stores/{}/ DEST/)\n", s.name, s.name, s.name);
+        written.push(root);
+    }
+    let readme = dir.join("README.txt");
+    std::fs::write(&readme, how).map_err(|e| Error::io(format!("writing {}", readme.display()), e))?;
+    written.push(readme);
+    Ok(written)
+}
+
+/// One table's comparison in a restore test.
+#[derive(Debug, Clone, Serialize)]
+pub struct TableCheck {
+    pub table: String,
+    pub rows_expected: u64,
+    pub rows_restored: u64,
+    pub hash_matches: bool,
+}
+
+/// Restores the backup's database into a scratch database of the same engine (a temp
+/// file, or a fresh database on the instance's server), re-captures it and compares
+/// every table's row count and content hash with the catalog. The scratch is removed.
+pub fn restore_test(ostler: &Ostler, repo: &Repository, m: &Manifest, inst: &Instance) -> Result<Vec<TableCheck>> {
+    let Some(db) = &m.database else {
+        return Ok(vec![]);
+    };
+    let target = inst
+        .database
+        .as_ref()
+        .ok_or_else(|| Error::user(format!("instance `{}` has no database to borrow a server from", inst.name)))?;
+    let schema = schema_parts(repo, db)?;
+    let tmp = tempfile::tempdir().map_err(|e| Error::io("creating a temp dir", e))?;
+    let runner = ostler.runner();
+    let scratch_name = format!("ostler_scratch_{}", m.id);
+    let scratch = match target {
+        Database::Sqlite { .. } => Database::Sqlite {
+            path: tmp.path().join("scratch.sqlite"),
+        },
+        Database::Postgres { url, password } => {
+            let mut url = url.clone();
+            url.database = scratch_name.clone();
+            Database::Postgres {
+                url,
+                password: password.clone(),
+            }
+        }
+        Database::Mysql { url, password } => {
+            let mut url = url.clone();
+            url.database = scratch_name.clone();
+            Database::Mysql {
+                url,
+                password: password.clone(),
+            }
+        }
+    };
+    if db.kind != scratch.kind() {
+        return Err(Error::user(format!(
+            "backup {} holds a {} database but instance `{}` uses {}",
+            m.id,
+            db.kind,
+            inst.name,
+            scratch.kind()
+        )));
+    }
+    ostler.reporter.info(&inst.name, &format!("restore test of {} into scratch {}", m.id, scratch.name()));
+    if !matches!(scratch, Database::Sqlite { .. }) {
+        scratch.nuke(&runner)?;
+    }
+    let result = (|| -> Result<Vec<TableCheck>> {
+        engine::load(&scratch, None, &schema, &mut table_rows(repo, db))?;
+        let mut snap = engine::open_snapshot(&scratch, tmp.path())?;
+        let mut checks = Vec::new();
+        for t in &db.tables {
+            let spec = snap
+                .tables()
+                .iter()
+                .find(|s| s.name == t.spec.name)
+                .cloned()
+                .ok_or_else(|| Error::failed(format!("table {} missing after restore", t.spec.name)))?;
+            let mut hasher = ostler_rows::ContentHasher::new();
+            let mut rows = Vec::new();
+            snap.rows(&spec, &mut |row| {
+                rows.push(row);
+                Ok(())
+            })?;
+            rows.sort_by(|a, b| a.key.cmp(&b.key));
+            for r in &rows {
+                hasher.add_row(r);
+            }
+            let (n, hash) = hasher.finish();
+            checks.push(TableCheck {
+                table: t.spec.name.clone(),
+                rows_expected: t.rows,
+                rows_restored: n,
+                hash_matches: hash == t.hash,
+            });
+        }
+        snap.finish()?;
+        Ok(checks)
+    })();
+    if !matches!(scratch, Database::Sqlite { .. }) {
+        let _ = drop_scratch(&scratch, &runner);
+    }
+    result
+}
+
+fn drop_scratch(db: &Database, runner: &crate::exec::Runner) -> Result<()> {
+    match db {
+        Database::Postgres { url, .. } => db
+            .run_sql(runner, Some("postgres"), &format!("DROP DATABASE IF EXISTS \"{}\" WITH (FORCE);", url.database))
+            .map(|_| ()),
+        Database::Mysql { url, .. } => db
+            .run_sql(runner, Some(""), &format!("DROP DATABASE IF EXISTS `{}`;", url.database))
+            .map(|_| ()),
+        Database::Sqlite { .. } => Ok(()),
+    }
+}
