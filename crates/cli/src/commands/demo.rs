@@ -1,6 +1,6 @@
 //! `ostler demo`: the newcomer's first run. Makes a working directory with a config
 //! for two instances of the bundled sample service (guestbook, SQLite), builds both,
-//! starts `gb-1` (the production role), puts a few entries in it, and prints what to
+//! starts `gb-1` (the production role), puts a few entries in it, backs it up, and prints what to
 //! try next.
 
 use std::path::{Path, PathBuf};
@@ -99,6 +99,14 @@ pub fn run(ctx: &Context, args: Args) -> Result<i32> {
     plan::execute(&ostler, &plan::plan(&ostler, "build", "gb-2")?, &No, &mut |o| eprintln!("{}", o.message))?;
     let gb1 = ostler.instance("gb-1")?;
     seed_entries(gb1.port)?;
+    // ostler's main job: a consistent backup of the running service.
+    let backup = ostler_core::backup::procedures::take(&ostler, "gb-1", Some("demo"))?;
+    eprintln!(
+        "backup {} of gb-1 taken while it serves: {} tables, {} newly stored",
+        backup.id,
+        backup.database.as_ref().map(|d| d.tables.len()).unwrap_or(0),
+        super::human_bytes(backup.new_bytes)
+    );
     let cfg = config_path.display();
     println!(
         "\nThe demo is running: guestbook instance gb-1 (role production) on http://127.0.0.1:{port}/entries\n\
@@ -107,6 +115,9 @@ pub fn run(ctx: &Context, args: Args) -> Result<i32> {
          \x20 curl -s http://127.0.0.1:{port}/entries\n\
          \x20 ostler -v restart gb-1\n\
          \x20 ostler sto,pri production          # abbreviated chain on a role\n\
+         \x20 ostler backups --tables             # the backup just taken, table by table\n\
+         \x20 ostler backup gb-1 && ostler verify --all\n\
+         \x20 ostler restore gb-1 --into gb-2     # a copy of production in gb-2\n\
          \x20 ostler journal\n\
          \x20 ostler serve                        # supervise: kill -9 gb-1's pid and watch it come back\n\
          \x20 ostler stop gb-1                    # when you are done\n",

@@ -4,7 +4,9 @@
 
 mod support;
 
+mod backups;
 mod config;
+mod databases;
 mod manage;
 mod processes;
 mod supervise;

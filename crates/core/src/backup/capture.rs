@@ -41,7 +41,13 @@ pub fn repo_err(e: ostler_repo::RepoError) -> Error {
 }
 
 pub fn rows_err(e: RowsError) -> Error {
-    Error::failed(format!("rows: {e}"))
+    let mut text = e.to_string();
+    let mut source = std::error::Error::source(&e);
+    while let Some(s) = source {
+        text.push_str(&format!(": {s}"));
+        source = s.source();
+    }
+    Error::failed(text)
 }
 
 fn new_id(instance: &str, at: Timestamp) -> String {
@@ -224,13 +230,19 @@ fn capture_table(
     let delta_rows: u64 = prev.map(|p| p.change.map(|c| c[0] + c[1] + c[2]).unwrap_or(0)).unwrap_or(0);
     let _ = delta_rows;
     if let Some(prev) = prev.filter(|p| p.deltas.len() < MAX_CHAIN) {
-        match delta_against(repo, snap, spec, prev, tmp, false) {
+        let attempt = match delta_against(repo, snap, spec, prev, tmp, false) {
+            Err(TableError::Order) => delta_against(repo, snap, spec, prev, tmp, true),
+            other => other,
+        };
+        match attempt {
             Ok(r) => return finish_delta(repo, spec, prev, r, new_bytes, snap, tmp),
-            Err(TableError::Order) => {
-                let r = delta_against(repo, snap, spec, prev, tmp, true).map_err(TableError::into_error)?;
-                return finish_delta(repo, spec, prev, r, new_bytes, snap, tmp);
-            }
-            Err(e) => return Err(e.into_error()),
+            // The previous backup's chain could not be read (a damaged chunk...): a
+            // bad old backup must never stop new ones, so store this table whole.
+            Err(e) => tracing::warn!(
+                table = %spec.name,
+                "cannot diff against the previous backup ({}); storing the table whole",
+                e.into_error()
+            ),
         }
     }
     full_table(repo, snap, spec, tmp, new_bytes)

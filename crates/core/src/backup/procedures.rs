@@ -180,12 +180,17 @@ pub fn mirror(ostler: &Ostler, src: &str, dst: &str, fresh: bool, scrub: Option<
     if src == dst {
         return Err(Error::user(format!("cannot mirror {src} onto itself")).with_hint("use `ostler restore` to put a backup back"));
     }
+    // "Almost certainly an error to mirror onto OPS" (CRDS): ask before anything runs.
+    if ostler.config.is_production(&dst) && !confirm.confirm(&dst, Verb::DbNuke) {
+        return Err(Error::user(format!("refusing to mirror onto {dst}: it is the production instance"))
+            .with_hint("pass --yes-really-production if you really mean it"));
+    }
     let m = if fresh {
         take(ostler, &src, Some(&format!("fresh backup for mirror onto {dst}")))?
     } else {
         pick(ostler, &src, &Pick::Latest)?
     };
-    let mut outcome = restore(ostler, &m, &dst, confirm, scrub)?;
+    let mut outcome = restore(ostler, &m, &dst, &Confirmed, scrub)?;
     if outcome.started.is_none() {
         let inst = ostler.instance(&dst)?;
         let msg = ostler.operate(&inst, "start", Duration::from_secs(600), |r| ops::start(ostler, &inst, r))?;
@@ -280,4 +285,12 @@ pub fn prune(ostler: &Ostler, dry_run: bool) -> Result<PruneOutcome> {
         freed_bytes: gc.freed_bytes,
         dry_run,
     })
+}
+
+/// A confirmation already given.
+struct Confirmed;
+impl Confirm for Confirmed {
+    fn confirm(&self, _: &str, _: Verb) -> bool {
+        true
+    }
 }

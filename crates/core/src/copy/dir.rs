@@ -29,7 +29,10 @@ impl DirBackend {
     }
 
     fn io(&self, what: &str, path: &Path, e: io::Error) -> Error {
-        Error::io(format!("copy to {}: {what} {}", self.describe(), path.display()), e)
+        Error::io(
+            format!("copy to {}: {what} {}", self.describe(), path.display()),
+            e,
+        )
     }
 
     /// Creates `dir` and its missing parents, making each new entry durable.
@@ -66,7 +69,9 @@ impl Backend for DirBackend {
             };
             for entry in entries {
                 let entry = entry.map_err(|e| self.io("list", &dir, e))?;
-                let kind = entry.file_type().map_err(|e| self.io("stat", &entry.path(), e))?;
+                let kind = entry
+                    .file_type()
+                    .map_err(|e| self.io("stat", &entry.path(), e))?;
                 if kind.is_dir() {
                     stack.push(entry.path());
                 } else if kind.is_file() {

@@ -206,7 +206,12 @@ pub fn copy_repository(
         }
     }
 
-    let total: u64 = first.iter().chain(&middle).chain(&last).map(|p| p.size).sum();
+    let total: u64 = first
+        .iter()
+        .chain(&middle)
+        .chain(&last)
+        .map(|p| p.size)
+        .sum();
     let progress = reporter.progress(&format!("copy to {}", backend.describe()), Some(total));
     let sender = Sender {
         backend,
@@ -330,7 +335,10 @@ fn check_same_repository(
         (_, remote_id) => Err(Error::user(format!(
             "{} holds another repository ({}) than {}",
             backend.describe(),
-            remote_id.map_or_else(|| "its config.json has no id".into(), |id| format!("id {id}")),
+            remote_id.map_or_else(
+                || "its config.json has no id".into(),
+                |id| format!("id {id}")
+            ),
             repo_dir.display()
         ))
         .with_hint("give each repository its own copy destination")),
@@ -350,7 +358,9 @@ pub(crate) fn check_path(path: &str) -> Result<()> {
             .split('/')
             .any(|c| c.is_empty() || c == "." || c == ".." || c.contains('\0'));
     if bad {
-        return Err(Error::failed(format!("refusing the path {path:?} in a copy")));
+        return Err(Error::failed(format!(
+            "refusing the path {path:?} in a copy"
+        )));
     }
     Ok(())
 }
@@ -375,5 +385,7 @@ pub(crate) fn temp_path(path: &str) -> String {
 
 /// Whether `path` is an upload that never finished (see [`TEMP_PREFIX`]).
 pub fn is_temp_path(path: &str) -> bool {
-    path.rsplit('/').next().is_some_and(|n| n.starts_with(TEMP_PREFIX))
+    path.rsplit('/')
+        .next()
+        .is_some_and(|n| n.starts_with(TEMP_PREFIX))
 }

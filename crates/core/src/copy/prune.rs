@@ -116,7 +116,10 @@ fn plan(repo: &Repository, backend: &dyn Backend) -> Result<PrunePlan> {
 fn chunk_id(path: &str) -> Option<&str> {
     let rest = path.strip_prefix(CHUNKS_DIR)?.strip_prefix('/')?;
     let (shard, id) = rest.split_once('/')?;
-    let hex = |s: &str| s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+    let hex = |s: &str| {
+        s.bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    };
     (id.len() == 64 && hex(id) && shard.len() == 2 && id.starts_with(shard)).then_some(id)
 }
 
@@ -144,10 +147,14 @@ fn needed_chunks(repo: &Repository, names: &HashSet<String>) -> Result<HashSet<S
             continue;
         }
         let bytes = repo.read_to_vec(&listing).map_err(|e| {
-            Error::failed(format!("cannot read a store listing ({e}); not pruning the copy"))
+            Error::failed(format!(
+                "cannot read a store listing ({e}); not pruning the copy"
+            ))
         })?;
         let value: Value = serde_json::from_slice(&bytes).map_err(|e| {
-            Error::failed(format!("a store listing is not JSON ({e}); not pruning the copy"))
+            Error::failed(format!(
+                "a store listing is not JSON ({e}); not pruning the copy"
+            ))
         })?;
         collect(&value, &mut ids, &mut listings);
     }

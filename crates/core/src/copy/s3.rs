@@ -93,7 +93,10 @@ impl S3Backend {
         match e {
             ureq::Error::Status(status, response) => {
                 let mut body = String::new();
-                let _ = response.into_reader().take(64 * 1024).read_to_string(&mut body);
+                let _ = response
+                    .into_reader()
+                    .take(64 * 1024)
+                    .read_to_string(&mut body);
                 let code = xml_text(&body, "Code").unwrap_or_default();
                 let message = xml_text(&body, "Message").unwrap_or_default();
                 let err = Error::failed(format!(
@@ -157,7 +160,10 @@ impl Backend for S3Backend {
                 .into_string()
                 .map_err(|e| Error::io(format!("{}: list {listed}", self.label), e))?;
             let page = rusty_s3::actions::ListObjectsV2::parse_response(&body).map_err(|e| {
-                Error::failed(format!("{}: list {listed}: unreadable answer: {e}", self.label))
+                Error::failed(format!(
+                    "{}: list {listed}: unreadable answer: {e}",
+                    self.label
+                ))
             })?;
             for object in page.contents {
                 // Skip "folder" markers some tools create, and anything outside the prefix.
@@ -178,7 +184,10 @@ impl Backend for S3Backend {
 
     fn exists(&self, path: &str) -> Result<bool> {
         let key = self.key(path)?;
-        let url = self.bucket.head_object(Some(&self.credentials), &key).sign(SIGNATURE_VALID);
+        let url = self
+            .bucket
+            .head_object(Some(&self.credentials), &key)
+            .sign(SIGNATURE_VALID);
         match self.agent.head(url.as_str()).call() {
             Ok(_) => Ok(true),
             Err(ureq::Error::Status(404, _)) => Ok(false),
@@ -194,7 +203,10 @@ impl Backend for S3Backend {
             .metadata()
             .map_err(|e| Error::io(format!("stat {}", local_file.display()), e))?
             .len();
-        let url = self.bucket.put_object(Some(&self.credentials), &key).sign(SIGNATURE_VALID);
+        let url = self
+            .bucket
+            .put_object(Some(&self.credentials), &key)
+            .sign(SIGNATURE_VALID);
         self.agent
             .put(url.as_str())
             .set("Content-Length", &size.to_string())
@@ -205,8 +217,15 @@ impl Backend for S3Backend {
 
     fn get(&self, path: &str) -> Result<Vec<u8>> {
         let key = self.key(path)?;
-        let url = self.bucket.get_object(Some(&self.credentials), &key).sign(SIGNATURE_VALID);
-        let response = self.agent.get(url.as_str()).call().map_err(|e| self.err("get", &key, e))?;
+        let url = self
+            .bucket
+            .get_object(Some(&self.credentials), &key)
+            .sign(SIGNATURE_VALID);
+        let response = self
+            .agent
+            .get(url.as_str())
+            .call()
+            .map_err(|e| self.err("get", &key, e))?;
         let mut bytes = Vec::new();
         response
             .into_reader()
@@ -217,7 +236,10 @@ impl Backend for S3Backend {
 
     fn remove(&self, path: &str) -> Result<()> {
         let key = self.key(path)?;
-        let url = self.bucket.delete_object(Some(&self.credentials), &key).sign(SIGNATURE_VALID);
+        let url = self
+            .bucket
+            .delete_object(Some(&self.credentials), &key)
+            .sign(SIGNATURE_VALID);
         match self.agent.delete(url.as_str()).call() {
             Ok(_) | Err(ureq::Error::Status(404, _)) => Ok(()),
             Err(e) => Err(self.err("remove", &key, e)),

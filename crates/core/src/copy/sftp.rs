@@ -55,7 +55,10 @@ impl SshOptions {
     /// Arguments for `ssh` that open the `sftp` subsystem.
     pub fn ssh_args(&self) -> Result<Vec<OsString>> {
         if self.host.is_empty() || self.host.starts_with('-') {
-            return Err(Error::user(format!("`{}` is not an SSH host name", self.host)));
+            return Err(Error::user(format!(
+                "`{}` is not an SSH host name",
+                self.host
+            )));
         }
         let mut args: Vec<OsString> = vec!["-o".into(), "BatchMode=yes".into()];
         if let Some(port) = self.port {
@@ -66,9 +69,15 @@ impl SshOptions {
         }
         if let Some(known) = &self.known_hosts {
             let known = known.to_str().filter(|s| !s.contains('"')).ok_or_else(|| {
-                Error::user(format!("known_hosts path {} cannot be passed to ssh", known.display()))
+                Error::user(format!(
+                    "known_hosts path {} cannot be passed to ssh",
+                    known.display()
+                ))
             })?;
-            args.extend(["-o".into(), format!("UserKnownHostsFile=\"{known}\"").into()]);
+            args.extend([
+                "-o".into(),
+                format!("UserKnownHostsFile=\"{known}\"").into(),
+            ]);
         }
         if let Some(user) = &self.user {
             if user.is_empty() || user.starts_with('-') {
@@ -76,7 +85,12 @@ impl SshOptions {
             }
             args.extend(["-l".into(), user.into()]);
         }
-        args.extend(["-s".into(), "--".into(), self.host.clone().into(), "sftp".into()]);
+        args.extend([
+            "-s".into(),
+            "--".into(),
+            self.host.clone().into(),
+            "sftp".into(),
+        ]);
         Ok(args)
     }
 }
@@ -104,7 +118,10 @@ impl SftpBackend {
         };
         let label = format!(
             "sftp {}{}:{root}{}",
-            ssh.user.as_ref().map(|u| format!("{u}@")).unwrap_or_default(),
+            ssh.user
+                .as_ref()
+                .map(|u| format!("{u}@"))
+                .unwrap_or_default(),
             ssh.host,
             ssh.port.map(|p| format!(" (port {p})")).unwrap_or_default()
         );
@@ -141,7 +158,12 @@ impl SftpBackend {
     }
 
     fn err(&self, what: &str, path: &str, e: SftpError) -> Error {
-        let said = self.stderr.lock().unwrap_or_else(|p| p.into_inner()).trim().to_string();
+        let said = self
+            .stderr
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .trim()
+            .to_string();
         let said = if said.is_empty() {
             String::new()
         } else {
@@ -155,7 +177,12 @@ impl SftpBackend {
         let mut missing = Vec::new();
         let mut cur = dir.to_string();
         loop {
-            if self.made_dirs.lock().unwrap_or_else(|p| p.into_inner()).contains(&cur) {
+            if self
+                .made_dirs
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .contains(&cur)
+            {
                 break;
             }
             match self.session.try_exists(cur.clone()).await {
@@ -176,7 +203,10 @@ impl SftpBackend {
                 }
             }
         }
-        self.made_dirs.lock().unwrap_or_else(|p| p.into_inner()).insert(dir.to_string());
+        self.made_dirs
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(dir.to_string());
         Ok(())
     }
 
@@ -232,7 +262,9 @@ async fn start(
     let (Some(stdin), Some(stdout), Some(mut err_pipe)) =
         (child.stdin.take(), child.stdout.take(), child.stderr.take())
     else {
-        return Err(Error::failed(format!("{label}: ssh started without its pipes")));
+        return Err(Error::failed(format!(
+            "{label}: ssh started without its pipes"
+        )));
     };
     let keep = stderr.clone();
     let reader = tokio::spawn(async move {
@@ -245,7 +277,9 @@ async fn start(
             kept.push_str(&String::from_utf8_lossy(&buf[..n]));
             if kept.len() > STDERR_KEEP {
                 let cut = kept.len() - STDERR_KEEP;
-                let cut = (cut..kept.len()).find(|&i| kept.is_char_boundary(i)).unwrap_or(0);
+                let cut = (cut..kept.len())
+                    .find(|&i| kept.is_char_boundary(i))
+                    .unwrap_or(0);
                 kept.drain(..cut);
             }
         }
@@ -261,7 +295,11 @@ async fn start(
             // last words before reporting.
             let status = tokio::time::timeout(Duration::from_secs(5), child.wait()).await;
             let _ = tokio::time::timeout(Duration::from_secs(1), reader).await;
-            let said = stderr.lock().unwrap_or_else(|p| p.into_inner()).trim().to_string();
+            let said = stderr
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .trim()
+                .to_string();
             let exit = match status {
                 Ok(Ok(s)) => format!("ssh exited with {s}"),
                 _ => format!("no SFTP session ({e})"),
@@ -368,7 +406,10 @@ impl Backend for SftpBackend {
     fn remove(&self, path: &str) -> Result<()> {
         check_path(path)?;
         let full = self.full(path);
-        match self.runtime.block_on(self.session.remove_file(full.clone())) {
+        match self
+            .runtime
+            .block_on(self.session.remove_file(full.clone()))
+        {
             Ok(()) => Ok(()),
             Err(e) if is_not_found(&e) => Ok(()),
             Err(e) => Err(self.err("remove", &full, e)),
