@@ -61,6 +61,8 @@ pub enum Command {
     Mirror(commands::mirror::Args),
     /// Write a backup as native files, restorable without ostler.
     Export(commands::export::Args),
+    /// Send backups to the off-host copies.
+    Copy(commands::copy::Args),
     /// Apply retention and free space.
     Prune(commands::prune::Args),
     /// Make a working demo of the bundled sample service and start it.
@@ -149,6 +151,7 @@ pub fn main() -> i32 {
         Command::Mirror(args) => commands::mirror::run(&ctx, args),
         Command::Export(args) => commands::export::run(&ctx, args),
         Command::Prune(args) => commands::prune::run(&ctx, args),
+        Command::Copy(args) => commands::copy::run(&ctx, args),
         Command::Manage(args) => commands::manage::run(&ctx, args),
     };
     match result {

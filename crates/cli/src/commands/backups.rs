@@ -87,8 +87,9 @@ pub fn run(ctx: &Context, args: Args) -> Result<i32> {
 }
 
 fn copy_holds(
-    _ostler: &ostler_core::Ostler,
+    ostler: &ostler_core::Ostler,
     copy: &ostler_core::config::CopyConfig,
 ) -> Result<std::collections::HashSet<String>> {
-    Err(Error::user(format!("copy `{}`: off-host copies are not built yet", copy.name)))
+    let backend = ostler_core::copy::open_backend(&ostler.config, copy)?;
+    Ok(ostler_core::copy::list_backups(backend.as_ref())?.into_iter().collect())
 }

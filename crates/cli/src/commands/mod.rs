@@ -3,6 +3,7 @@
 pub mod backup;
 pub mod backups;
 pub mod config;
+pub mod copy;
 pub mod demo;
 pub mod export;
 pub mod journal;
