@@ -61,6 +61,12 @@ pub enum Command {
     Mirror(commands::mirror::Args),
     /// Write a backup as native files, restorable without ostler.
     Export(commands::export::Args),
+    /// Find when rows vanished: matching rows in every backup, and the verdict.
+    Find(commands::find::Args),
+    /// Rows added, removed, changed between two backups (or a backup and live).
+    Diff(commands::diff::Args),
+    /// Read web server access logs: sharp changes in what a URL answers, timelines.
+    Logs(commands::logs::Args),
     /// Send backups to the off-host copies.
     Copy(commands::copy::Args),
     /// Apply retention and free space.
@@ -152,6 +158,9 @@ pub fn main() -> i32 {
         Command::Export(args) => commands::export::run(&ctx, args),
         Command::Prune(args) => commands::prune::run(&ctx, args),
         Command::Copy(args) => commands::copy::run(&ctx, args),
+        Command::Find(args) => commands::find::run(&ctx, args),
+        Command::Logs(args) => commands::logs::run(&ctx, args),
+        Command::Diff(args) => commands::diff::run(&ctx, args),
         Command::Manage(args) => commands::manage::run(&ctx, args),
     };
     match result {

@@ -11,6 +11,7 @@ pub mod copy;
 pub mod database;
 pub mod error;
 pub mod exec;
+pub mod forensics;
 pub mod instance;
 pub mod ops;
 pub mod plan;

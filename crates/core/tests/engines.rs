@@ -28,14 +28,19 @@ impl Captured {
     }
 
     fn part(&self, name: &str) -> String {
-        let part = self.schema.iter().find(|p| p.name == name).unwrap_or_else(|| panic!("no part {name}"));
+        let part = self
+            .schema
+            .iter()
+            .find(|p| p.name == name)
+            .unwrap_or_else(|| panic!("no part {name}"));
         String::from_utf8_lossy(&part.bytes).into_owned()
     }
 
     /// The tables as `engine::load` and `engine::export` take them.
     fn feed(&self) -> impl Iterator<Item = ostler_core::Result<TableRows<'_>>> + '_ {
         self.tables.iter().map(|(spec, rows)| {
-            let rows: Box<dyn Iterator<Item = ostler_core::Result<Row>>> = Box::new(rows.iter().cloned().map(Ok));
+            let rows: Box<dyn Iterator<Item = ostler_core::Result<Row>>> =
+                Box::new(rows.iter().cloned().map(Ok));
             Ok((spec.clone(), rows))
         })
     }
@@ -58,7 +63,8 @@ fn read_all(snap: &mut dyn Snapshot, spec: &TableSpec) -> Vec<Row> {
 
 fn capture(db: &Database) -> Captured {
     let tmp = tempfile::tempdir().unwrap();
-    let mut snap = engine::open_snapshot(db, tmp.path()).unwrap_or_else(|e| panic!("snapshot: {e}"));
+    let mut snap =
+        engine::open_snapshot(db, tmp.path()).unwrap_or_else(|e| panic!("snapshot: {e}"));
     let schema = snap.schema().to_vec();
     let specs = snap.tables().to_vec();
     let tables = specs
@@ -73,11 +79,13 @@ fn capture(db: &Database) -> Captured {
 }
 
 fn load(db: &Database, captured: &Captured) {
-    engine::load(db, None, &captured.schema, &mut captured.feed()).unwrap_or_else(|e| panic!("load: {e}"));
+    engine::load(db, None, &captured.schema, &mut captured.feed())
+        .unwrap_or_else(|e| panic!("load: {e}"));
 }
 
 fn export(kind: DatabaseKind, captured: &Captured, dir: &Path) -> std::path::PathBuf {
-    let files = engine::export(kind, &captured.schema, &mut captured.feed(), dir).unwrap_or_else(|e| panic!("export: {e}"));
+    let files = engine::export(kind, &captured.schema, &mut captured.feed(), dir)
+        .unwrap_or_else(|e| panic!("export: {e}"));
     assert_eq!(files.len(), 1, "{files:?}");
     files.into_iter().next().unwrap()
 }
@@ -85,7 +93,12 @@ fn export(kind: DatabaseKind, captured: &Captured, dir: &Path) -> std::path::Pat
 /// Same tables (names, columns, keys, foreign keys) with the same rows, keys and
 /// payloads byte for byte.
 fn assert_same(original: &Captured, copy: &Captured) {
-    let names = |c: &Captured| c.tables.iter().map(|(s, _)| s.name.clone()).collect::<Vec<_>>();
+    let names = |c: &Captured| {
+        c.tables
+            .iter()
+            .map(|(s, _)| s.name.clone())
+            .collect::<Vec<_>>()
+    };
     assert_eq!(names(original), names(copy));
     for ((spec, rows), (copy_spec, copy_rows)) in original.tables.iter().zip(&copy.tables) {
         assert_eq!(spec, copy_spec);
@@ -239,7 +252,11 @@ fn postgres_round_trip_through_load_and_export() {
     assert_eq!(books.foreign_keys[0].ref_table, "app.authors");
     assert_eq!(books.foreign_keys[0].ref_columns, ["id"]);
     let (generated, _) = original.table("app.gen");
-    assert_eq!(generated.columns, ["id", "a"], "generated columns are not stored");
+    assert_eq!(
+        generated.columns,
+        ["id", "a"],
+        "generated columns are not stored"
+    );
     let (log, log_rows) = original.table("public.log");
     assert!(log.key_columns.is_empty());
     assert_eq!(log_rows.len(), 11);
@@ -252,7 +269,10 @@ fn postgres_round_trip_through_load_and_export() {
     let (_, blobs) = original.table("app.blobs");
     assert_eq!(blobs[0].key, [KeyPart::Int(-5)]);
     let bytes = engine::decode(DatabaseKind::Postgres, &blobs[1].payload).unwrap();
-    assert_eq!(bytes[1], engine::SqlValue::Text(format!("\\x{}", all_bytes_hex())));
+    assert_eq!(
+        bytes[1],
+        engine::SqlValue::Text(format!("\\x{}", all_bytes_hex()))
+    );
     let (_, authors) = original.table("app.authors");
     let ada = engine::decode(DatabaseKind::Postgres, &authors[0].payload).unwrap();
     assert_eq!(ada[1], engine::SqlValue::Text("Ada".into()));
@@ -261,10 +281,18 @@ fn postgres_round_trip_through_load_and_export() {
         engine::SqlValue::Text("tab\there\nnew line\\back slash 'quote' \"dq\"".into())
     );
     let third = engine::decode(DatabaseKind::Postgres, &authors[2].payload).unwrap();
-    assert_eq!(third[1], engine::SqlValue::Text("\\N".into()), "the text \\N is not NULL");
+    assert_eq!(
+        third[1],
+        engine::SqlValue::Text("\\N".into()),
+        "the text \\N is not NULL"
+    );
     assert_eq!(third[5], engine::SqlValue::Null);
-    assert!(original.part("sequences.sql").contains("setval('app.authors_id_seq', 4, true)"));
-    assert!(original.part("post-data.sql").contains("CREATE TRIGGER books_shout"));
+    assert!(original
+        .part("sequences.sql")
+        .contains("setval('app.authors_id_seq', 4, true)"));
+    assert!(original
+        .part("post-data.sql")
+        .contains("CREATE TRIGGER books_shout"));
     assert!(!original.part("pre-data.sql").contains("\\restrict"));
 
     // Loaded into an empty database: the same tables, rows and schema.
@@ -290,13 +318,21 @@ fn postgres_round_trip_through_load_and_export() {
     // The sequences came along: new rows get the ids the original would give.
     for db in [&name, &copy_name, &plain_name] {
         let id = pg()
-            .sql(db, "INSERT INTO app.authors (name) VALUES ('after') RETURNING id")
+            .sql(
+                db,
+                "INSERT INTO app.authors (name) VALUES ('after') RETURNING id",
+            )
             .unwrap();
         assert_eq!(id.trim(), "5", "in {db}");
-        let id = pg().sql(db, "INSERT INTO app.gen (a) VALUES (9) RETURNING id").unwrap();
+        let id = pg()
+            .sql(db, "INSERT INTO app.gen (a) VALUES (9) RETURNING id")
+            .unwrap();
         assert_eq!(id.trim(), "4", "in {db}");
         let title = pg()
-            .sql(db, "INSERT INTO app.books VALUES (3, 'new', 'loud') RETURNING title")
+            .sql(
+                db,
+                "INSERT INTO app.books VALUES (3, 'new', 'loud') RETURNING title",
+            )
             .unwrap();
         assert_eq!(title.trim(), "loud!", "the trigger works in {db}");
     }
@@ -341,7 +377,10 @@ fn postgres_errors_name_the_database_and_hide_the_password() {
         password: Some("wrong-secret-password".into()),
     };
     let tmp = tempfile::tempdir().unwrap();
-    let err = engine::open_snapshot(&db, tmp.path()).err().unwrap().to_string();
+    let err = engine::open_snapshot(&db, tmp.path())
+        .err()
+        .unwrap()
+        .to_string();
     assert!(err.contains(&name), "{err}");
     assert!(!err.contains("wrong-secret-password"), "{err}");
 
@@ -367,11 +406,17 @@ fn postgres_errors_name_the_database_and_hide_the_password() {
     };
     let (_, target) = pg_database("eng_pg_bad_rows");
     for payload in [&b"1\n2"[..], b"x"] {
-        let rows: Box<dyn Iterator<Item = ostler_core::Result<Row>>> =
-            Box::new(std::iter::once(Ok(Row::new(vec![KeyPart::Int(1)], payload))));
-        let err = engine::load(&target, None, &bad, &mut std::iter::once(Ok((spec.clone(), rows))))
-            .unwrap_err()
-            .to_string();
+        let rows: Box<dyn Iterator<Item = ostler_core::Result<Row>>> = Box::new(std::iter::once(
+            Ok(Row::new(vec![KeyPart::Int(1)], payload)),
+        ));
+        let err = engine::load(
+            &target,
+            None,
+            &bad,
+            &mut std::iter::once(Ok((spec.clone(), rows))),
+        )
+        .unwrap_err()
+        .to_string();
         assert!(err.contains("public.t"), "{err}");
     }
 }
@@ -493,17 +538,31 @@ fn mariadb_round_trip_through_load_and_export() {
     let (words, rows) = original.table("Words");
     assert_eq!(words.key_columns, ["Word"]);
     assert_eq!(rows.len(), 13);
-    assert_eq!(original.table("words_ci").1[0].key, [KeyPart::Bytes(b"Cherry".to_vec())]);
+    assert_eq!(
+        original.table("words_ci").1[0].key,
+        [KeyPart::Bytes(b"Cherry".to_vec())]
+    );
     let (books, _) = original.table("books");
     assert_eq!(books.key_columns, ["author_id", "code"]);
     assert_eq!(books.foreign_keys.len(), 1);
     assert_eq!(books.foreign_keys[0].ref_table, "authors");
     assert_eq!(books.foreign_keys[0].columns, ["author_id"]);
     let (generated, gen_rows) = original.table("gen");
-    assert_eq!(generated.columns, ["id", "a"], "generated columns are not stored");
     assert_eq!(
-        gen_rows.iter().map(|r| String::from_utf8_lossy(&r.payload).into_owned()).collect::<Vec<_>>(),
-        ["(1,1)", "(9223372036854775808,3)", "(18446744073709551615,2)"]
+        generated.columns,
+        ["id", "a"],
+        "generated columns are not stored"
+    );
+    assert_eq!(
+        gen_rows
+            .iter()
+            .map(|r| String::from_utf8_lossy(&r.payload).into_owned())
+            .collect::<Vec<_>>(),
+        [
+            "(1,1)",
+            "(9223372036854775808,3)",
+            "(18446744073709551615,2)"
+        ]
     );
     let (log, log_rows) = original.table("log");
     assert!(log.key_columns.is_empty());
@@ -518,7 +577,14 @@ fn mariadb_round_trip_through_load_and_export() {
     assert_eq!(blobs[0].key, [KeyPart::Int(-5)]);
     let values = engine::decode(DatabaseKind::Mysql, &blobs[1].payload).unwrap();
     let all: Vec<u8> = (0..=255).collect();
-    assert_eq!(values, [engine::SqlValue::Int(1), engine::SqlValue::Blob(all.clone()), engine::SqlValue::Blob(all)]);
+    assert_eq!(
+        values,
+        [
+            engine::SqlValue::Int(1),
+            engine::SqlValue::Blob(all.clone()),
+            engine::SqlValue::Blob(all)
+        ]
+    );
     let (_, authors) = original.table("authors");
     assert_eq!(authors[0].key, [KeyPart::Int(0)]);
     let ada = engine::decode(DatabaseKind::Mysql, &authors[1].payload).unwrap();
@@ -618,8 +684,9 @@ fn mariadb_load_refuses_payloads_that_are_not_value_tuples() {
         key_columns: vec![],
         foreign_keys: vec![],
     };
-    let rows: Box<dyn Iterator<Item = ostler_core::Result<Row>>> =
-        Box::new(std::iter::once(Ok(Row::new(vec![KeyPart::Int(1)], "(1); DROP TABLE t; --"))));
+    let rows: Box<dyn Iterator<Item = ostler_core::Result<Row>>> = Box::new(std::iter::once(Ok(
+        Row::new(vec![KeyPart::Int(1)], "(1); DROP TABLE t; --"),
+    )));
     let err = engine::load(&db, None, &schema, &mut std::iter::once(Ok((spec, rows))))
         .unwrap_err()
         .to_string();
@@ -663,10 +730,16 @@ fn sqlite_round_trip_through_load_and_export() {
     assert_eq!(original.table("log").1.len(), 3);
 
     let copy_path = dir.path().join("copy.sqlite");
-    load(&Database::Sqlite { path: copy_path.clone() }, &original);
+    load(
+        &Database::Sqlite {
+            path: copy_path.clone(),
+        },
+        &original,
+    );
     assert_same(&original, &capture(&Database::Sqlite { path: copy_path }));
 
     let out = dir.path().join("export");
+    std::fs::create_dir(&out).unwrap();
     let file = export(DatabaseKind::Sqlite, &original, &out);
     assert_same(&original, &capture(&Database::Sqlite { path: file }));
 }
@@ -677,23 +750,54 @@ fn sqlite_round_trip_through_load_and_export() {
 
 const BENCH_ROWS: usize = 100_000;
 
-fn measure(engine: &str, db: &Database, copy: &Database) {
+/// Times the snapshot (open: schema; rows) and the load of a 100k-row table, and, as
+/// the peer to compare with, the native client restoring our export of it.
+fn measure(engine: &str, db: &Database, copy: &Database, native: &dyn Fn(&Path)) {
+    let tmp = tempfile::tempdir().unwrap();
     let start = Instant::now();
-    let captured = capture(db);
-    let snapshot = start.elapsed();
+    let mut snap = engine::open_snapshot(db, tmp.path()).unwrap();
+    let opened = start.elapsed();
+    let schema = snap.schema().to_vec();
+    let mut tables = Vec::new();
+    let start = Instant::now();
+    for spec in snap.tables().to_vec() {
+        let rows = read_all(snap.as_mut(), &spec);
+        tables.push((spec, rows));
+    }
+    let read = start.elapsed();
+    snap.finish().unwrap();
+    let captured = Captured { schema, tables };
     let rows: usize = captured.tables.iter().map(|(_, r)| r.len()).sum();
-    let bytes: usize = captured.tables.iter().flat_map(|(_, r)| r).map(|r| r.payload.len()).sum();
+    let bytes: usize = captured
+        .tables
+        .iter()
+        .flat_map(|(_, r)| r)
+        .map(|r| r.payload.len())
+        .sum();
     assert_eq!(rows, BENCH_ROWS);
     let start = Instant::now();
     load(copy, &captured);
     let loaded = start.elapsed();
+    let dir = tempfile::tempdir().unwrap();
+    let kind = db.kind();
+    let file = engine::export(kind, &captured.schema, &mut captured.feed(), dir.path()).unwrap();
+    let start = Instant::now();
+    native(&file[0]);
+    let restored = start.elapsed();
+    let per_s = |d: std::time::Duration| rows as f64 / d.as_secs_f64();
     println!(
-        "{engine}: {rows} rows ({:.1} MB of payload): snapshot {:.2} s = {:.0} rows/s, load {:.2} s = {:.0} rows/s",
+        "{engine}: {rows} rows, {:.1} MB of payload: open {:.2} s; rows {:.2} s = {:.0} rows/s; \
+         open + rows = {:.0} rows/s; load {:.2} s = {:.0} rows/s; \
+         native client restoring the export {:.2} s = {:.0} rows/s",
         bytes as f64 / 1e6,
-        snapshot.as_secs_f64(),
-        rows as f64 / snapshot.as_secs_f64(),
+        opened.as_secs_f64(),
+        read.as_secs_f64(),
+        per_s(read),
+        per_s(opened + read),
         loaded.as_secs_f64(),
-        rows as f64 / loaded.as_secs_f64()
+        per_s(loaded),
+        restored.as_secs_f64(),
+        per_s(restored)
     );
 }
 
@@ -713,7 +817,8 @@ fn throughput_of_snapshot_and_load() {
     )
     .unwrap();
     let (_, copy) = pg_database("eng_pg_bench_copy");
-    measure("PostgreSQL", &db, &copy);
+    let (plain, _) = pg_database("eng_pg_bench_plain");
+    measure("PostgreSQL", &db, &copy, &|file| psql_file(&plain, file));
 
     let (name, db) = maria_database("eng_my_bench");
     maria()
@@ -728,5 +833,6 @@ fn throughput_of_snapshot_and_load() {
         )
         .unwrap();
     let (_, copy) = maria_database("eng_my_bench_copy");
-    measure("MariaDB", &db, &copy);
+    let (plain, _) = maria_database("eng_my_bench_plain");
+    measure("MariaDB", &db, &copy, &|file| mariadb_file(&plain, file));
 }

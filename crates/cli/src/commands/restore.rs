@@ -23,6 +23,22 @@ pub struct Args {
     /// Confirms a restore over the production instance.
     #[arg(long)]
     pub yes_really_production: bool,
+    /// Partial restore: put back only rows of this table (with --where).
+    #[arg(long, requires = "predicate")]
+    pub table: Option<String>,
+    /// Partial restore: the rows to put back, as an SQL predicate (evaluated by SQLite).
+    #[arg(long = "where", value_name = "PREDICATE", requires = "table")]
+    pub predicate: Option<String>,
+    /// Partial restore: also rows referencing them by foreign key that are missing
+    /// live, and the rows those need in turn.
+    #[arg(long, requires = "table")]
+    pub with_references: bool,
+    /// Partial restore: print the statements, change nothing.
+    #[arg(long, requires = "table")]
+    pub dry_run: bool,
+    /// Partial restore: leave rows that exist live with the same key, restore the rest.
+    #[arg(long, requires = "table")]
+    pub skip_conflicts: bool,
 }
 
 pub fn run(ctx: &Context, args: Args) -> Result<i32> {
@@ -42,6 +58,9 @@ pub fn run(ctx: &Context, args: Args) -> Result<i32> {
         .with_hint(format!("to put it into {instance}: ostler restore {} --from {} --into {instance}", m.instance, m.id)));
     }
     let target = args.into.clone().unwrap_or(instance);
+    if let (Some(table), Some(pred)) = (&args.table, &args.predicate) {
+        return partial(ctx, &ostler, &m, &target, table, pred, &args);
+    }
     if !ctx.json {
         eprintln!("restoring backup {} of {} (taken {}) into {target}", m.id, m.instance, ctx.show_time(m.started_at));
     }
@@ -65,6 +84,58 @@ pub fn run(ctx: &Context, args: Args) -> Result<i32> {
             Some(msg) => println!("{msg}"),
             None => println!("{target} restored from {} (it was not running; not started)", outcome.backup),
         }
+    }
+    Ok(0)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn partial(
+    ctx: &Context,
+    ostler: &ostler_core::Ostler,
+    m: &ostler_core::backup::manifest::Manifest,
+    target: &str,
+    table: &str,
+    predicate: &str,
+    args: &Args,
+) -> Result<i32> {
+    let out = ostler_core::forensics::partial::restore_rows(
+        ostler,
+        m,
+        target,
+        table,
+        predicate,
+        args.with_references,
+        args.dry_run,
+        args.skip_conflicts,
+    )?;
+    if ctx.json {
+        super::print_json(&out)?;
+        return Ok(0);
+    }
+    if args.dry_run {
+        println!("-- dry run: rows from backup {} ({}) that {} lacks", out.backup, ctx.show_time(m.started_at), out.instance);
+        for s in &out.statements {
+            println!("{s}");
+        }
+    }
+    for r in &out.rows {
+        eprintln!("{} {} {} ({})", if out.written { "restored" } else { "would restore" }, r.table, r.key, r.reason);
+    }
+    for c in &out.conflicts {
+        eprintln!("skipped {} {}: a live row has that key", c.table, c.key);
+    }
+    if out.already_live > 0 {
+        eprintln!("{} matching rows are already live, unchanged", out.already_live);
+    }
+    if out.rows.is_empty() {
+        println!("nothing to restore: every matching row is live");
+    } else if out.written {
+        println!(
+            "restored {} rows into {} in one transaction (safety backup {})",
+            out.rows.len(),
+            out.instance,
+            out.safety_backup.clone().unwrap_or_default()
+        );
     }
     Ok(0)
 }

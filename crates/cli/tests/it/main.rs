@@ -7,6 +7,7 @@ mod support;
 mod backups;
 mod config;
 mod databases;
+mod logs;
 mod manage;
 mod processes;
 mod supervise;

@@ -100,7 +100,7 @@ impl S3Backend {
                 let code = xml_text(&body, "Code").unwrap_or_default();
                 let message = xml_text(&body, "Message").unwrap_or_default();
                 let err = Error::failed(format!(
-                    "{}: {what} {key}: HTTP {status} {code} {message}",
+                    "{}: {what} {key}: HTTP {status} {code}: {message}",
                     self.label
                 ));
                 match (status, code.as_str()) {

@@ -158,17 +158,7 @@ impl SftpBackend {
     }
 
     fn err(&self, what: &str, path: &str, e: SftpError) -> Error {
-        let said = self
-            .stderr
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .trim()
-            .to_string();
-        let said = if said.is_empty() {
-            String::new()
-        } else {
-            format!(" (ssh said: {said})")
-        };
+        let said = ssh_said(&self.stderr);
         Error::failed(format!("{}: {what} {path}: {e}{said}", self.label))
     }
 
@@ -295,25 +285,31 @@ async fn start(
             // last words before reporting.
             let status = tokio::time::timeout(Duration::from_secs(5), child.wait()).await;
             let _ = tokio::time::timeout(Duration::from_secs(1), reader).await;
-            let said = stderr
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .trim()
-                .to_string();
             let exit = match status {
                 Ok(Ok(s)) => format!("ssh exited with {s}"),
                 _ => format!("no SFTP session ({e})"),
             };
-            let said = if said.is_empty() {
-                String::new()
-            } else {
-                format!(": {said}")
-            };
+            let said = ssh_said(&stderr);
             Err(Error::failed(format!("{label}: cannot connect: {exit}{said}")).with_hint(
                 "check that `ssh` reaches the host non-interactively with the same user, port, key \
                  and known_hosts, and that the server offers the sftp subsystem",
             ))
         }
+    }
+}
+
+/// What ssh wrote to stderr, as indented lines after "; ssh said:", or nothing.
+fn ssh_said(stderr: &Mutex<String>) -> String {
+    let text = stderr.lock().unwrap_or_else(|p| p.into_inner());
+    let lines: Vec<&str> = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.chars().all(|c| c == '@'))
+        .collect();
+    if lines.is_empty() {
+        String::new()
+    } else {
+        format!("; ssh said:\n  {}", lines.join("\n  "))
     }
 }
 

@@ -35,10 +35,11 @@ use crate::error::{Error, Result};
 const SCHEMA: &str = "schema.sql";
 const POST_DATA: &str = "post-data.sql";
 
-/// Session of a snapshot: UTF-8, UTC timestamps, long sort keys (rows of tables
-/// without a primary key are sorted whole), patience with a slow consumer.
+/// Session of a snapshot: UTF-8, UTC timestamps, longer sort keys and the sort
+/// buffer they need (see `whole_row_order`), patience with a slow consumer.
 const READ_SESSION: &str = "SET NAMES utf8mb4; SET SESSION time_zone = '+00:00'; \
-     SET SESSION sql_mode = 'NO_AUTO_VALUE_ON_ZERO'; SET SESSION max_sort_length = 8388608; \
+     SET SESSION sql_mode = 'NO_AUTO_VALUE_ON_ZERO'; SET SESSION max_sort_length = 16384; \
+     SET SESSION sort_buffer_size = 4194304; \
      SET SESSION net_write_timeout = 3600; SET SESSION net_read_timeout = 3600";
 
 /// The mode rows are loaded in: `0` stays `0` in AUTO_INCREMENT columns, backslash
@@ -76,14 +77,17 @@ fn column_of(data_type: &str, column_type: &str) -> Column {
         "bigint" if column_type.to_ascii_lowercase().contains("unsigned") => Kind::UnsignedBig,
         "tinyint" | "smallint" | "mediumint" | "int" | "integer" | "bigint" | "year" => Kind::Int,
         "decimal" | "numeric" | "float" | "double" | "real" | "double precision" => Kind::Number,
-        "binary" | "varbinary" | "tinyblob" | "blob" | "mediumblob" | "longblob" | "bit" | "geometry" | "point"
-        | "linestring" | "polygon" | "multipoint" | "multilinestring" | "multipolygon" | "geometrycollection"
-        | "geomcollection" => Kind::Binary,
+        "binary" | "varbinary" | "tinyblob" | "blob" | "mediumblob" | "longblob" | "bit"
+        | "geometry" | "point" | "linestring" | "polygon" | "multipoint" | "multilinestring"
+        | "multipolygon" | "geometrycollection" | "geomcollection" => Kind::Binary,
         _ => Kind::Text,
     };
     let natural_order = matches!(kind, Kind::Int | Kind::UnsignedBig | Kind::Binary)
         || matches!(t.as_str(), "date" | "datetime" | "timestamp");
-    Column { kind, natural_order }
+    Column {
+        kind,
+        natural_order,
+    }
 }
 
 pub struct MysqlSnapshot {
@@ -102,7 +106,13 @@ const _: fn() = || {
 };
 
 fn my_err<'a>(label: &'a str, what: &'a str) -> impl Fn(mysql::Error) -> Error + 'a {
-    move |e| Error::failed(format!("{label}: {what}: {e}"))
+    move |e| {
+        let detail = match &e {
+            mysql::Error::MySqlError(e) => format!("ERROR {} ({}): {}", e.code, e.state, e.message),
+            other => other.to_string(),
+        };
+        Error::failed(format!("{label}: {what}: {detail}"))
+    }
 }
 
 /// `` `name` ``, inner backticks doubled.
@@ -118,7 +128,9 @@ fn quote_literal(text: &str) -> String {
 
 fn connect(db: &Database, database: Option<&str>) -> Result<(Conn, String)> {
     let Database::Mysql { url, password } = db else {
-        return Err(Error::failed("internal: the MySQL engine was given another kind of database"));
+        return Err(Error::failed(
+            "internal: the MySQL engine was given another kind of database",
+        ));
     };
     let dbname = database.unwrap_or(&url.database);
     let label = format!("MySQL database {dbname} on {}:{}", url.host, url.port);
@@ -138,7 +150,12 @@ fn connect(db: &Database, database: Option<&str>) -> Result<(Conn, String)> {
 }
 
 /// Runs a query and returns its rows as text (NULL as `None`).
-fn query_text(conn: &mut Conn, label: &str, what: &str, sql: &str) -> Result<Vec<Vec<Option<String>>>> {
+fn query_text(
+    conn: &mut Conn,
+    label: &str,
+    what: &str,
+    sql: &str,
+) -> Result<Vec<Vec<Option<String>>>> {
     let e = my_err(label, what);
     let mut result = conn.query_iter(sql).map_err(&e)?;
     let mut out = Vec::new();
@@ -183,7 +200,9 @@ impl MysqlSnapshot {
             let create = rows
                 .first()
                 .and_then(|r| r.get(1).cloned().flatten())
-                .ok_or_else(|| Error::failed(format!("{label}: {what}: the server returned nothing")))?;
+                .ok_or_else(|| {
+                    Error::failed(format!("{label}: {what}: the server returned nothing"))
+                })?;
             ddl.push_str(&format!("\n{create};\n"));
         }
         ddl.push_str(&read_routines(&mut conn, &label)?);
@@ -247,7 +266,12 @@ fn read_tables(conn: &mut Conn, label: &str) -> Result<TableList> {
             foreign_keys: Vec::new(),
         })
         .collect();
-    let index: HashMap<String, usize> = names.iter().cloned().enumerate().map(|(i, n)| (n, i)).collect();
+    let index: HashMap<String, usize> = names
+        .iter()
+        .cloned()
+        .enumerate()
+        .map(|(i, n)| (n, i))
+        .collect();
     let mut columns: Vec<Vec<Column>> = vec![Vec::new(); tables.len()];
     // Generated columns are computed on load, and refuse values.
     for row in query_text(
@@ -311,9 +335,23 @@ fn read_tables(conn: &mut Conn, label: &str) -> Result<TableList> {
 }
 
 /// `SHOW CREATE ...` of one object: column `col` of its single row.
-fn show_create(conn: &mut Conn, label: &str, kind: &str, name: &str, col: usize) -> Result<Vec<Option<String>>> {
-    let what = format!("reading the definition of {} {name}", kind.to_ascii_lowercase());
-    let rows = query_text(conn, label, &what, &format!("SHOW CREATE {kind} {}", quote_ident(name)))?;
+fn show_create(
+    conn: &mut Conn,
+    label: &str,
+    kind: &str,
+    name: &str,
+    col: usize,
+) -> Result<Vec<Option<String>>> {
+    let what = format!(
+        "reading the definition of {} {name}",
+        kind.to_ascii_lowercase()
+    );
+    let rows = query_text(
+        conn,
+        label,
+        &what,
+        &format!("SHOW CREATE {kind} {}", quote_ident(name)),
+    )?;
     match rows.into_iter().next() {
         Some(row) if row.get(col).is_some_and(Option::is_some) => Ok(row),
         _ => Err(Error::failed(format!(
@@ -330,7 +368,10 @@ fn delimited_block(statements: &[(String, String)]) -> String {
     }
     let mut out = String::from("\nDELIMITER ;;\n");
     for (mode, sql) in statements {
-        out.push_str(&format!("SET SESSION sql_mode = {}\n;;\n{sql}\n;;\n", quote_literal(mode)));
+        out.push_str(&format!(
+            "SET SESSION sql_mode = {}\n;;\n{sql}\n;;\n",
+            quote_literal(mode)
+        ));
     }
     out.push_str(&format!(
         "DELIMITER ;\nSET SESSION sql_mode = '{LOAD_SQL_MODE}';\n"
@@ -372,7 +413,8 @@ fn read_triggers(conn: &mut Conn, label: &str) -> Result<String> {
         let shown = show_create(conn, label, "TRIGGER", &cell(&row, 0), 2)?;
         statements.push((cell(&shown, 1), strip_definer(&cell(&shown, 2))));
     }
-    let mut out = String::from("-- MySQL/MariaDB triggers captured by ostler (created after the rows)\n");
+    let mut out =
+        String::from("-- MySQL/MariaDB triggers captured by ostler (created after the rows)\n");
     out.push_str(&delimited_block(&statements));
     Ok(out)
 }
@@ -461,11 +503,13 @@ fn key_order_term(name: &str, column: Column) -> String {
     }
 }
 
-/// The bytes of a row's payload, built on the server, to order a table without a
-/// primary key (whose key is the payload) by its key. Mirrors `encode_value`; where
-/// the server prints a value differently (BIT), the caller finds the order broken
-/// and sorts. Sorting uses at most `max_sort_length` bytes of each row (set to its
-/// maximum, 8 MB).
+/// Orders a table without a primary key (whose key is the payload) by its key: the
+/// bytes of the row's payload, built on the server as `encode_value` builds it, then
+/// a hash of them. The server compares only the first `max_sort_length` bytes of a
+/// sort key (16 KB here; longer costs sort buffer), so rows alike that far come out
+/// in hash order: identical rows are still next to each other, as the duplicate
+/// counter needs, and the caller, finding the order broken, sorts. It does so too
+/// where the server prints a value differently from the driver (BIT).
 fn whole_row_order(names: &[String], columns: &[Column]) -> String {
     let parts: Vec<String> = names
         .iter()
@@ -473,13 +517,19 @@ fn whole_row_order(names: &[String], columns: &[Column]) -> String {
         .map(|(name, column)| {
             let c = quote_ident(name);
             match column.kind {
-                Kind::Int | Kind::UnsignedBig | Kind::Number => format!("IFNULL(CAST({c} AS CHAR), 'NULL')"),
+                Kind::Int | Kind::UnsignedBig | Kind::Number => {
+                    format!("IFNULL(CAST({c} AS CHAR), 'NULL')")
+                }
                 Kind::Binary => format!("IFNULL(CONCAT('X''', HEX({c}), ''''), 'NULL')"),
                 Kind::Text => format!("CONVERT(QUOTE({c}) USING utf8mb4)"),
             }
         })
         .collect();
-    format!("CAST(CONCAT('(', {}, ')') AS BINARY)", parts.join(", ',', "))
+    let row = format!(
+        "CAST(CONCAT('(', {}, ')') AS BINARY)",
+        parts.join(", ',', ")
+    );
+    format!("{row}, MD5({row})")
 }
 
 /// Appends `'text'` escaped as `QUOTE()` does: backslash, quote, NUL and Ctrl-Z.
@@ -508,7 +558,9 @@ fn encode_value(out: &mut Vec<u8>, value: &Value, kind: Kind) {
     match value {
         Value::NULL => out.extend_from_slice(b"NULL"),
         Value::Bytes(b) => match kind {
-            Kind::Int | Kind::UnsignedBig | Kind::Number if is_number(b) => out.extend_from_slice(b),
+            Kind::Int | Kind::UnsignedBig | Kind::Number if is_number(b) => {
+                out.extend_from_slice(b)
+            }
             Kind::Binary => {
                 out.extend_from_slice(b"X'");
                 out.extend_from_slice(hex::encode_upper(b).as_bytes());
@@ -556,11 +608,17 @@ impl Snapshot for MysqlSnapshot {
             .columns
             .get(name)
             .filter(|c| c.len() == table.columns.len() && !c.is_empty())
-            .ok_or_else(|| Error::failed(format!("{label}: table {name} is not part of this snapshot")))?;
+            .ok_or_else(|| {
+                Error::failed(format!(
+                    "{label}: table {name} is not part of this snapshot"
+                ))
+            })?;
         let mut key_at = Vec::with_capacity(table.key_columns.len());
         for k in &table.key_columns {
             let i = table.columns.iter().position(|c| c == k).ok_or_else(|| {
-                Error::failed(format!("{label}: table {name}: key column {k} is not a stored column"))
+                Error::failed(format!(
+                    "{label}: table {name}: key column {k} is not a stored column"
+                ))
             })?;
             key_at.push(i);
         }
@@ -574,7 +632,11 @@ impl Snapshot for MysqlSnapshot {
                 .join(", ")
         };
         let cols: Vec<String> = table.columns.iter().map(|c| quote_ident(c)).collect();
-        let sql = format!("SELECT {} FROM {} ORDER BY {order}", cols.join(", "), quote_ident(name));
+        let sql = format!(
+            "SELECT {} FROM {} ORDER BY {order}",
+            cols.join(", "),
+            quote_ident(name)
+        );
         let what = format!("reading table {name}");
         let e = my_err(label, &what);
         let bad = |detail: String| Error::failed(format!("{label}: {what}: {detail}"));
@@ -586,7 +648,11 @@ impl Snapshot for MysqlSnapshot {
         for row in result.by_ref() {
             let values = row.map_err(&e)?.unwrap_raw();
             if values.len() != columns.len() {
-                return Err(bad(format!("a row has {} values, expected {}", values.len(), columns.len())));
+                return Err(bad(format!(
+                    "a row has {} values, expected {}",
+                    values.len(),
+                    columns.len()
+                )));
             }
             let mut payload = Vec::with_capacity(previous.len().max(64));
             payload.push(b'(');
@@ -594,7 +660,11 @@ impl Snapshot for MysqlSnapshot {
                 if i > 0 {
                     payload.push(b',');
                 }
-                encode_value(&mut payload, value.as_ref().unwrap_or(&Value::NULL), column.kind);
+                encode_value(
+                    &mut payload,
+                    value.as_ref().unwrap_or(&Value::NULL),
+                    column.kind,
+                );
             }
             payload.push(b')');
             let key = if key_at.is_empty() {
@@ -637,7 +707,10 @@ enum Literal<'a> {
 /// Scans a payload `(v,v,...)` whose values are literals only (NULL, numbers, hex,
 /// quoted strings), and nothing else: a load splices payloads into INSERT
 /// statements, so a damaged or hostile payload must never become SQL.
-fn scan_tuple<'a>(p: &'a [u8], mut each: impl FnMut(Literal<'a>)) -> std::result::Result<(), String> {
+fn scan_tuple<'a>(
+    p: &'a [u8],
+    mut each: impl FnMut(Literal<'a>),
+) -> std::result::Result<(), String> {
     let skip_ws = |i: &mut usize| {
         while p.get(*i).is_some_and(|b| b.is_ascii_whitespace()) {
             *i += 1;
@@ -689,17 +762,19 @@ fn scan_tuple<'a>(p: &'a [u8], mut each: impl FnMut(Literal<'a>)) -> std::result
                 each(Literal::Hex(&p[start + 2..i]));
             }
             Some(b'N' | b'n') => {
-                if !p.get(i..i + 4).is_some_and(|w| w.eq_ignore_ascii_case(b"NULL")) {
+                if !p
+                    .get(i..i + 4)
+                    .is_some_and(|w| w.eq_ignore_ascii_case(b"NULL"))
+                {
                     return Err("unexpected word".into());
                 }
                 i += 4;
                 each(Literal::Null);
             }
             Some(_) => {
-                while p
-                    .get(i)
-                    .is_some_and(|b| b.is_ascii_digit() || matches!(b, b'.' | b'-' | b'+' | b'e' | b'E'))
-                {
+                while p.get(i).is_some_and(|b| {
+                    b.is_ascii_digit() || matches!(b, b'.' | b'-' | b'+' | b'e' | b'E')
+                }) {
                     i += 1;
                 }
                 if !is_number(&p[start..i]) {
@@ -829,14 +904,21 @@ fn insert_statements(
     emit: &mut dyn FnMut(&str) -> Result<()>,
 ) -> Result<()> {
     let cols: Vec<String> = spec.columns.iter().map(|c| quote_ident(c)).collect();
-    let head = format!("INSERT INTO {} ({}) VALUES\n", quote_ident(&spec.name), cols.join(","));
+    let head = format!(
+        "INSERT INTO {} ({}) VALUES\n",
+        quote_ident(&spec.name),
+        cols.join(",")
+    );
     let mut statement = String::with_capacity(limit + 4096);
     let mut rows_in = 0usize;
     for row in rows {
         let row = row?;
         check_tuple(&row.payload, &spec.name)?;
         let tuple = std::str::from_utf8(&row.payload).map_err(|_| {
-            Error::failed(format!("table {}: a row is not UTF-8; the backup is damaged", spec.name))
+            Error::failed(format!(
+                "table {}: a row is not UTF-8; the backup is damaged",
+                spec.name
+            ))
         })?;
         if rows_in > 0 && statement.len() + tuple.len() > limit {
             emit(&statement)?;
@@ -885,8 +967,18 @@ pub fn load(
         "SET SESSION sql_mode = '{LOAD_SQL_MODE}'; SET FOREIGN_KEY_CHECKS = 0; SET UNIQUE_CHECKS = 0"
     ))
     .map_err(my_err(label, "setting up the load session"))?;
-    let packet = query_text(&mut conn, label, "reading max_allowed_packet", "SELECT @@max_allowed_packet")?;
-    let packet: usize = packet.first().map(|r| cell(r, 0)).unwrap_or_default().parse().unwrap_or(1 << 22);
+    let packet = query_text(
+        &mut conn,
+        label,
+        "reading max_allowed_packet",
+        "SELECT @@max_allowed_packet",
+    )?;
+    let packet: usize = packet
+        .first()
+        .map(|r| cell(r, 0))
+        .unwrap_or_default()
+        .parse()
+        .unwrap_or(1 << 22);
     let limit = STATEMENT_BYTES.min(packet.saturating_sub(64 << 10).max(64 << 10));
     run_part(&mut conn, label, schema, SCHEMA)?;
     conn.query_drop("START TRANSACTION")
@@ -898,7 +990,8 @@ pub fn load(
             conn.query_drop(sql).map_err(my_err(label, &what))
         })?;
     }
-    conn.query_drop("COMMIT").map_err(my_err(label, "committing the rows"))?;
+    conn.query_drop("COMMIT")
+        .map_err(my_err(label, "committing the rows"))?;
     run_part(&mut conn, label, schema, POST_DATA)?;
     conn.query_drop("SET FOREIGN_KEY_CHECKS = 1; SET UNIQUE_CHECKS = 1")
         .map_err(my_err(label, "ending the load"))?;
@@ -912,7 +1005,8 @@ pub fn export(
     tables: &mut dyn Iterator<Item = Result<TableRows<'_>>>,
     dir: &Path,
 ) -> Result<Vec<PathBuf>> {
-    std::fs::create_dir_all(dir).map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
+    std::fs::create_dir_all(dir)
+        .map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
     let path = dir.join("database.sql");
     let io = |e: std::io::Error| Error::io(format!("writing {}", path.display()), e);
     let file = std::fs::File::create(&path).map_err(io)?;
@@ -922,7 +1016,8 @@ pub fn export(
           -- Restore into an empty database with:  mariadb DBNAME < database.sql\n\n",
     )
     .map_err(io)?;
-    w.write_all(part_text(schema, SCHEMA)?.as_bytes()).map_err(io)?;
+    w.write_all(part_text(schema, SCHEMA)?.as_bytes())
+        .map_err(io)?;
     w.write_all(b"\nSTART TRANSACTION;\n").map_err(io)?;
     for item in tables {
         let (spec, rows) = item?;
@@ -933,8 +1028,10 @@ pub fn export(
         })?;
     }
     w.write_all(b"\nCOMMIT;\n\n").map_err(io)?;
-    w.write_all(part_text(schema, POST_DATA)?.as_bytes()).map_err(io)?;
-    w.write_all(b"\nSET FOREIGN_KEY_CHECKS = 1;\nSET UNIQUE_CHECKS = 1;\n").map_err(io)?;
+    w.write_all(part_text(schema, POST_DATA)?.as_bytes())
+        .map_err(io)?;
+    w.write_all(b"\nSET FOREIGN_KEY_CHECKS = 1;\nSET UNIQUE_CHECKS = 1;\n")
+        .map_err(io)?;
     let file = w.into_inner().map_err(|e| io(e.into_error()))?;
     file.sync_all().map_err(io)?;
     Ok(vec![path])
@@ -1009,7 +1106,11 @@ mod tests {
             b"()",
             b"(1,)",
         ] {
-            assert!(scan_tuple(bad, |_| {}).is_err(), "{}", String::from_utf8_lossy(bad));
+            assert!(
+                scan_tuple(bad, |_| {}).is_err(),
+                "{}",
+                String::from_utf8_lossy(bad)
+            );
         }
     }
 

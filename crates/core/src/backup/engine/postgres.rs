@@ -34,7 +34,8 @@ const POST_DATA: &str = "post-data.sql";
 const SEQUENCES: &str = "sequences.sql";
 
 /// Fixes how values print and keeps the server from ending a long backup session.
-const SESSION_SETTINGS: &str = "SET client_encoding = 'UTF8'; SET standard_conforming_strings = on; \
+const SESSION_SETTINGS: &str =
+    "SET client_encoding = 'UTF8'; SET standard_conforming_strings = on; \
      SET TimeZone = 'UTC'; SET DateStyle = 'ISO, YMD'; SET IntervalStyle = 'postgres'; \
      SET extra_float_digits = 3; SET bytea_output = 'hex'; SET statement_timeout = 0; \
      SET lock_timeout = 0; SET idle_in_transaction_session_timeout = 0";
@@ -119,7 +120,9 @@ fn quote_literal(text: &str) -> String {
 /// Returns the client and a label naming the database for messages.
 fn connect(db: &Database, database: Option<&str>) -> Result<(Client, String)> {
     let Database::Postgres { url, password } = db else {
-        return Err(Error::failed("internal: the PostgreSQL engine was given another kind of database"));
+        return Err(Error::failed(
+            "internal: the PostgreSQL engine was given another kind of database",
+        ));
     };
     let dbname = database.unwrap_or(&url.database);
     let label = format!("PostgreSQL database {dbname} on {}:{}", url.host, url.port);
@@ -134,7 +137,9 @@ fn connect(db: &Database, database: Option<&str>) -> Result<(Client, String)> {
     if let Some(password) = password {
         config.password(password);
     }
-    let mut client = config.connect(NoTls).map_err(pg_err(&label, "connecting"))?;
+    let mut client = config
+        .connect(NoTls)
+        .map_err(pg_err(&label, "connecting"))?;
     client
         .batch_execute(SESSION_SETTINGS)
         .map_err(pg_err(&label, "setting up the session"))?;
@@ -286,8 +291,14 @@ fn lock_tables(client: &mut Client, label: &str, tables: &[TableSpec]) -> Result
     for chunk in tables.chunks(200) {
         let names: Vec<&str> = chunk.iter().map(|t| t.name.as_str()).collect();
         client
-            .batch_execute(&format!("LOCK TABLE {} IN ACCESS SHARE MODE", names.join(", ")))
-            .map_err(pg_err(label, "locking the tables against TRUNCATE and DROP"))?;
+            .batch_execute(&format!(
+                "LOCK TABLE {} IN ACCESS SHARE MODE",
+                names.join(", ")
+            ))
+            .map_err(pg_err(
+                label,
+                "locking the tables against TRUNCATE and DROP",
+            ))?;
     }
     Ok(())
 }
@@ -327,7 +338,13 @@ fn read_sequences(client: &mut Client, label: &str) -> Result<String> {
 
 /// Runs `pg_dump --section=SECTION` on the exported snapshot, the password in its
 /// environment, and returns its SQL without psql's `\restrict` lines (see `strip_restrict`).
-fn pg_dump(db: &Database, dbname: &str, snapshot: &str, section: &str, label: &str) -> Result<Vec<u8>> {
+fn pg_dump(
+    db: &Database,
+    dbname: &str,
+    snapshot: &str,
+    section: &str,
+    label: &str,
+) -> Result<Vec<u8>> {
     let mut cmd = Command::new("pg_dump");
     cmd.args(db.client_args())
         .arg(format!("--snapshot={snapshot}"))
@@ -408,13 +425,23 @@ fn copy_line_expr(columns: &[String]) -> String {
             let c = quote_ident(col);
             let mut e = format!("pg_catalog.format('%s', {c})");
             e = format!("pg_catalog.replace({e}, '\\', '\\\\')");
-            for (code, letter) in [(8, 'b'), (12, 'f'), (10, 'n'), (13, 'r'), (9, 't'), (11, 'v')] {
+            for (code, letter) in [
+                (8, 'b'),
+                (12, 'f'),
+                (10, 'n'),
+                (13, 'r'),
+                (9, 't'),
+                (11, 'v'),
+            ] {
                 e = format!("pg_catalog.replace({e}, pg_catalog.chr({code}), '\\{letter}')");
             }
             format!("(CASE WHEN {c} IS NULL THEN '\\N' ELSE {e} END)")
         })
         .collect();
-    format!("({}) COLLATE \"C\"", fields.join(" || pg_catalog.chr(9) || "))
+    format!(
+        "({}) COLLATE \"C\"",
+        fields.join(" || pg_catalog.chr(9) || ")
+    )
 }
 
 impl Snapshot for PgSnapshot {
@@ -433,11 +460,17 @@ impl Snapshot for PgSnapshot {
             .column_types
             .get(name)
             .filter(|t| t.len() == table.columns.len())
-            .ok_or_else(|| Error::failed(format!("{label}: table {name} is not part of this snapshot")))?;
+            .ok_or_else(|| {
+                Error::failed(format!(
+                    "{label}: table {name} is not part of this snapshot"
+                ))
+            })?;
         let mut key_at = Vec::with_capacity(table.key_columns.len());
         for k in &table.key_columns {
             let i = table.columns.iter().position(|c| c == k).ok_or_else(|| {
-                Error::failed(format!("{label}: table {name}: key column {k} is not a stored column"))
+                Error::failed(format!(
+                    "{label}: table {name}: key column {k} is not a stored column"
+                ))
             })?;
             key_at.push((i, is_int_type(types[i])));
         }
@@ -454,7 +487,10 @@ impl Snapshot for PgSnapshot {
                     .collect::<Vec<_>>()
                     .join(", ")
             };
-            format!("COPY (SELECT {} FROM {name} ORDER BY {order}) TO STDOUT", cols.join(", "))
+            format!(
+                "COPY (SELECT {} FROM {name} ORDER BY {order}) TO STDOUT",
+                cols.join(", ")
+            )
         };
         let what = format!("reading table {name}");
         let mut reader = self.client.copy_out(&query).map_err(pg_err(label, &what))?;
@@ -464,7 +500,9 @@ impl Snapshot for PgSnapshot {
         let mut first = true;
         loop {
             let mut line = Vec::with_capacity(previous.len().max(64));
-            let n = reader.read_until(b'\n', &mut line).map_err(|e| bad(e.to_string()))?;
+            let n = reader
+                .read_until(b'\n', &mut line)
+                .map_err(|e| bad(e.to_string()))?;
             if n == 0 {
                 break;
             }
@@ -633,14 +671,19 @@ pub fn load(
             "{label} is not empty ({existing} tables, views or sequences); a load needs an empty database"
         )));
     }
-    client.batch_execute("BEGIN").map_err(pg_err(label, "starting the load transaction"))?;
     client
-        .batch_execute(&pre)
-        .map_err(pg_err(label, "running pre-data.sql (tables, types, functions)"))?;
+        .batch_execute("BEGIN")
+        .map_err(pg_err(label, "starting the load transaction"))?;
+    client.batch_execute(&pre).map_err(pg_err(
+        label,
+        "running pre-data.sql (tables, types, functions)",
+    ))?;
     for item in tables {
         let (spec, rows) = item?;
         let what = format!("loading table {}", spec.name);
-        let writer = client.copy_in(&copy_from_stdin(&spec)).map_err(pg_err(label, &what))?;
+        let writer = client
+            .copy_in(&copy_from_stdin(&spec))
+            .map_err(pg_err(label, &what))?;
         let mut w = BufWriter::with_capacity(1 << 20, writer);
         let io = |e: std::io::Error| Error::failed(format!("{label}: {what}: {e}"));
         for row in rows {
@@ -652,13 +695,16 @@ pub fn load(
         let writer = w.into_inner().map_err(|e| io(e.into_error()))?;
         writer.finish().map_err(pg_err(label, &what))?;
     }
-    client
-        .batch_execute(&post)
-        .map_err(pg_err(label, "running post-data.sql (indexes, constraints, triggers)"))?;
+    client.batch_execute(&post).map_err(pg_err(
+        label,
+        "running post-data.sql (indexes, constraints, triggers)",
+    ))?;
     client
         .batch_execute(&sequences)
         .map_err(pg_err(label, "running sequences.sql"))?;
-    client.batch_execute("COMMIT").map_err(pg_err(label, "committing the load"))?;
+    client
+        .batch_execute("COMMIT")
+        .map_err(pg_err(label, "committing the load"))?;
     Ok(())
 }
 
@@ -670,7 +716,8 @@ pub fn export(
     tables: &mut dyn Iterator<Item = Result<TableRows<'_>>>,
     dir: &Path,
 ) -> Result<Vec<PathBuf>> {
-    std::fs::create_dir_all(dir).map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
+    std::fs::create_dir_all(dir)
+        .map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
     let path = dir.join("database.sql");
     let io = |e: std::io::Error| Error::io(format!("writing {}", path.display()), e);
     let file = std::fs::File::create(&path).map_err(io)?;
@@ -681,10 +728,17 @@ pub fn export(
           --   psql -v ON_ERROR_STOP=1 --single-transaction -d DBNAME -f database.sql\n--\n\n",
     )
     .map_err(io)?;
-    w.write_all(part_text(schema, PRE_DATA)?.as_bytes()).map_err(io)?;
+    w.write_all(part_text(schema, PRE_DATA)?.as_bytes())
+        .map_err(io)?;
     for item in tables {
         let (spec, rows) = item?;
-        write!(w, "\n--\n-- Data for {}\n--\n\n{};\n", spec.name, copy_from_stdin(&spec)).map_err(io)?;
+        write!(
+            w,
+            "\n--\n-- Data for {}\n--\n\n{};\n",
+            spec.name,
+            copy_from_stdin(&spec)
+        )
+        .map_err(io)?;
         for row in rows {
             let row = row?;
             check_line(&row.payload, &spec.name)?;
@@ -694,9 +748,11 @@ pub fn export(
         w.write_all(b"\\.\n").map_err(io)?;
     }
     w.write_all(b"\n--\n-- Sequences\n--\n\n").map_err(io)?;
-    w.write_all(part_text(schema, SEQUENCES)?.as_bytes()).map_err(io)?;
+    w.write_all(part_text(schema, SEQUENCES)?.as_bytes())
+        .map_err(io)?;
     w.write_all(b"\n").map_err(io)?;
-    w.write_all(part_text(schema, POST_DATA)?.as_bytes()).map_err(io)?;
+    w.write_all(part_text(schema, POST_DATA)?.as_bytes())
+        .map_err(io)?;
     let file = w.into_inner().map_err(|e| io(e.into_error()))?;
     file.sync_all().map_err(io)?;
     Ok(vec![path])
@@ -709,7 +765,9 @@ pub fn export(
 /// escapes in a non-UTF-8 database) comes back as `Blob`.
 pub fn decode(payload: &[u8]) -> Result<Vec<SqlValue>> {
     if payload.contains(&b'\n') {
-        return Err(Error::failed("corrupt PostgreSQL row payload: more than one line"));
+        return Err(Error::failed(
+            "corrupt PostgreSQL row payload: more than one line",
+        ));
     }
     Ok(payload
         .split(|&b| b == b'\t')

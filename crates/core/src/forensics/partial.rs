@@ -1,0 +1,323 @@
+//! Partial restore: put exactly the lost rows back into the live database, in one
+//! transaction, never overwriting a live row. With `--with-references` it also brings
+//! back, from the same backup, the rows of other tables that reference the restored
+//! rows by foreign key and are missing live (the join-table rows in AMY's case), and
+//! the rows those need in turn (their other parents), parents inserted first.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use ostler_rows::{display_key, Key};
+use serde::Serialize;
+
+use super::eval::{canonical, short_name, values, Matcher};
+use super::find::table_of;
+use crate::backup::capture::{chain_rows, repo_err, repository, rows_err};
+use crate::backup::engine::{self, SqlValue, TableSpec};
+use crate::backup::manifest::Manifest;
+use crate::config::DatabaseKind;
+use crate::database::Database;
+use crate::error::{Error, Result};
+use crate::instance::Ostler;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PlannedRow {
+    pub table: String,
+    pub key: String,
+    /// Why it is brought back: `matches`, or `references TABLE` / `needed by TABLE`.
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PartialOutcome {
+    pub backup: String,
+    pub instance: String,
+    pub rows: Vec<PlannedRow>,
+    /// Rows that exist live with the same key (never overwritten).
+    pub conflicts: Vec<PlannedRow>,
+    /// Rows that match but are already live with the same content: nothing to do.
+    pub already_live: u64,
+    pub statements: Vec<String>,
+    pub written: bool,
+    pub safety_backup: Option<String>,
+}
+
+struct Selected {
+    spec: TableSpec,
+    rows: BTreeMap<Key, (Vec<SqlValue>, String)>,
+}
+
+/// Everything of one table: backup rows by key, with values.
+fn backup_table(repo: &ostler_repo::Repository, kind: DatabaseKind, m: &Manifest, table: &str) -> Result<(TableSpec, Vec<(Key, Vec<u8>, Vec<SqlValue>)>)> {
+    let (t, _) = table_of(m, table).ok_or_else(|| Error::user(format!("backup {} has no table `{table}`", m.id)))?;
+    let mut out = Vec::new();
+    for r in chain_rows(repo, &t.base, &t.deltas)? {
+        let r = r.map_err(rows_err)?;
+        let v = values(kind, &t.spec, &r.payload)?;
+        out.push((r.key, r.payload, v));
+    }
+    Ok((t.spec.clone(), out))
+}
+
+/// Live rows of the given tables: key -> payload.
+fn live_tables(db: &Database, names: &[String]) -> Result<HashMap<String, HashMap<Key, Vec<u8>>>> {
+    let tmp = tempfile::tempdir().map_err(|e| Error::io("creating a temp dir", e))?;
+    let mut snap = engine::open_snapshot(db, tmp.path())?;
+    let mut out = HashMap::new();
+    let specs: Vec<TableSpec> = snap.tables().to_vec();
+    for name in names {
+        let mut rows = HashMap::new();
+        if let Some(spec) = specs.iter().find(|s| &s.name == name) {
+            snap.rows(spec, &mut |r| {
+                rows.insert(r.key, r.payload);
+                Ok(())
+            })?;
+        }
+        out.insert(name.clone(), rows);
+    }
+    snap.finish()?;
+    Ok(out)
+}
+
+fn col_values(spec: &TableSpec, vals: &[SqlValue], cols: &[String]) -> Option<Vec<String>> {
+    cols.iter()
+        .map(|c| spec.columns.iter().position(|x| x == c).map(|i| canonical(&vals[i])))
+        .collect()
+}
+
+fn same_table(a: &str, b: &str) -> bool {
+    a == b || short_name(a) == short_name(b)
+}
+
+/// Plans (and unless `dry_run`, applies) a partial restore.
+#[allow(clippy::too_many_arguments)]
+pub fn restore_rows(
+    ostler: &Ostler,
+    m: &Manifest,
+    instance: &str,
+    table: &str,
+    predicate: &str,
+    with_references: bool,
+    dry_run: bool,
+    skip_conflicts: bool,
+) -> Result<PartialOutcome> {
+    let inst = ostler.instance(instance)?;
+    let db = inst
+        .database
+        .clone()
+        .ok_or_else(|| Error::user(format!("instance `{}` has no database", inst.name)))?;
+    let dbe = m.database.as_ref().ok_or_else(|| Error::user(format!("backup {} has no database", m.id)))?;
+    if dbe.kind != db.kind() {
+        return Err(Error::user(format!("backup {} is {}, instance `{}` is {}", m.id, dbe.kind, inst.name, db.kind())));
+    }
+    let kind = dbe.kind;
+    let repo = repository(ostler)?;
+    let _lock = repo.lock_shared().map_err(repo_err)?;
+    let (seed_spec, _) = table_of(m, table).ok_or_else(|| {
+        Error::user(format!("backup {} has no table `{table}`", m.id)).with_hint(format!(
+            "tables: {}",
+            dbe.tables.iter().map(|t| t.spec.name.clone()).collect::<Vec<_>>().join(", ")
+        ))
+    })?;
+    let seed_spec = seed_spec.spec.clone();
+    // 1. The rows that match, from the backup.
+    let mut matcher = Matcher::new(kind, &seed_spec, predicate)?;
+    let mut matched = Vec::new();
+    for r in chain_rows(&repo, &table_of(m, table).expect("checked").0.base, &table_of(m, table).expect("checked").0.deltas)? {
+        let r = r.map_err(rows_err)?;
+        matched.extend(matcher.push(r.key, &r.payload)?);
+    }
+    matched.extend(matcher.flush()?);
+    let all_names: Vec<String> = dbe.tables.iter().map(|t| t.spec.name.clone()).collect();
+    let live = live_tables(&db, &all_names)?;
+    let mut selected: BTreeMap<String, Selected> = BTreeMap::new();
+    let add = |selected: &mut BTreeMap<String, Selected>, spec: &TableSpec, key: Key, vals: Vec<SqlValue>, reason: String| -> bool {
+        let s = selected.entry(spec.name.clone()).or_insert_with(|| Selected { spec: spec.clone(), rows: BTreeMap::new() });
+        if s.rows.contains_key(&key) {
+            return false;
+        }
+        s.rows.insert(key, (vals, reason));
+        true
+    };
+    for (k, v) in matched {
+        add(&mut selected, &seed_spec, k, v, "matches".into());
+    }
+    if with_references {
+        // Children: rows of other tables referencing the seed rows, missing live.
+        let mut cache: HashMap<String, (TableSpec, Vec<(Key, Vec<u8>, Vec<SqlValue>)>)> = HashMap::new();
+        let mut load = |name: &str| -> Result<(TableSpec, Vec<(Key, Vec<u8>, Vec<SqlValue>)>)> {
+            if !cache.contains_key(name) {
+                cache.insert(name.to_string(), backup_table(&repo, kind, m, name)?);
+            }
+            Ok(cache[name].clone())
+        };
+        let seeds: Vec<Vec<SqlValue>> = selected.get(&seed_spec.name).map(|s| s.rows.values().map(|(v, _)| v.clone()).collect()).unwrap_or_default();
+        for child in &dbe.tables {
+            for fk in child.spec.foreign_keys.iter().filter(|fk| same_table(&fk.ref_table, &seed_spec.name)) {
+                let wanted: HashSet<Vec<String>> = seeds.iter().filter_map(|v| col_values(&seed_spec, v, &fk.ref_columns)).collect();
+                if wanted.is_empty() {
+                    continue;
+                }
+                let (cspec, rows) = load(&child.spec.name)?;
+                for (k, _, v) in rows {
+                    if col_values(&cspec, &v, &fk.columns).is_some_and(|cv| wanted.contains(&cv)) && !live[&cspec.name].contains_key(&k) {
+                        add(&mut selected, &cspec, k, v, format!("references {}", short_name(&seed_spec.name)));
+                    }
+                }
+            }
+        }
+        // Parents the selected rows need that are missing live, in turn.
+        loop {
+            let mut added = false;
+            let snapshot: Vec<(TableSpec, Vec<Vec<SqlValue>>)> = selected
+                .values()
+                .map(|s| (s.spec.clone(), s.rows.values().map(|(v, _)| v.clone()).collect()))
+                .collect();
+            for (spec, rows) in snapshot {
+                for fk in &spec.foreign_keys {
+                    let Some(parent) = dbe.tables.iter().find(|t| same_table(&t.spec.name, &fk.ref_table)) else { continue };
+                    let (pspec, prow) = load(&parent.spec.name)?;
+                    let live_vals: HashSet<Vec<String>> = live[&pspec.name]
+                        .values()
+                        .filter_map(|p| values(kind, &pspec, p).ok())
+                        .filter_map(|v| col_values(&pspec, &v, &fk.ref_columns))
+                        .collect();
+                    for v in &rows {
+                        let Some(need) = col_values(&spec, v, &fk.columns) else { continue };
+                        if need.iter().any(|x| x == "\u{0}NULL") || live_vals.contains(&need) {
+                            continue;
+                        }
+                        if let Some((k, _, pv)) = prow.iter().find(|(_, _, pv)| col_values(&pspec, pv, &fk.ref_columns).as_ref() == Some(&need)) {
+                            if add(&mut selected, &pspec, k.clone(), pv.clone(), format!("needed by {}", short_name(&spec.name))) {
+                                added = true;
+                            }
+                        }
+                    }
+                }
+            }
+            if !added {
+                break;
+            }
+        }
+    }
+    // Conflicts: same key live. Identical content is not a conflict, just nothing to do.
+    let mut rows = Vec::new();
+    let mut conflicts = Vec::new();
+    let mut already_live = 0u64;
+    let mut to_write: BTreeMap<String, Vec<Vec<SqlValue>>> = BTreeMap::new();
+    for s in selected.values() {
+        let live_rows = &live[&s.spec.name];
+        for (k, (v, reason)) in &s.rows {
+            let planned = PlannedRow { table: s.spec.name.clone(), key: display_key(k).to_string(), reason: reason.clone() };
+            match live_rows.get(k) {
+                Some(p) if values(kind, &s.spec, p).ok().as_ref() == Some(v) => already_live += 1,
+                Some(_) => conflicts.push(planned),
+                None => {
+                    rows.push(planned);
+                    to_write.entry(s.spec.name.clone()).or_default().push(v.clone());
+                }
+            }
+        }
+    }
+    let order = parents_first(&selected.values().map(|s| s.spec.clone()).collect::<Vec<_>>());
+    let mut statements = vec![begin(kind).to_string()];
+    for spec in &order {
+        if let Some(vals) = to_write.get(&spec.name) {
+            for v in vals {
+                statements.push(insert(kind, spec, v));
+            }
+        }
+    }
+    statements.push("COMMIT;".into());
+    let mut outcome = PartialOutcome {
+        backup: m.id.clone(),
+        instance: inst.name.clone(),
+        rows,
+        conflicts,
+        already_live,
+        statements,
+        written: false,
+        safety_backup: None,
+    };
+    if !outcome.conflicts.is_empty() && !skip_conflicts {
+        return Err(Error::user(format!(
+            "{} rows exist live with the same key and would be overwritten: {}; nothing written",
+            outcome.conflicts.len(),
+            outcome.conflicts.iter().take(10).map(|c| format!("{} {}", c.table, c.key)).collect::<Vec<_>>().join(", ")
+        ))
+        .with_hint("pass --skip-conflicts to restore the other rows and leave these as they are"));
+    }
+    if dry_run || outcome.rows.is_empty() {
+        return Ok(outcome);
+    }
+    let sql = outcome.statements.join("\n");
+    let safety = ostler.operate(&inst, "restore-rows", std::time::Duration::from_secs(3600), |runner| {
+        let safety = crate::backup::capture::backup(ostler, &inst, Some(&format!("safety copy before restoring rows of {table} from {}", m.id)))?;
+        db.run_sql(runner, None, &sql)?;
+        Ok(safety.id)
+    })?;
+    outcome.written = true;
+    outcome.safety_backup = Some(safety);
+    Ok(outcome)
+}
+
+fn parents_first(specs: &[TableSpec]) -> Vec<TableSpec> {
+    let mut out: Vec<TableSpec> = Vec::new();
+    let mut left: Vec<TableSpec> = specs.to_vec();
+    while !left.is_empty() {
+        let before = left.len();
+        let mut i = 0;
+        while i < left.len() {
+            let ready = left[i].foreign_keys.iter().all(|fk| {
+                same_table(&fk.ref_table, &left[i].name) || !left.iter().any(|o| same_table(&o.name, &fk.ref_table))
+            });
+            if ready {
+                out.push(left.remove(i));
+            } else {
+                i += 1;
+            }
+        }
+        if left.len() == before {
+            out.append(&mut left); // a cycle: keep the order we have
+        }
+    }
+    out
+}
+
+fn begin(kind: DatabaseKind) -> &'static str {
+    match kind {
+        DatabaseKind::Sqlite => "BEGIN IMMEDIATE;",
+        DatabaseKind::Postgres => "BEGIN;",
+        DatabaseKind::Mysql => "START TRANSACTION;",
+    }
+}
+
+fn ident(kind: DatabaseKind, name: &str) -> String {
+    match kind {
+        DatabaseKind::Mysql => format!("`{}`", name.replace('`', "``")),
+        DatabaseKind::Postgres => name.split('.').map(|p| format!("\"{}\"", p.replace('"', "\"\""))).collect::<Vec<_>>().join("."),
+        DatabaseKind::Sqlite => format!("\"{}\"", name.replace('"', "\"\"")),
+    }
+}
+
+fn literal(kind: DatabaseKind, v: &SqlValue) -> String {
+    match v {
+        SqlValue::Null => "NULL".into(),
+        SqlValue::Int(i) => i.to_string(),
+        SqlValue::Real(f) => format!("{f:?}"),
+        SqlValue::Text(t) => match kind {
+            DatabaseKind::Mysql => format!("'{}'", t.replace('\\', "\\\\").replace('\'', "''")),
+            _ => format!("'{}'", t.replace('\'', "''")),
+        },
+        SqlValue::Blob(b) => match kind {
+            DatabaseKind::Sqlite => format!("X'{}'", hex::encode(b)),
+            DatabaseKind::Postgres => format!("'\\x{}'::bytea", hex::encode(b)),
+            DatabaseKind::Mysql => format!("0x{}", hex::encode(b)),
+        },
+    }
+}
+
+fn insert(kind: DatabaseKind, spec: &TableSpec, v: &[SqlValue]) -> String {
+    let cols: Vec<String> = spec.columns.iter().map(|c| ident(kind, c)).collect();
+    let vals: Vec<String> = v.iter().map(|x| literal(kind, x)).collect();
+    format!("INSERT INTO {} ({}) VALUES ({});", ident(kind, &spec.name), cols.join(", "), vals.join(", "))
+}
