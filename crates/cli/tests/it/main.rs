@@ -7,6 +7,7 @@ mod support;
 mod backups;
 mod config;
 mod databases;
+mod forensics;
 mod logs;
 mod manage;
 mod processes;

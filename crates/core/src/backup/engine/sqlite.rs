@@ -1,6 +1,6 @@
 //! SQLite as backups see it. The snapshot is the online backup API copying the live
 //! database (WAL and all) into a private file while the service keeps writing; tables
-//! are then read from that copy by rowid (or primary key for WITHOUT ROWID tables).
+//! are then read from that copy in primary key order (rowid order for tables without one).
 //! A row's payload is its values in a small typed binary encoding (`encode_values`), so
 //! integers, reals, text and blobs come back exactly, rowid included.
 
@@ -122,10 +122,7 @@ fn table_spec(conn: &Connection, name: &str, sql: &str, path: &Path) -> Result<T
             });
         }
     }
-    let without_rowid = sql.to_ascii_uppercase().contains("WITHOUT ROWID");
-    // Rowid tables are keyed by rowid, which is the INTEGER PRIMARY KEY when there is
-    // one; the spec still names the declared key for forensics.
-    let _ = without_rowid;
+    let _ = sql;
     Ok(TableSpec {
         name: name.to_string(),
         columns: cols.into_iter().map(|c| c.0).collect(),
@@ -156,8 +153,16 @@ impl Snapshot for SqliteSnapshot {
     fn rows(&mut self, table: &TableSpec, sink: &mut dyn FnMut(Row) -> Result<()>) -> Result<()> {
         let e = sql_err(&self.copy);
         let cols: Vec<String> = table.columns.iter().map(|c| quote_ident(c)).collect();
-        let without_rowid = is_without_rowid(&self.conn, &table.name);
-        let (select, key_count) = if without_rowid {
+        // Keyed by the declared primary key, so that a row keeps its identity when it is
+        // put back (a restored row may get another rowid). Only a table without one is
+        // keyed by rowid, which is then kept with the row.
+        let keyed_by_rowid = table.key_columns.is_empty();
+        let (select, key_count) = if keyed_by_rowid {
+            (
+                format!("SELECT rowid, {} FROM {} ORDER BY rowid", cols.join(", "), quote_ident(&table.name)),
+                1,
+            )
+        } else {
             let order: Vec<String> = table.key_columns.iter().map(|c| quote_ident(c)).collect();
             (
                 format!(
@@ -169,11 +174,6 @@ impl Snapshot for SqliteSnapshot {
                 ),
                 order.len(),
             )
-        } else {
-            (
-                format!("SELECT rowid, {} FROM {} ORDER BY rowid", cols.join(", "), quote_ident(&table.name)),
-                1,
-            )
         };
         let mut stmt = self.conn.prepare(&select).map_err(&e)?;
         let mut rows = stmt.query([]).map_err(&e)?;
@@ -183,11 +183,12 @@ impl Snapshot for SqliteSnapshot {
             for i in 0..key_count {
                 key.push(match r.get_ref(i).map_err(&e)? {
                     ValueRef::Integer(v) => KeyPart::Int(v),
+                    ValueRef::Text(t) | ValueRef::Blob(t) => KeyPart::Bytes(t.to_vec()),
                     other => KeyPart::Bytes(encode_values(&[value_of(other)])),
                 });
             }
             let mut values = Vec::with_capacity(n + 1);
-            if !without_rowid {
+            if keyed_by_rowid {
                 values.push(value_of(r.get_ref(0).map_err(&e)?));
             }
             for i in 0..n {
@@ -249,7 +250,7 @@ pub fn encode_values(values: &[SqlValue]) -> Vec<u8> {
     out
 }
 
-/// Decodes `encode_values`. For rowid tables the first value is the rowid.
+/// Decodes `encode_values`. For tables without a primary key the first value is the rowid.
 pub fn decode_values(mut bytes: &[u8]) -> Result<Vec<SqlValue>> {
     let bad = || Error::failed("corrupt SQLite row payload");
     let mut out = Vec::new();
@@ -317,9 +318,10 @@ pub fn load(path: &Path, schema: &[SchemaPart], tables: &mut dyn Iterator<Item =
     tx.execute_batch(&ddl).map_err(&e)?;
     for item in tables {
         let (spec, rows) = item?;
-        let without_rowid = is_without_rowid(&tx, &spec.name);
+        // Rows of tables without a primary key carry their rowid first.
+        let with_rowid = spec.key_columns.is_empty() && !is_without_rowid(&tx, &spec.name);
         let mut cols: Vec<String> = spec.columns.iter().map(|c| quote_ident(c)).collect();
-        if !without_rowid {
+        if with_rowid {
             cols.insert(0, "rowid".into());
         }
         let marks: Vec<&str> = cols.iter().map(|_| "?").collect();
