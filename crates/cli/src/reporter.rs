@@ -31,9 +31,7 @@ impl Reporter for TerminalReporter {
 
     fn info(&self, instance: &str, message: &str) {
         if !self.json {
-            if instance.is_empty() {
-                eprintln!("{message}");
-            } else if message.starts_with(instance) {
+            if instance.is_empty() || message.starts_with(instance) {
                 eprintln!("{message}");
             } else {
                 eprintln!("{instance}: {message}");

@@ -230,6 +230,28 @@ impl Database {
         }
     }
 
+    /// Whether the database exists (the SQLite file, or the database on its server).
+    pub fn exists(&self, runner: &Runner) -> Result<bool> {
+        let name = |n: &str| n.replace('\'', "''");
+        let out = match self {
+            Database::Sqlite { path } => return Ok(path.exists()),
+            Database::Postgres { url, .. } => self.run_sql(
+                runner,
+                Some("postgres"),
+                &format!("SELECT count(*) FROM pg_database WHERE datname = '{}';", name(&url.database)),
+            )?,
+            Database::Mysql { url, .. } => self.run_sql(
+                runner,
+                Some(""),
+                &format!(
+                    "SELECT count(*) FROM information_schema.schemata WHERE schema_name = '{}';",
+                    name(&url.database)
+                ),
+            )?,
+        };
+        Ok(out.trim() != "0")
+    }
+
     /// Empties the database: SQLite's file is removed; a server database is dropped and
     /// created again, empty.
     pub fn nuke(&self, runner: &Runner) -> Result<()> {

@@ -136,6 +136,21 @@ fn all_bytes_hex() -> String {
     (0..=255u8).map(|b| format!("{b:02x}")).collect()
 }
 
+/// A consumer that stops mid-table (the capture does when its diff fails) leaves
+/// the snapshot usable: the table reads again, whole and the same.
+fn read_again_after_a_consumer_stopped(snap: &mut dyn Snapshot, before: &Captured) {
+    for (spec, rows) in &before.tables {
+        let mut seen = 0;
+        let stopped = snap.rows(spec, &mut |_| {
+            seen += 1;
+            Err(ostler_core::Error::failed("consumer stopped"))
+        });
+        assert!(stopped.is_err(), "{}", spec.name);
+        assert_eq!(seen, 1);
+        assert_eq!(rows, &read_all(snap, spec), "{}", spec.name);
+    }
+}
+
 // ---------------------------------------------------------------------------------
 // PostgreSQL
 
@@ -362,6 +377,7 @@ fn postgres_snapshot_sees_nothing_committed_after_it_opened() {
         assert_eq!(spec, seen);
         assert_eq!(rows, &read_all(snap.as_mut(), seen), "{}", spec.name);
     }
+    read_again_after_a_consumer_stopped(snap.as_mut(), &before);
     snap.finish().unwrap();
     let after = capture(&db);
     assert_eq!(after.table("public.t").1.len(), 100);
@@ -382,6 +398,7 @@ fn postgres_errors_name_the_database_and_hide_the_password() {
         .unwrap()
         .to_string();
     assert!(err.contains(&name), "{err}");
+    eprintln!("MSG: {err}");
     assert!(!err.contains("wrong-secret-password"), "{err}");
 
     let bad = vec![
@@ -417,6 +434,7 @@ fn postgres_errors_name_the_database_and_hide_the_password() {
         )
         .unwrap_err()
         .to_string();
+        eprintln!("MSG: {err}");
         assert!(err.contains("public.t"), "{err}");
     }
 }
@@ -659,10 +677,28 @@ fn mariadb_snapshot_sees_nothing_committed_after_it_opened() {
         assert_eq!(spec, seen);
         assert_eq!(rows, &read_all(snap.as_mut(), seen), "{}", spec.name);
     }
+    read_again_after_a_consumer_stopped(snap.as_mut(), &before);
     snap.finish().unwrap();
     let after = capture(&db);
     assert_ne!(after.table("t").1, before.table("t").1);
     assert_eq!(after.table("bag").1.len(), 3);
+}
+
+#[test]
+fn mariadb_errors_name_the_database_and_hide_the_password() {
+    let (name, _) = maria_database("eng_my_errors");
+    let db = Database::Mysql {
+        url: DbUrl::parse(&maria().url(&name), DatabaseKind::Mysql).unwrap(),
+        password: Some("wrong-secret-password".into()),
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let err = engine::open_snapshot(&db, tmp.path())
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(err.contains(&name) && err.contains("connecting"), "{err}");
+    eprintln!("MSG: {err}");
+    assert!(!err.contains("wrong-secret-password"), "{err}");
 }
 
 #[test]
@@ -690,6 +726,7 @@ fn mariadb_load_refuses_payloads_that_are_not_value_tuples() {
     let err = engine::load(&db, None, &schema, &mut std::iter::once(Ok((spec, rows))))
         .unwrap_err()
         .to_string();
+    eprintln!("MSG: {err}");
     assert!(err.contains("table t") && err.contains("damaged"), "{err}");
     assert_eq!(maria().sql(&name, "SHOW TABLES").unwrap().trim(), "t");
 }

@@ -96,7 +96,21 @@ fn round_trip(engine: Engine) {
     let out = svc.ok(&["verify", "--all"]);
     assert!(out.contains(": ok"), "{out}");
 
-    // Into another instance.
+    // Into another instance, whose database does not even exist yet (regression: the
+    // safety backup of a missing server database used to refuse the restore).
+    match engine {
+        Engine::Postgres => {
+            ostler_testsupport::PgServer::shared()
+                .sql("postgres", &format!("DROP DATABASE \"{}\";", es.dbs[1]))
+                .unwrap();
+        }
+        Engine::Mysql => {
+            ostler_testsupport::MariaDbServer::shared()
+                .sql("", &format!("DROP DATABASE `{}`;", es.dbs[1]))
+                .unwrap();
+        }
+        Engine::Sqlite => {}
+    }
     svc.ok(&["restore", "gb-1", "--from", &quiet, "--into", "gb-2"]);
     assert_eq!(es.all_rows(1), expected);
 

@@ -162,10 +162,13 @@ pub fn restore(ostler: &Ostler, m: &Manifest, target_name: &str, confirm: &dyn C
 /// A backup of what an instance holds now, before something destroys it. None when
 /// there is nothing to keep (no database file yet and no store files).
 fn safety_backup(ostler: &Ostler, inst: &Instance, note: &str) -> Result<Option<String>> {
-    if let Some(crate::database::Database::Sqlite { path }) = &inst.database {
-        if !path.exists() && inst.stores().iter().all(|(_, p, _)| !p.exists()) {
-            return Ok(None);
-        }
+    let no_stores = inst.stores().iter().all(|(_, p, _)| !p.exists());
+    let db_exists = match &inst.database {
+        None => true,
+        Some(db) => db.exists(&ostler.runner())?,
+    };
+    if !db_exists && no_stores {
+        return Ok(None);
     }
     let m = capture::backup(ostler, inst, Some(note))?;
     ostler.reporter.info(&inst.name, &format!("safety backup {} taken", m.id));

@@ -22,6 +22,9 @@ pub struct Decision {
     pub reasons: Vec<String>,
 }
 
+/// Names the bucket (hour, day, ISO week, month) a backup's local time falls in.
+type Bucket = fn(&jiff::Zoned) -> String;
+
 /// Decides for good backups `(id, instance, time)`; each instance separately.
 pub fn plan(backups: &[(String, String, Timestamp)], policy: &RetentionConfig, tz: &TimeZone, now: Timestamp) -> Vec<Decision> {
     let mut by_instance: BTreeMap<&str, Vec<&(String, String, Timestamp)>> = BTreeMap::new();
@@ -39,7 +42,7 @@ pub fn plan(backups: &[(String, String, Timestamp)], policy: &RetentionConfig, t
                 r.push(format!("keep-last {n}"));
             }
         }
-        let buckets: [(&str, Option<u32>, fn(&jiff::Zoned) -> String); 4] = [
+        let buckets: [(&str, Option<u32>, Bucket); 4] = [
             ("hourly", policy.keep_hourly, |z| z.strftime("%Y-%m-%d %H").to_string()),
             ("daily", policy.keep_daily, |z| z.strftime("%Y-%m-%d").to_string()),
             ("weekly", policy.keep_weekly, |z| {

@@ -41,13 +41,16 @@ pub struct PartialOutcome {
     pub safety_backup: Option<String>,
 }
 
+/// A table read from a backup: its spec and every row (key, payload, values).
+type BackupTable = (TableSpec, Vec<(Key, Vec<u8>, Vec<SqlValue>)>);
+
 struct Selected {
     spec: TableSpec,
     rows: BTreeMap<Key, (Vec<SqlValue>, String)>,
 }
 
 /// Everything of one table: backup rows by key, with values.
-fn backup_table(repo: &ostler_repo::Repository, kind: DatabaseKind, m: &Manifest, table: &str) -> Result<(TableSpec, Vec<(Key, Vec<u8>, Vec<SqlValue>)>)> {
+fn backup_table(repo: &ostler_repo::Repository, kind: DatabaseKind, m: &Manifest, table: &str) -> Result<BackupTable> {
     let (t, _) = table_of(m, table).ok_or_else(|| Error::user(format!("backup {} has no table `{table}`", m.id)))?;
     let mut out = Vec::new();
     for r in chain_rows(repo, &t.base, &t.deltas)? {
@@ -143,8 +146,8 @@ pub fn restore_rows(
     }
     if with_references {
         // Children: rows of other tables referencing the seed rows, missing live.
-        let mut cache: HashMap<String, (TableSpec, Vec<(Key, Vec<u8>, Vec<SqlValue>)>)> = HashMap::new();
-        let mut load = |name: &str| -> Result<(TableSpec, Vec<(Key, Vec<u8>, Vec<SqlValue>)>)> {
+        let mut cache: HashMap<String, BackupTable> = HashMap::new();
+        let mut load = |name: &str| -> Result<BackupTable> {
             if !cache.contains_key(name) {
                 cache.insert(name.to_string(), backup_table(&repo, kind, m, name)?);
             }

@@ -103,6 +103,18 @@ fn describe(e: &postgres::Error) -> String {
     s
 }
 
+/// Like `describe`, for the I/O errors the driver's COPY reader and writer wrap
+/// its errors in.
+fn describe_io(e: &std::io::Error) -> String {
+    match e
+        .get_ref()
+        .and_then(|inner| inner.downcast_ref::<postgres::Error>())
+    {
+        Some(pg) => describe(pg),
+        None => e.to_string(),
+    }
+}
+
 fn pg_err<'a>(label: &'a str, what: &'a str) -> impl Fn(postgres::Error) -> Error + 'a {
     move |e| Error::failed(format!("{label}: {what}: {}", describe(&e)))
 }
@@ -166,8 +178,16 @@ impl PgSnapshot {
             Database::Postgres { url, .. } => database.unwrap_or(&url.database).to_string(),
             _ => String::new(),
         };
-        let pre = pg_dump(db, &dbname, &snapshot_id, "pre-data", &label)?;
-        let post = pg_dump(db, &dbname, &snapshot_id, "post-data", &label)?;
+        // The two sections at once: each pg_dump spends most of its time starting up
+        // and reading the catalogs.
+        let (pre, post) = std::thread::scope(|scope| {
+            let pre = scope.spawn(|| pg_dump(db, &dbname, &snapshot_id, "pre-data", &label));
+            let post = pg_dump(db, &dbname, &snapshot_id, "post-data", &label);
+            (pre.join(), post)
+        });
+        let pre =
+            pre.map_err(|_| Error::failed(format!("{label}: the pg_dump thread panicked")))??;
+        let post = post?;
         Ok(PgSnapshot {
             client,
             label,
@@ -502,7 +522,7 @@ impl Snapshot for PgSnapshot {
             let mut line = Vec::with_capacity(previous.len().max(64));
             let n = reader
                 .read_until(b'\n', &mut line)
-                .map_err(|e| bad(e.to_string()))?;
+                .map_err(|e| bad(describe_io(&e)))?;
             if n == 0 {
                 break;
             }
@@ -685,7 +705,7 @@ pub fn load(
             .copy_in(&copy_from_stdin(&spec))
             .map_err(pg_err(label, &what))?;
         let mut w = BufWriter::with_capacity(1 << 20, writer);
-        let io = |e: std::io::Error| Error::failed(format!("{label}: {what}: {e}"));
+        let io = |e: std::io::Error| Error::failed(format!("{label}: {what}: {}", describe_io(&e)));
         for row in rows {
             let row = row?;
             check_line(&row.payload, &spec.name)?;
