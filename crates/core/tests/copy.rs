@@ -59,20 +59,19 @@ fn build_repo(path: &Path, backups: u64) -> Repository {
                 json!({"path": format!("f{f}"), "size": data.len(), "stream": stream})
             })
             .collect();
-        let (listing, _) = repo
+        let listing = repo
             .write_bytes(&serde_json::to_vec(&files).unwrap())
-            .unwrap();
+            .unwrap()
+            .0;
         let id = format!("2025010{b}T000000Z-gb-1");
         let manifest = json!({
             "id": id,
             "database": {"tables": [{"spec": {"name": "entry"}, "base": base, "deltas": []}]},
             "stores": [{"name": "uploads", "listing": listing, "files": 3, "bytes": 0}],
         });
-        repo.put_file(
-            &format!("backups/{id}.json"),
-            &serde_json::to_vec(&manifest).unwrap(),
-        )
-        .unwrap();
+        let bytes = serde_json::to_vec(&manifest).unwrap();
+        repo.put_file(&format!("backups/{id}.json"), &bytes)
+            .unwrap();
     }
     repo
 }
@@ -95,62 +94,47 @@ fn repo_files(repo: &Repository) -> BTreeMap<String, Vec<u8>> {
     out
 }
 
-fn chunk_paths(stream: &StreamRef, out: &mut HashSet<String>) {
-    for c in &stream.chunks {
-        out.insert(format!("chunks/{}/{}", &c.id[..2], c.id));
-    }
-}
-
-/// The chunk paths backup `id` needs, read from the local repository.
+/// The chunk paths backup `id` needs: its streams' chunks, and those of the files its
+/// store listings name.
 fn needed_by(repo: &Repository, id: &str) -> HashSet<String> {
+    let stream = |v: &Value| serde_json::from_value::<StreamRef>(v.clone()).unwrap();
     let manifest: Value =
         serde_json::from_slice(&repo.get_file(&format!("backups/{id}.json")).unwrap()).unwrap();
-    let mut out = HashSet::new();
-    for table in manifest["database"]["tables"].as_array().unwrap() {
-        chunk_paths(
-            &serde_json::from_value(table["base"].clone()).unwrap(),
-            &mut out,
-        );
-    }
+    let mut streams: Vec<StreamRef> = manifest["database"]["tables"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| stream(&t["base"]))
+        .collect();
     for store in manifest["stores"].as_array().unwrap() {
-        let listing: StreamRef = serde_json::from_value(store["listing"].clone()).unwrap();
-        chunk_paths(&listing, &mut out);
+        let listing = stream(&store["listing"]);
         let files: Vec<Value> =
             serde_json::from_slice(&repo.read_to_vec(&listing).unwrap()).unwrap();
-        for f in files {
-            chunk_paths(
-                &serde_json::from_value(f["stream"].clone()).unwrap(),
-                &mut out,
-            );
-        }
+        streams.extend(files.iter().map(|f| stream(&f["stream"])));
+        streams.push(listing);
     }
-    out
+    let chunks = streams.iter().flat_map(|s| &s.chunks);
+    chunks
+        .map(|c| format!("chunks/{}/{}", &c.id[..2], c.id))
+        .collect()
 }
 
 fn backup_ids(repo: &Repository) -> Vec<String> {
     let names = repo.list_files("backups").unwrap();
-    names
-        .iter()
-        .map(|n| n["backups/".len()..n.len() - ".json".len()].to_string())
-        .collect()
+    let id = |n: &String| n["backups/".len()..n.len() - ".json".len()].to_string();
+    names.iter().map(id).collect()
 }
 
 // ---------------------------------------------------------------- checks
 
 /// The copy holds exactly `expected`, byte for byte.
 fn assert_copy_is(backend: &dyn Backend, expected: &BTreeMap<String, Vec<u8>>) {
-    let listed = backend.list("").unwrap();
-    assert_eq!(
-        listed,
-        expected.keys().cloned().collect::<Vec<_>>(),
-        "{}",
-        backend.describe()
-    );
+    let (listed, at) = (backend.list("").unwrap(), backend.describe());
+    assert_eq!(listed, expected.keys().cloned().collect::<Vec<_>>(), "{at}");
     for (path, bytes) in expected {
         assert!(
             backend.get(path).unwrap() == *bytes,
-            "{path} differs at {}",
-            backend.describe()
+            "{path} differs at {at}"
         );
     }
 }
@@ -159,13 +143,13 @@ fn assert_copy_is(backend: &dyn Backend, expected: &BTreeMap<String, Vec<u8>>) {
 fn assert_only_complete_backups(backend: &dyn Backend, repo: &Repository) {
     let present: HashSet<String> = backend.list("").unwrap().into_iter().collect();
     for id in list_backups(backend).unwrap() {
-        let missing: Vec<_> = needed_by(repo, &id)
+        let mut missing = needed_by(repo, &id)
             .into_iter()
-            .filter(|c| !present.contains(c))
-            .collect();
-        assert!(
-            missing.is_empty(),
-            "backup {id} arrived before its chunks {missing:?}"
+            .filter(|c| !present.contains(c));
+        assert_eq!(
+            missing.next(),
+            None,
+            "backup {id} arrived before this chunk"
         );
     }
 }
@@ -236,28 +220,25 @@ fn exercise(make: &dyn Fn(&str) -> Box<dyn Backend>) {
     let dest = make("main");
     let watch = Watch::new(dest.as_ref());
     let stats = copy(&repo, &watch).unwrap();
-    assert_eq!(stats.files_sent, total);
+    let bytes: u64 = expected.values().map(|b| b.len() as u64).sum();
     assert_eq!(
-        stats.bytes_sent,
-        expected.values().map(|b| b.len() as u64).sum::<u64>()
+        (stats.files_sent, stats.bytes_sent, stats.files_present),
+        (total, bytes, 0)
     );
-    assert_eq!(stats.files_present, 0);
     let puts = watch.puts();
     assert_eq!(puts[0], "config.json");
     let first_file = puts.iter().position(|p| p.starts_with("files/")).unwrap();
-    assert!(
-        puts[first_file..].iter().all(|p| p.starts_with("files/")),
-        "{puts:?}"
-    );
-    assert_copy_is(dest.as_ref(), &expected);
+    let manifests_last = puts[first_file..].iter().all(|p| p.starts_with("files/"));
+    assert!(manifests_last, "{puts:?}");
     assert_eq!(list_backups(dest.as_ref()).unwrap(), backup_ids(&repo));
+    // A put over an existing file succeeds and leaves no upload behind.
+    dest.put("config.json", &repo.path().join("config.json"))
+        .unwrap();
+    assert_copy_is(dest.as_ref(), &expected);
 
     // A second copy sends nothing.
-    let stats = copy(&repo, dest.as_ref()).unwrap();
-    assert_eq!(
-        (stats.files_sent, stats.bytes_sent, stats.files_present),
-        (0, 0, total)
-    );
+    let s = copy(&repo, dest.as_ref()).unwrap();
+    assert_eq!((s.files_sent, s.bytes_sent, s.files_present), (0, 0, total));
 
     // What was deleted at the destination is sent again, and only that.
     let chunks: Vec<&String> = expected
@@ -290,9 +271,9 @@ fn exercise(make: &dyn Fn(&str) -> Box<dyn Backend>) {
         assert!(err.to_string().contains("simulated"), "{err}");
         assert_only_complete_backups(cut.as_ref(), &repo);
         assert_eq!(cut.list("").unwrap().len() as i64, n, "after a cut at {n}");
-        let stats = copy(&repo, cut.as_ref()).unwrap();
+        let s = copy(&repo, cut.as_ref()).unwrap();
         assert_eq!(
-            (stats.files_sent as i64, stats.files_present as i64),
+            (s.files_sent as i64, s.files_present as i64),
             (total as i64 - n, n)
         );
         assert_copy_is(cut.as_ref(), &expected);
@@ -310,11 +291,11 @@ fn exercise(make: &dyn Fn(&str) -> Box<dyn Backend>) {
     // removing the manifest, the chunks nothing needs, and a stale upload.
     let gone = backup_ids(&repo)[0].clone();
     repo.remove_file(&format!("backups/{gone}.json")).unwrap();
-    let live: HashSet<String> = backup_ids(&repo)
+    let needed = backup_ids(&repo)
         .iter()
         .flat_map(|id| needed_by(&repo, id))
-        .map(|p| p.rsplit('/').next().unwrap().to_string())
-        .collect();
+        .collect::<Vec<_>>();
+    let live: HashSet<String> = needed.iter().map(|p| p[10..].to_string()).collect();
     let gc = {
         let _lock = repo.lock_exclusive().unwrap();
         repo.gc(&live).unwrap()
@@ -327,27 +308,15 @@ fn exercise(make: &dyn Fn(&str) -> Box<dyn Backend>) {
     let plan = plan_prune_copy(repo.path(), dest.as_ref()).unwrap();
     assert_eq!(plan.files, vec![format!("files/backups/{gone}.json")]);
     assert_eq!(plan.chunks.len() as u64, gc.removed_chunks);
-    assert_eq!(
-        plan.temporaries,
-        vec!["chunks/00/.ostler-tmp-1-2-3".to_string()]
-    );
-    let stats = prune_copy(repo.path(), dest.as_ref()).unwrap();
-    assert_eq!(
-        (
-            stats.files_removed,
-            stats.chunks_removed,
-            stats.temporaries_removed
-        ),
-        (1, gc.removed_chunks, 1)
-    );
+    assert_eq!(plan.temporaries, ["chunks/00/.ostler-tmp-1-2-3"]);
+    let s = prune_copy(repo.path(), dest.as_ref()).unwrap();
+    let removed = (s.files_removed, s.chunks_removed, s.temporaries_removed);
+    assert_eq!(removed, (1, gc.removed_chunks, 1));
     assert_copy_is(dest.as_ref(), &repo_files(&repo));
     assert_eq!(list_backups(dest.as_ref()).unwrap(), backup_ids(&repo));
-    assert_eq!(
-        prune_copy(repo.path(), dest.as_ref()).unwrap(),
-        Default::default()
-    );
-    let stats = copy(&repo, dest.as_ref()).unwrap();
-    assert_eq!(stats.files_sent, 0);
+    let again = prune_copy(repo.path(), dest.as_ref()).unwrap();
+    assert_eq!(again, Default::default());
+    assert_eq!(copy(&repo, dest.as_ref()).unwrap().files_sent, 0);
 }
 
 /// A config in `dir` with one copy, `offsite`, going to `target`. Built in code, not
@@ -384,13 +353,10 @@ fn copies_parse_from_toml() {
                 endpoint = \"http://127.0.0.1:9000\"\nbucket = \"b\"\n";
     let config = Config::parse(text, Path::new("/etc/ostler/ostler.toml")).unwrap();
     let copies = &config.repository.unwrap().copies;
-    assert!(matches!(
-        &copies[0].target,
-        CopyTarget::Sftp {
-            port: Some(2222),
-            ..
-        }
-    ));
+    let CopyTarget::Sftp { port, .. } = &copies[0].target else {
+        panic!("{copies:?}")
+    };
+    assert_eq!(*port, Some(2222));
     assert!(matches!(&copies[1].target, CopyTarget::S3 { region, .. } if region == "us-east-1"));
 }
 
@@ -424,46 +390,85 @@ fn a_destination_holding_another_repository_is_refused() {
     assert_eq!(err.kind(), ErrorKind::User);
 }
 
-// ---------------------------------------------------------------- SFTP
+// ---------------------------------------------------------------- servers
 
-/// Runs `program args` and fails the test with its output if it fails.
-fn run(program: &str, args: &[&str]) -> String {
-    let out = Command::new(program)
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| panic!("{program}: {e}"));
-    assert!(
-        out.status.success(),
-        "{program} {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
-
-/// Waits until something listens on `port`; fails with `log` if `child` exits first.
-fn wait_for_port(port: u16, child: &mut Child, log: &Path, within: Duration) {
-    let start = Instant::now();
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        if let Ok(Some(status)) = child.try_wait() {
-            panic!(
-                "server exited with {status}: {}",
-                std::fs::read_to_string(log).unwrap_or_default()
-            );
-        }
-        assert!(
-            start.elapsed() < within,
-            "server not listening on {port} after {within:?}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-/// A throwaway sshd on a free port of 127.0.0.1 that lets the current user in with a
-/// key made for it; gone when dropped.
-struct Sshd {
+/// A server process started by a test, in its own temp dir; killed when dropped.
+struct Server {
     child: Child,
     dir: TempDir,
     port: u16,
+}
+
+impl Server {
+    /// Starts `command` (with a log file in `dir`) and waits until it listens on `port`.
+    fn start(mut command: Command, dir: TempDir, port: u16, within: Duration) -> Server {
+        let log_path = dir.path().join("server.log");
+        let log = std::fs::File::create(&log_path).unwrap();
+        let mut child = command
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        let start = Instant::now();
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            if let Ok(Some(status)) = child.try_wait() {
+                let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+                panic!("{command:?} exited with {status}: {log}");
+            }
+            assert!(
+                start.elapsed() < within,
+                "{command:?}: no listener on {port}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Server { child, dir, port }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs `program args`, failing the test with its stderr if it fails; its stdout.
+fn run(program: &str, args: &[&str]) -> String {
+    let out = Command::new(program).args(args).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{program} {args:?}: {stderr}");
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// Makes an ed25519 key pair at `path`; returns the public key as `type base64`.
+fn keygen(path: &Path) -> String {
+    run(
+        "ssh-keygen",
+        &[
+            "-q",
+            "-t",
+            "ed25519",
+            "-N",
+            "",
+            "-f",
+            path.to_str().unwrap(),
+        ],
+    );
+    let public = std::fs::read_to_string(path.with_extension("pub")).unwrap();
+    public
+        .split_whitespace()
+        .take(2)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+// ---------------------------------------------------------------- SFTP
+
+/// A throwaway sshd on a free port of 127.0.0.1 that lets the current user in with a
+/// key made for the test, with a known_hosts file naming its host key.
+struct Sshd {
+    server: Server,
     user: String,
 }
 
@@ -474,61 +479,36 @@ impl Sshd {
             .find(|p| Path::new(p).exists())
             .expect("sshd is not installed: run scripts/install-test-deps.sh");
         let dir = tempfile::tempdir().unwrap();
-        let d = dir.path();
-        for key in ["host_key", "client_key"] {
-            let path = d.join(key);
-            run(
-                "ssh-keygen",
-                &[
-                    "-q",
-                    "-t",
-                    "ed25519",
-                    "-N",
-                    "",
-                    "-f",
-                    path.to_str().unwrap(),
-                ],
-            );
-        }
-        std::fs::copy(d.join("client_key.pub"), d.join("authorized_keys")).unwrap();
-        let user = run("id", &["-un"]);
-        let is_root = run("id", &["-u"]) == "0";
-        if is_root {
+        let d = dir.path().display().to_string();
+        let host_key = keygen(&dir.path().join("host_key"));
+        keygen(&dir.path().join("client_key"));
+        std::fs::copy(
+            dir.path().join("client_key.pub"),
+            dir.path().join("authorized_keys"),
+        )
+        .unwrap();
+        if run("id", &["-u"]) == "0" {
             // sshd's privilege separation directory, which a service start would make.
             std::fs::create_dir_all("/run/sshd").unwrap();
         }
         let port = ostler_testsupport::free_port();
         let config = format!(
             "Port {port}\nListenAddress 127.0.0.1\nHostKey {d}/host_key\nPidFile {d}/sshd.pid\n\
-             AuthorizedKeysFile {d}/authorized_keys\nStrictModes no\nPermitRootLogin prohibit-password\n\
-             PasswordAuthentication no\nKbdInteractiveAuthentication no\nUsePAM no\n\
-             Subsystem sftp internal-sftp\nLogLevel VERBOSE\n",
-            d = d.display()
+             AuthorizedKeysFile {d}/authorized_keys\nStrictModes no\n\
+             PermitRootLogin prohibit-password\nPasswordAuthentication no\n\
+             KbdInteractiveAuthentication no\nUsePAM no\nSubsystem sftp internal-sftp\n"
         );
-        std::fs::write(d.join("sshd_config"), config).unwrap();
-        let log = d.join("sshd.log");
-        let mut child = Command::new(sshd)
+        std::fs::write(dir.path().join("sshd_config"), config).unwrap();
+        let known = format!("[127.0.0.1]:{port} {host_key}\n");
+        std::fs::write(dir.path().join("known_hosts"), known).unwrap();
+        let mut command = Command::new(sshd);
+        command
             .args(["-D", "-e", "-f"])
-            .arg(d.join("sshd_config"))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .unwrap();
-        wait_for_port(port, &mut child, &log, Duration::from_secs(20));
-        let host_key = std::fs::read_to_string(d.join("host_key.pub")).unwrap();
-        let mut fields = host_key.split_whitespace();
-        let (kind, key) = (fields.next().unwrap(), fields.next().unwrap());
-        std::fs::write(
-            d.join("known_hosts"),
-            format!("[127.0.0.1]:{port} {kind} {key}\n"),
-        )
-        .unwrap();
+            .arg(dir.path().join("sshd_config"));
+        let server = Server::start(command, dir, port, Duration::from_secs(20));
         Sshd {
-            child,
-            dir,
-            port,
-            user,
+            server,
+            user: run("id", &["-un"]),
         }
     }
 
@@ -537,18 +517,11 @@ impl Sshd {
         CopyTarget::Sftp {
             host: "127.0.0.1".into(),
             user: Some(self.user.clone()),
-            port: Some(self.port),
+            port: Some(self.server.port),
             path: path.into(),
-            identity_file: Some(self.dir.path().join("client_key")),
-            known_hosts: Some(self.dir.path().join("known_hosts")),
+            identity_file: Some(self.server.dir.path().join("client_key")),
+            known_hosts: Some(self.server.dir.path().join("known_hosts")),
         }
-    }
-}
-
-impl Drop for Sshd {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
@@ -564,33 +537,18 @@ fn copy_over_sftp_to_a_real_sshd() {
     });
     // The server's files are the repository's layout.
     assert!(root.join("main/config.json").is_file());
-}
 
-#[test]
-fn sftp_with_a_wrong_host_key_says_what_ssh_said() {
-    let sshd = Sshd::start();
-    let other = tempfile::tempdir().unwrap();
-    let key = other.path().join("key");
-    run(
-        "ssh-keygen",
-        &["-q", "-t", "ed25519", "-N", "", "-f", key.to_str().unwrap()],
-    );
-    let public = std::fs::read_to_string(other.path().join("key.pub")).unwrap();
-    let mut fields = public.split_whitespace();
-    let line = format!(
-        "[127.0.0.1]:{} {} {}\n",
-        sshd.port,
-        fields.next().unwrap(),
-        fields.next().unwrap()
-    );
-    std::fs::write(sshd.dir.path().join("known_hosts"), line).unwrap();
-    let base = tempfile::tempdir().unwrap();
+    // A server whose host key is not the known one is refused, and ssh's words say why.
+    let other_key = keygen(&remote.path().join("other_key"));
+    let known = format!("[127.0.0.1]:{} {other_key}\n", sshd.server.port);
+    std::fs::write(sshd.server.dir.path().join("known_hosts"), known).unwrap();
     let err = backend_for(base.path(), sshd.target("/tmp/never"))
         .err()
-        .expect("connects");
+        .expect("refused");
     let text = err.to_string();
     assert_eq!(err.kind(), ErrorKind::Failed, "{text}");
-    assert!(text.starts_with("copy `offsite`: sftp "), "{text}");
+    let start = format!("copy `offsite`: sftp {}@127.0.0.1:/tmp/never", sshd.user);
+    assert!(text.starts_with(&start), "{text}");
     assert!(text.contains("Host key verification failed"), "{text}");
     assert!(err.hint().is_some());
 }
@@ -599,105 +557,74 @@ fn sftp_with_a_wrong_host_key_says_what_ssh_said() {
 
 /// A throwaway moto S3 server with one bucket, or `None` (with the reason printed)
 /// when moto is not installed.
-struct Moto {
-    child: Child,
-    port: u16,
-    _dir: TempDir,
+fn start_moto() -> Option<Server> {
+    let found = |program: &str, args: &[&str]| {
+        let mut command = Command::new(program);
+        command
+            .args(args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        command.status().is_ok_and(|s| s.success())
+    };
+    let mut command = if found("moto_server", &["--help"]) {
+        Command::new("moto_server")
+    } else if found("python3", &["-c", "import moto.server"]) {
+        let mut command = Command::new("python3");
+        command.args(["-m", "moto.server"]);
+        command
+    } else {
+        println!(
+            "SKIPPED: neither moto_server nor `python3 -m moto.server` exists \
+             (scripts/install-test-deps.sh installs it)"
+        );
+        return None;
+    };
+    let port = ostler_testsupport::free_port();
+    command.args(["-p", &port.to_string(), "-H", "127.0.0.1"]);
+    let server = Server::start(
+        command,
+        tempfile::tempdir().unwrap(),
+        port,
+        Duration::from_secs(60),
+    );
+    ureq::put(&format!("http://127.0.0.1:{port}/{BUCKET}"))
+        .call()
+        .unwrap();
+    Some(server)
 }
 
 const BUCKET: &str = "ostler-copies";
 
-impl Moto {
-    fn start() -> Option<Moto> {
-        let found = |program: &str, args: &[&str]| {
-            Command::new(program)
-                .args(args)
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .status()
-                .is_ok_and(|s| s.success())
-        };
-        let port = ostler_testsupport::free_port();
-        let port_text = port.to_string();
-        let mut command = if found("moto_server", &["--help"]) {
-            Command::new("moto_server")
-        } else if found("python3", &["-c", "import moto.server"]) {
-            let mut c = Command::new("python3");
-            c.args(["-m", "moto.server"]);
-            c
-        } else {
-            println!("SKIPPED: neither moto_server nor `python3 -m moto.server` exists; run scripts/install-test-deps.sh");
-            return None;
-        };
-        let dir = tempfile::tempdir().unwrap();
-        let log = dir.path().join("moto.log");
-        let mut child = command
-            .args(["-p", &port_text, "-H", "127.0.0.1"])
-            .stdin(Stdio::null())
-            .stdout(std::fs::File::create(&log).unwrap())
-            .stderr(std::fs::File::create(dir.path().join("moto.err")).unwrap())
-            .spawn()
-            .unwrap();
-        wait_for_port(
-            port,
-            &mut child,
-            &dir.path().join("moto.err"),
-            Duration::from_secs(60),
-        );
-        ureq::put(&format!("http://127.0.0.1:{port}/{BUCKET}"))
-            .call()
-            .unwrap();
-        Some(Moto {
-            child,
-            port,
-            _dir: dir,
-        })
-    }
-
-    /// A copy under `prefix` in `bucket` on this server.
-    fn target(&self, bucket: &str, prefix: &str, secret_env: &str) -> CopyTarget {
-        CopyTarget::S3 {
-            endpoint: format!("http://127.0.0.1:{}", self.port),
-            bucket: bucket.into(),
-            region: "us-east-1".into(),
-            prefix: Some(prefix.into()),
-            access_key_env: "OSTLER_TEST_S3_KEY".into(),
-            secret_key_env: secret_env.into(),
-        }
-    }
-}
-
-impl Drop for Moto {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn set_test_s3_keys() {
-    // Only this binary's S3 tests read these two names.
+/// A copy under `prefix` in `bucket` on the moto server, keys from the env vars named.
+fn s3_target(moto: &Server, bucket: &str, prefix: &str, secret_env: &str) -> CopyTarget {
+    // Only this binary's S3 tests read these names.
     std::env::set_var("OSTLER_TEST_S3_KEY", "testing-key");
     std::env::set_var("OSTLER_TEST_S3_SECRET", "testing-secret");
+    CopyTarget::S3 {
+        endpoint: format!("http://127.0.0.1:{}", moto.port),
+        bucket: bucket.into(),
+        region: "us-east-1".into(),
+        prefix: Some(prefix.into()),
+        access_key_env: "OSTLER_TEST_S3_KEY".into(),
+        secret_key_env: secret_env.into(),
+    }
 }
 
 #[test]
 fn copy_to_s3_on_a_real_moto_server() {
-    let Some(moto) = Moto::start() else { return };
-    set_test_s3_keys();
+    let Some(moto) = start_moto() else { return };
     let base = tempfile::tempdir().unwrap();
     let secret = "OSTLER_TEST_S3_SECRET";
     exercise(&|name| {
-        let target = moto.target(BUCKET, &format!("ostler/{name}"), secret);
+        let target = s3_target(&moto, BUCKET, &format!("ostler/{name}"), secret);
         backend_for(base.path(), target).unwrap()
     });
-    let unset = moto.target(BUCKET, "x", "OSTLER_TEST_S3_UNSET");
-    let err = backend_for(base.path(), unset).err().expect("refuses");
+    let unset = s3_target(&moto, BUCKET, "x", "OSTLER_TEST_S3_UNSET");
+    let err = backend_for(base.path(), unset).err().expect("refused");
     assert_eq!(err.kind(), ErrorKind::User);
-    assert_eq!(
-        err.to_string(),
-        "copy `offsite`: environment variable OSTLER_TEST_S3_UNSET is not set"
-    );
-    let missing = moto.target("no-such-bucket", "x", secret);
+    let expected = "copy `offsite`: environment variable OSTLER_TEST_S3_UNSET is not set";
+    assert_eq!(err.to_string(), expected);
+    let missing = s3_target(&moto, "no-such-bucket", "x", secret);
     let err = backend_for(base.path(), missing)
         .unwrap()
         .list("")
@@ -715,37 +642,28 @@ fn copy_throughput_of_100_megabytes_of_chunks() {
     let repo = Repository::init(&tmp.path().join("repo")).unwrap();
     repo.write_bytes(&random_bytes(7, 100 * 1024 * 1024))
         .unwrap();
-    let measure = |label: &str, backend: Box<dyn Backend>| {
+    let measure = |label: &str, target: CopyTarget| {
+        let backend = backend_for(tmp.path(), target).unwrap();
         let start = Instant::now();
         let stats = copy(&repo, backend.as_ref()).unwrap();
-        let seconds = start.elapsed().as_secs_f64();
+        let (seconds, mb) = (start.elapsed().as_secs_f64(), stats.bytes_sent as f64 / 1e6);
+        let files = stats.files_sent;
         println!(
-            "{label}: {} files, {:.1} MB in {seconds:.2} s = {:.1} MB/s",
-            stats.files_sent,
-            stats.bytes_sent as f64 / 1e6,
-            stats.bytes_sent as f64 / 1e6 / seconds
+            "{label}: {files} files, {mb:.1} MB in {seconds:.2} s = {:.1} MB/s",
+            mb / seconds
         );
     };
-    measure(
-        "dir",
-        backend_for(tmp.path(), dir_target("dircopy")).unwrap(),
-    );
+    measure("dir", dir_target("dircopy"));
     let sshd = Sshd::start();
     let remote = tempfile::tempdir().unwrap();
-    let path = remote.path().join("copy");
     measure(
         "sftp",
-        backend_for(tmp.path(), sshd.target(path.to_str().unwrap())).unwrap(),
+        sshd.target(remote.path().join("copy").to_str().unwrap()),
     );
-    if let Some(moto) = Moto::start() {
-        set_test_s3_keys();
+    if let Some(moto) = start_moto() {
         measure(
             "s3 (moto)",
-            backend_for(
-                tmp.path(),
-                moto.target(BUCKET, "bench", "OSTLER_TEST_S3_SECRET"),
-            )
-            .unwrap(),
+            s3_target(&moto, BUCKET, "bench", "OSTLER_TEST_S3_SECRET"),
         );
     }
 }

@@ -235,6 +235,16 @@ CREATE TABLE app.gen (
 INSERT INTO app.gen (a) VALUES (1), (2), (3);
 
 CREATE TABLE app.empty (id int PRIMARY KEY);
+
+CREATE TABLE app.base (id int PRIMARY KEY, v text);
+CREATE TABLE app.child (extra int) INHERITS (app.base);
+INSERT INTO app.base VALUES (1, 'base');
+INSERT INTO app.child VALUES (2, 'child', 3);
+CREATE TABLE app.measure (id int, at date, PRIMARY KEY (id, at)) PARTITION BY RANGE (at);
+CREATE TABLE app.measure_2023 PARTITION OF app.measure FOR VALUES FROM ('2023-01-01') TO ('2024-01-01');
+CREATE TABLE app.measure_2024 PARTITION OF app.measure FOR VALUES FROM ('2024-01-01') TO ('2025-01-01');
+INSERT INTO app.measure VALUES (1, '2023-05-01'), (1, '2024-05-01'), (2, '2024-01-01');
+
 CREATE VIEW app.author_names AS SELECT id, name FROM app.authors;
 "#
     )
@@ -281,6 +291,17 @@ fn postgres_round_trip_through_load_and_export() {
         .map(|r| &r.key[1])
         .collect();
     assert_eq!(same, [&KeyPart::Int(0), &KeyPart::Int(1), &KeyPart::Int(2)]);
+    assert_eq!(
+        original.table("app.base").1.len(),
+        1,
+        "a parent's rows are only its own"
+    );
+    assert_eq!(original.table("app.child").1.len(), 1);
+    assert_eq!(original.table("app.measure_2024").1.len(), 2);
+    assert!(
+        original.tables.iter().all(|(s, _)| s.name != "app.measure"),
+        "a partitioned table holds no rows"
+    );
     let (_, blobs) = original.table("app.blobs");
     assert_eq!(blobs[0].key, [KeyPart::Int(-5)]);
     let bytes = engine::decode(DatabaseKind::Postgres, &blobs[1].payload).unwrap();
@@ -398,7 +419,6 @@ fn postgres_errors_name_the_database_and_hide_the_password() {
         .unwrap()
         .to_string();
     assert!(err.contains(&name), "{err}");
-    eprintln!("MSG: {err}");
     assert!(!err.contains("wrong-secret-password"), "{err}");
 
     let bad = vec![
@@ -434,7 +454,6 @@ fn postgres_errors_name_the_database_and_hide_the_password() {
         )
         .unwrap_err()
         .to_string();
-        eprintln!("MSG: {err}");
         assert!(err.contains("public.t"), "{err}");
     }
 }
@@ -523,6 +542,14 @@ CREATE TABLE gen (id BIGINT UNSIGNED PRIMARY KEY, a INT, doubled INT AS (a * 2) 
 INSERT INTO gen (id, a) VALUES (1, 1), (18446744073709551615, 2), (9223372036854775808, 3);
 
 CREATE TABLE empty (id INT PRIMARY KEY) ENGINE=InnoDB;
+
+CREATE SEQUENCE order_numbers START WITH 100 CACHE 0;
+CREATE TABLE orders (id INT PRIMARY KEY DEFAULT NEXTVAL(order_numbers), v TEXT) ENGINE=InnoDB;
+INSERT INTO orders (v) VALUES ('first'), ('second');
+
+CREATE TABLE versioned (id INT PRIMARY KEY, v TEXT) ENGINE=InnoDB WITH SYSTEM VERSIONING;
+INSERT INTO versioned VALUES (1, 'old'), (2, 'two');
+UPDATE versioned SET v = 'new' WHERE id = 1;
 
 CREATE FUNCTION twice(x INT) RETURNS INT DETERMINISTIC RETURN x * 2;
 DELIMITER ;;
@@ -615,11 +642,28 @@ fn mariadb_round_trip_through_load_and_export() {
     assert!(schema.contains("AUTO_INCREMENT=5"), "{schema}");
     assert!(!schema.contains("DEFINER="), "{schema}");
     assert!(
+        !schema.contains(&name),
+        "no names of the source database: {schema}"
+    );
+    assert!(
         schema.find("CREATE ALGORITHM=UNDEFINED SQL SECURITY DEFINER VIEW `names_view`")
             < schema.find("VIEW `a_view_on_view`"),
         "{schema}"
     );
     assert!(original.part("post-data.sql").contains("books_shout"));
+    assert!(
+        schema.contains("DO SETVAL(`order_numbers`, 102, 0);"),
+        "{schema}"
+    );
+    let (_, versioned) = original.table("versioned");
+    assert_eq!(
+        versioned
+            .iter()
+            .map(|r| String::from_utf8_lossy(&r.payload).into_owned())
+            .collect::<Vec<_>>(),
+        ["(1,'new')", "(2,'two')"],
+        "a system-versioned table as it is now"
+    );
 
     let (copy_name, copy_db) = maria_database("eng_my_copy");
     load(&copy_db, &original);
@@ -643,11 +687,12 @@ fn mariadb_round_trip_through_load_and_export() {
                 db,
                 "INSERT INTO authors (name) VALUES ('after'); SELECT LAST_INSERT_ID();
                  INSERT INTO books VALUES (3, 'new', 'loud'); SELECT title FROM books WHERE code = 'new';
-                 SELECT COUNT(*) FROM a_view_on_view; CALL touch();",
+                 SELECT COUNT(*) FROM a_view_on_view; INSERT INTO orders (v) VALUES ('third');
+                 SELECT MAX(id) FROM orders; CALL touch();",
             )
             .unwrap();
         let lines: Vec<&str> = out.lines().collect();
-        assert_eq!(lines[..3], ["5", "loud!", "5"], "in {db}: {out}");
+        assert_eq!(lines[..4], ["5", "loud!", "5", "102"], "in {db}: {out}");
     }
 }
 
@@ -697,7 +742,6 @@ fn mariadb_errors_name_the_database_and_hide_the_password() {
         .unwrap()
         .to_string();
     assert!(err.contains(&name) && err.contains("connecting"), "{err}");
-    eprintln!("MSG: {err}");
     assert!(!err.contains("wrong-secret-password"), "{err}");
 }
 
@@ -726,7 +770,6 @@ fn mariadb_load_refuses_payloads_that_are_not_value_tuples() {
     let err = engine::load(&db, None, &schema, &mut std::iter::once(Ok((spec, rows))))
         .unwrap_err()
         .to_string();
-    eprintln!("MSG: {err}");
     assert!(err.contains("table t") && err.contains("damaged"), "{err}");
     assert_eq!(maria().sql(&name, "SHOW TABLES").unwrap().trim(), "t");
 }

@@ -36,7 +36,7 @@ use crate::report::{Interrupt, Reporter};
 pub use dir::DirBackend;
 pub use prune::{plan_prune_copy, prune_copy, PrunePlan, PruneStats};
 pub use s3::S3Backend;
-pub use sftp::SftpBackend;
+pub use sftp::{SftpBackend, SshOptions};
 
 /// The repository's config at the destination; sent first, compared on every run.
 pub const CONFIG_FILE: &str = "config.json";
@@ -289,7 +289,7 @@ impl Sender<'_> {
         let stop = AtomicBool::new(false);
         let first_error: Mutex<Option<Error>> = Mutex::new(None);
         std::thread::scope(|scope| {
-            for _ in 0..std::env::var("XT").ok().and_then(|v| v.parse().ok()).unwrap_or(SEND_THREADS).min(files.len()) {
+            for _ in 0..SEND_THREADS.min(files.len()) {
                 scope.spawn(|| {
                     while !stop.load(Ordering::SeqCst) {
                         let Some(file) = files.get(next.fetch_add(1, Ordering::SeqCst)) else {

@@ -187,8 +187,14 @@ impl MysqlSnapshot {
              START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY",
         )
         .map_err(my_err(&label, "starting the snapshot transaction"))?;
-        let (tables, columns, views) = read_tables(&mut conn, &label)?;
+        let Listing {
+            tables,
+            columns,
+            views,
+            sequences,
+        } = read_tables(&mut conn, &label)?;
         let mut ddl = String::from(SCHEMA_HEADER);
+        ddl.push_str(&read_sequences(&mut conn, &label, &sequences)?);
         for t in &tables {
             let what = format!("reading the definition of table {}", t.name);
             let rows = query_text(
@@ -207,7 +213,22 @@ impl MysqlSnapshot {
         }
         ddl.push_str(&read_routines(&mut conn, &label)?);
         ddl.push_str(&read_views(&mut conn, &label, &views)?);
-        let post = read_triggers(&mut conn, &label)?;
+        let mut post = read_triggers(&mut conn, &label)?;
+        // The server names objects of this database with its name now and then
+        // (MariaDB: `DEFAULT nextval(`db`.`seq`)`); a restore into another database
+        // must find its own.
+        let current = query_text(
+            &mut conn,
+            &label,
+            "reading the database name",
+            "SELECT DATABASE()",
+        )?;
+        let current = current.first().map(|r| cell(r, 0)).unwrap_or_default();
+        if !current.is_empty() {
+            let qualifier = format!("{}.", quote_ident(&current));
+            ddl = ddl.replace(&qualifier, "");
+            post = post.replace(&qualifier, "");
+        }
         Ok(MysqlSnapshot {
             conn,
             label,
@@ -236,12 +257,20 @@ const SCHEMA_HEADER: &str = "-- MySQL/MariaDB schema captured by ostler\n\
      SET FOREIGN_KEY_CHECKS = 0;\n\
      SET UNIQUE_CHECKS = 0;\n";
 
-type TableList = (Vec<TableSpec>, HashMap<String, Vec<Column>>, Vec<String>);
+/// What a database holds besides routines and triggers.
+struct Listing {
+    tables: Vec<TableSpec>,
+    columns: HashMap<String, Vec<Column>>,
+    views: Vec<String>,
+    /// MariaDB's `CREATE SEQUENCE` objects.
+    sequences: Vec<String>,
+}
 
-fn read_tables(conn: &mut Conn, label: &str) -> Result<TableList> {
+fn read_tables(conn: &mut Conn, label: &str) -> Result<Listing> {
     let what = "listing tables";
     let mut names = Vec::new();
     let mut views = Vec::new();
+    let mut sequences = Vec::new();
     for row in query_text(
         conn,
         label,
@@ -249,14 +278,22 @@ fn read_tables(conn: &mut Conn, label: &str) -> Result<TableList> {
         "SELECT TABLE_NAME, TABLE_TYPE FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE()",
     )? {
         match cell(&row, 1).as_str() {
-            "BASE TABLE" => names.push(cell(&row, 0)),
+            // A system-versioned table (MariaDB) is taken as it is now; its history
+            // is not kept (as mysqldump does by default).
+            "BASE TABLE" | "SYSTEM VERSIONED" => names.push(cell(&row, 0)),
             "VIEW" => views.push(cell(&row, 0)),
-            // MariaDB sequences and system-versioned tables are not handled yet.
-            _ => {}
+            "SEQUENCE" => sequences.push(cell(&row, 0)),
+            other => {
+                return Err(Error::failed(format!(
+                    "{label}: {what}: {} is a {other}, which ostler cannot back up yet",
+                    cell(&row, 0)
+                )))
+            }
         }
     }
     names.sort();
     views.sort();
+    sequences.sort();
     let mut tables: Vec<TableSpec> = names
         .iter()
         .map(|n| TableSpec {
@@ -331,7 +368,41 @@ fn read_tables(conn: &mut Conn, label: &str) -> Result<TableList> {
         }
     }
     let columns = names.into_iter().zip(columns).collect();
-    Ok((tables, columns, views))
+    Ok(Listing {
+        tables,
+        columns,
+        views,
+        sequences,
+    })
+}
+
+/// MariaDB sequences, before the tables (a column default may call `NEXTVAL`), each
+/// set to where it stood in the snapshot (a sequence is an InnoDB table, read
+/// consistently with the rows), as mariadb-dump does.
+fn read_sequences(conn: &mut Conn, label: &str, names: &[String]) -> Result<String> {
+    let mut out = String::new();
+    for name in names {
+        let shown = show_create(conn, label, "SEQUENCE", name, 1)?;
+        let what = format!("reading sequence {name}");
+        let next = query_text(
+            conn,
+            label,
+            &what,
+            &format!("SELECT next_not_cached_value FROM {}", quote_ident(name)),
+        )?;
+        let next = next.first().map(|r| cell(r, 0)).unwrap_or_default();
+        if next.parse::<i64>().is_err() {
+            return Err(Error::failed(format!(
+                "{label}: {what}: unexpected value {next:?}"
+            )));
+        }
+        out.push_str(&format!(
+            "\n{};\nDO SETVAL({}, {next}, 0);\n",
+            cell(&shown, 1),
+            quote_ident(name)
+        ));
+    }
+    Ok(out)
 }
 
 /// `SHOW CREATE ...` of one object: column `col` of its single row.

@@ -496,7 +496,7 @@ impl Snapshot for PgSnapshot {
         }
         let cols: Vec<String> = table.columns.iter().map(|c| quote_ident(c)).collect();
         let query = if cols.is_empty() {
-            format!("COPY (SELECT FROM {name}) TO STDOUT")
+            format!("COPY (SELECT FROM ONLY {name}) TO STDOUT")
         } else {
             let order = if key_at.is_empty() {
                 copy_line_expr(&table.columns)
@@ -508,7 +508,7 @@ impl Snapshot for PgSnapshot {
                     .join(", ")
             };
             format!(
-                "COPY (SELECT {} FROM {name} ORDER BY {order}) TO STDOUT",
+                "COPY (SELECT {} FROM ONLY {name} ORDER BY {order}) TO STDOUT",
                 cols.join(", ")
             )
         };
