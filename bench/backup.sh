@@ -248,7 +248,7 @@ if [ "$BUILD" = 1 ]; then
     (cd "$ROOT" && cargo build --release -p ostler -p guestbook) \
         || die "cargo build --release -p ostler -p guestbook failed (someone mid-edit? retry in a minute, or pass --no-build)"
 fi
-OSTLER=$ROOT/target/release/ostler
+OSTLER=${OSTLER_BIN:-$ROOT/target/release/ostler}
 [ -x "$OSTLER" ] || die "$OSTLER is missing: build it (cargo build --release -p ostler) or drop --no-build"
 
 PG_BIN=

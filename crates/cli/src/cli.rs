@@ -89,7 +89,8 @@ pub struct Context {
 
 impl Context {
     pub fn config_path(&self) -> ostler_core::Result<PathBuf> {
-        let cwd = std::env::current_dir().map_err(|e| Error::io("reading the current directory", e))?;
+        let cwd =
+            std::env::current_dir().map_err(|e| Error::io("reading the current directory", e))?;
         ostler_core::config::locate(
             self.cli_config.as_deref(),
             std::env::var_os("OSTLER_CONFIG").as_deref(),
@@ -102,12 +103,18 @@ impl Context {
     }
 
     pub fn ostler(&self) -> ostler_core::Result<Ostler> {
-        Ostler::load(&self.config_path()?, self.reporter(), self.interrupt.clone())
+        Ostler::load(
+            &self.config_path()?,
+            self.reporter(),
+            self.interrupt.clone(),
+        )
     }
 
     /// A time as people read it: in the display zone, with its offset.
     pub fn show_time(&self, t: jiff::Timestamp) -> String {
-        t.to_zoned(self.tz.clone()).strftime("%Y-%m-%d %H:%M:%S %:z").to_string()
+        t.to_zoned(self.tz.clone())
+            .strftime("%Y-%m-%d %H:%M:%S %:z")
+            .to_string()
     }
 }
 

@@ -186,9 +186,9 @@ pub struct RepositoryConfig {
     pub copies: Vec<CopyConfig>,
 }
 
-/// One off-host copy of the repository.
+/// One off-host copy of the repository. (No `deny_unknown_fields` here: serde cannot
+/// combine it with `flatten`; `CopyTarget` refuses unknown keys itself.)
 #[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
 pub struct CopyConfig {
     pub name: String,
     #[serde(flatten)]
@@ -288,7 +288,11 @@ impl Serialize for HumanDuration {
 
 /// Finds the config file: an explicit `--config`, else `$OSTLER_CONFIG`, else
 /// `ostler.toml` in `cwd`.
-pub fn locate(explicit: Option<&Path>, env: Option<&std::ffi::OsStr>, cwd: &Path) -> Result<PathBuf> {
+pub fn locate(
+    explicit: Option<&Path>,
+    env: Option<&std::ffi::OsStr>,
+    cwd: &Path,
+) -> Result<PathBuf> {
     if let Some(p) = explicit {
         return Ok(cwd.join(p));
     }
@@ -359,11 +363,16 @@ impl Config {
             }
             let port = *inst.port.get_ref();
             if port == 0 {
-                out.push(at(inst.port.span().start, format!("instance `{name}`: port 0 is not a port")));
+                out.push(at(
+                    inst.port.span().start,
+                    format!("instance `{name}`: port 0 is not a port"),
+                ));
             } else if let Some(other) = ports.insert(port, name) {
                 out.push(at(
                     inst.port.span().start,
-                    format!("instance `{name}` uses port {port}, which instance `{other}` already uses"),
+                    format!(
+                        "instance `{name}` uses port {port}, which instance `{other}` already uses"
+                    ),
                 ));
             }
             if let Some(db) = &inst.database {
@@ -403,7 +412,10 @@ impl Config {
             if let Some(tz) = &r.timezone {
                 if jiff::tz::TimeZone::get(tz).is_err() {
                     let offset = text.find(tz.as_str()).unwrap_or(0);
-                    out.push(at(offset, format!("[retention] timezone `{tz}` is not a known time zone")));
+                    out.push(at(
+                        offset,
+                        format!("[retention] timezone `{tz}` is not a known time zone"),
+                    ));
                 }
             }
         }
@@ -427,7 +439,9 @@ impl Config {
     }
 
     pub fn repository_dir(&self) -> Option<PathBuf> {
-        self.repository.as_ref().map(|r| self.base_dir().join(&r.path))
+        self.repository
+            .as_ref()
+            .map(|r| self.base_dir().join(&r.path))
     }
 
     /// Resolves a name that is an instance or a role to the instance's name.
@@ -439,11 +453,17 @@ impl Config {
             return Ok(target.get_ref().clone());
         }
         let roles: Vec<&str> = self.roles.keys().map(String::as_str).collect();
-        Err(Error::user(format!("no instance or role named `{name}`")).with_hint(format!(
-            "instances: {}; roles: {}",
-            self.instance_names().join(", "),
-            if roles.is_empty() { "none".to_string() } else { roles.join(", ") }
-        )))
+        Err(
+            Error::user(format!("no instance or role named `{name}`")).with_hint(format!(
+                "instances: {}; roles: {}",
+                self.instance_names().join(", "),
+                if roles.is_empty() {
+                    "none".to_string()
+                } else {
+                    roles.join(", ")
+                }
+            )),
+        )
     }
 
     /// The role names pointing at `instance`.
@@ -483,16 +503,16 @@ pub fn write_role(path: &Path, role: &str, instance: &str) -> Result<()> {
         path: path.to_path_buf(),
         source,
     })?;
-    let mut doc: toml_edit::DocumentMut = text.parse().map_err(|e: toml_edit::TomlError| {
-        Error::Config {
-            diagnostics: vec![diagnostic(
-                path,
-                &text,
-                e.span().map(|s| s.start).unwrap_or(0),
-                e.message().to_string(),
-            )],
-        }
-    })?;
+    let mut doc: toml_edit::DocumentMut =
+        text.parse()
+            .map_err(|e: toml_edit::TomlError| Error::Config {
+                diagnostics: vec![diagnostic(
+                    path,
+                    &text,
+                    e.span().map(|s| s.start).unwrap_or(0),
+                    e.message().to_string(),
+                )],
+            })?;
     if doc.get("roles").is_none() {
         doc["roles"] = toml_edit::table();
     }
@@ -501,8 +521,10 @@ pub fn write_role(path: &Path, role: &str, instance: &str) -> Result<()> {
     // Validate before writing: a role change must leave a valid file.
     Config::parse(&new_text, path)?;
     let tmp = path.with_extension("toml.tmp");
-    std::fs::write(&tmp, &new_text).map_err(|e| Error::io(format!("writing {}", tmp.display()), e))?;
-    std::fs::rename(&tmp, path).map_err(|e| Error::io(format!("replacing {}", path.display()), e))?;
+    std::fs::write(&tmp, &new_text)
+        .map_err(|e| Error::io(format!("writing {}", tmp.display()), e))?;
+    std::fs::rename(&tmp, path)
+        .map_err(|e| Error::io(format!("replacing {}", path.display()), e))?;
     Ok(())
 }
 
@@ -521,6 +543,7 @@ fn diagnostic(path: &Path, text: &str, offset: usize, message: String) -> Diagno
 
 /// Parses a human duration (`10s`, `5m`, `1h 30m`) with the message config errors use.
 pub fn parse_duration(text: &str) -> std::result::Result<Duration, String> {
-    humantime::parse_duration(text)
-        .map_err(|e| format!("invalid duration `{text}`: {e} (write e.g. \"10s\", \"5m\", \"1h 30m\")"))
+    humantime::parse_duration(text).map_err(|e| {
+        format!("invalid duration `{text}`: {e} (write e.g. \"10s\", \"5m\", \"1h 30m\")")
+    })
 }

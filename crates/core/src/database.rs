@@ -21,7 +21,8 @@ pub struct DbUrl {
 
 impl DbUrl {
     pub fn parse(text: &str, kind: DatabaseKind) -> std::result::Result<DbUrl, String> {
-        let url = url::Url::parse(text).map_err(|e| format!("bad database url `{}`: {e}", mask_url(text)))?;
+        let url = url::Url::parse(text)
+            .map_err(|e| format!("bad database url `{}`: {e}", mask_url(text)))?;
         let (schemes, default_port): (&[&str], u16) = match kind {
             DatabaseKind::Postgres => (&["postgres", "postgresql"], 5432),
             DatabaseKind::Mysql => (&["mysql", "mariadb"], 3306),
@@ -42,10 +43,16 @@ impl DbUrl {
         }
         let database = url.path().trim_start_matches('/').to_string();
         if database.is_empty() {
-            return Err(format!("database url `{text}` names no database (add /DBNAME)"));
+            return Err(format!(
+                "database url `{text}` names no database (add /DBNAME)"
+            ));
         }
         Ok(DbUrl {
-            user: if url.username().is_empty() { "root".into() } else { url.username().to_string() },
+            user: if url.username().is_empty() {
+                "root".into()
+            } else {
+                url.username().to_string()
+            },
             host: url.host_str().unwrap_or("127.0.0.1").to_string(),
             port: url.port().unwrap_or(default_port),
             database,
@@ -67,15 +74,28 @@ pub fn mask_url(text: &str) -> String {
 /// One instance's database, resolved against its config: where it is and how to reach it.
 #[derive(Debug, Clone)]
 pub enum Database {
-    Sqlite { path: PathBuf },
-    Postgres { url: DbUrl, password: Option<String> },
-    Mysql { url: DbUrl, password: Option<String> },
+    Sqlite {
+        path: PathBuf,
+    },
+    Postgres {
+        url: DbUrl,
+        password: Option<String>,
+    },
+    Mysql {
+        url: DbUrl,
+        password: Option<String>,
+    },
 }
 
 impl Database {
     /// Resolves an instance's `[database]` section. Reads the password now so that a
     /// missing password file is reported before anything runs.
-    pub fn resolve(config: &Config, instance: &str, db: &DatabaseConfig, dir: &Path) -> Result<Database> {
+    pub fn resolve(
+        config: &Config,
+        instance: &str,
+        db: &DatabaseConfig,
+        dir: &Path,
+    ) -> Result<Database> {
         let password = read_password(config, instance, db)?;
         Ok(match db.kind {
             DatabaseKind::Sqlite => Database::Sqlite {
@@ -83,7 +103,8 @@ impl Database {
             },
             kind => {
                 let text = db.url.as_ref().expect("validated").get_ref();
-                let url = DbUrl::parse(text, kind).map_err(|e| Error::user(format!("instance `{instance}`: {e}")))?;
+                let url = DbUrl::parse(text, kind)
+                    .map_err(|e| Error::user(format!("instance `{instance}`: {e}")))?;
                 if kind == DatabaseKind::Postgres {
                     Database::Postgres { url, password }
                 } else {
@@ -107,10 +128,16 @@ impl Database {
         match self {
             Database::Sqlite { path } => path.display().to_string(),
             Database::Postgres { url, .. } => {
-                format!("postgres://{}@{}:{}/{}", url.user, url.host, url.port, url.database)
+                format!(
+                    "postgres://{}@{}:{}/{}",
+                    url.user, url.host, url.port, url.database
+                )
             }
             Database::Mysql { url, .. } => {
-                format!("mysql://{}@{}:{}/{}", url.user, url.host, url.port, url.database)
+                format!(
+                    "mysql://{}@{}:{}/{}",
+                    url.user, url.host, url.port, url.database
+                )
             }
         }
     }
@@ -175,7 +202,17 @@ impl Database {
             Database::Postgres { url, .. } => {
                 let mut c = Command::new("psql");
                 c.args(self.client_args())
-                    .args(["-X", "-A", "-t", "-q", "-F", "\t", "-v", "ON_ERROR_STOP=1", "-d"])
+                    .args([
+                        "-X",
+                        "-A",
+                        "-t",
+                        "-q",
+                        "-F",
+                        "\t",
+                        "-v",
+                        "ON_ERROR_STOP=1",
+                        "-d",
+                    ])
                     .arg(database.unwrap_or(&url.database));
                 c
             }
@@ -194,15 +231,22 @@ impl Database {
     /// Writes a dump of everything in the database to `dest` (a file), for the safety
     /// copy taken before destructive steps. Returns the file written.
     pub fn safety_dump(&self, runner: &Runner, dest_dir: &Path, stem: &str) -> Result<PathBuf> {
-        std::fs::create_dir_all(dest_dir).map_err(|e| Error::io(format!("creating {}", dest_dir.display()), e))?;
+        std::fs::create_dir_all(dest_dir)
+            .map_err(|e| Error::io(format!("creating {}", dest_dir.display()), e))?;
         match self {
             Database::Sqlite { path } => {
                 let dest = dest_dir.join(format!("{stem}.sqlite"));
                 if !path.exists() {
-                    return Err(Error::failed(format!("no database file at {}", path.display())));
+                    return Err(Error::failed(format!(
+                        "no database file at {}",
+                        path.display()
+                    )));
                 }
-                let src = rusqlite::Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
-                    .map_err(|e| Error::failed(format!("opening {}: {e}", path.display())))?;
+                let src = rusqlite::Connection::open_with_flags(
+                    path,
+                    rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+                )
+                .map_err(|e| Error::failed(format!("opening {}: {e}", path.display())))?;
                 src.busy_timeout(std::time::Duration::from_secs(10)).ok();
                 src.backup(rusqlite::DatabaseName::Main, &dest, None)
                     .map_err(|e| Error::failed(format!("backing up {}: {e}", path.display())))?;
@@ -211,7 +255,11 @@ impl Database {
             Database::Postgres { url, .. } => {
                 let dest = dest_dir.join(format!("{stem}.pgdump"));
                 let mut c = Command::new("pg_dump");
-                c.args(self.client_args()).arg("-Fc").arg("-f").arg(&dest).arg(&url.database);
+                c.args(self.client_args())
+                    .arg("-Fc")
+                    .arg("-f")
+                    .arg(&dest)
+                    .arg(&url.database);
                 c.envs(self.child_env());
                 runner.run(&mut c)?;
                 Ok(dest)
@@ -220,7 +268,12 @@ impl Database {
                 let dest = dest_dir.join(format!("{stem}.sql"));
                 let mut c = Command::new("mariadb-dump");
                 c.args(self.client_args())
-                    .args(["--single-transaction", "--routines", "--triggers", "--result-file"])
+                    .args([
+                        "--single-transaction",
+                        "--routines",
+                        "--triggers",
+                        "--result-file",
+                    ])
                     .arg(&dest)
                     .arg(&url.database);
                 c.envs(self.child_env());
@@ -238,7 +291,10 @@ impl Database {
             Database::Postgres { url, .. } => self.run_sql(
                 runner,
                 Some("postgres"),
-                &format!("SELECT count(*) FROM pg_database WHERE datname = '{}';", name(&url.database)),
+                &format!(
+                    "SELECT count(*) FROM pg_database WHERE datname = '{}';",
+                    name(&url.database)
+                ),
             )?,
             Database::Mysql { url, .. } => self.run_sql(
                 runner,
@@ -260,7 +316,8 @@ impl Database {
                 for suffix in ["", "-wal", "-shm", "-journal"] {
                     let p = PathBuf::from(format!("{}{suffix}", path.display()));
                     if p.exists() {
-                        std::fs::remove_file(&p).map_err(|e| Error::io(format!("removing {}", p.display()), e))?;
+                        std::fs::remove_file(&p)
+                            .map_err(|e| Error::io(format!("removing {}", p.display()), e))?;
                     }
                 }
                 Ok(())

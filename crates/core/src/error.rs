@@ -61,7 +61,10 @@ impl std::fmt::Display for Diagnostic {
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("{message}")]
-    User { message: String, hint: Option<String> },
+    User {
+        message: String,
+        hint: Option<String>,
+    },
 
     #[error("configuration is invalid:\n{}", .diagnostics.iter().map(|d| format!("  {d}")).collect::<Vec<_>>().join("\n"))]
     Config { diagnostics: Vec<Diagnostic> },
@@ -73,10 +76,16 @@ pub enum Error {
     },
 
     #[error("{message}")]
-    Busy { message: String, hint: Option<String> },
+    Busy {
+        message: String,
+        hint: Option<String>,
+    },
 
     #[error("{message}")]
-    Failed { message: String, hint: Option<String> },
+    Failed {
+        message: String,
+        hint: Option<String>,
+    },
 
     #[error("interrupted")]
     Interrupted,

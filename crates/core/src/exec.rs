@@ -68,9 +68,13 @@ impl Runner {
         self.reporter.command(&line);
         let record = self.record_begin(&line);
         let started = Instant::now();
-        cmd.stdin(if input.is_some() { Stdio::piped() } else { Stdio::null() })
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
+        cmd.stdin(if input.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
         let mut child = cmd
             .spawn()
             .map_err(|e| Error::failed(format!("cannot run `{line}`: {e}")))?;
@@ -93,7 +97,11 @@ impl Runner {
         if !out.status.success() {
             let stderr = String::from_utf8_lossy(&out.stderr);
             let stdout = String::from_utf8_lossy(&out.stdout);
-            let text = if stderr.trim().is_empty() { stdout } else { stderr };
+            let text = if stderr.trim().is_empty() {
+                stdout
+            } else {
+                stderr
+            };
             return Err(Error::failed(format!(
                 "`{line}` failed ({}):\n{}",
                 out.status,
@@ -104,9 +112,17 @@ impl Runner {
     }
 
     /// Runs a shell command line from the config (`build`, `configure`) in `dir`.
-    pub fn shell(&self, line: &str, dir: &std::path::Path, env: &[(String, String)]) -> Result<String> {
+    pub fn shell(
+        &self,
+        line: &str,
+        dir: &std::path::Path,
+        env: &[(String, String)],
+    ) -> Result<String> {
         let mut cmd = Command::new("sh");
-        cmd.arg("-c").arg(line).current_dir(dir).envs(env.iter().map(|(k, v)| (k, v)));
+        cmd.arg("-c")
+            .arg(line)
+            .current_dir(dir)
+            .envs(env.iter().map(|(k, v)| (k, v)));
         self.run(&mut cmd)
     }
 }

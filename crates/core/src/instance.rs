@@ -122,7 +122,12 @@ impl Ostler {
     }
 
     /// Journals an operation that is not about one instance (role changes, serve...).
-    pub fn journal_event(&self, operation: &str, instance: Option<&str>, detail: &str) -> Result<()> {
+    pub fn journal_event(
+        &self,
+        operation: &str,
+        instance: Option<&str>,
+        detail: &str,
+    ) -> Result<()> {
         let state = self.state()?;
         let id = state.journal_begin(operation, instance, Some(detail))?;
         state.journal_end(id, "ok", None)
@@ -134,7 +139,14 @@ impl Instance {
     pub fn expand(&self, template: &str) -> String {
         template
             .replace("{port}", &self.port.to_string())
-            .replace("{db}", &self.database.as_ref().map(|d| d.locator()).unwrap_or_default())
+            .replace(
+                "{db}",
+                &self
+                    .database
+                    .as_ref()
+                    .map(|d| d.locator())
+                    .unwrap_or_default(),
+            )
             .replace("{dir}", &self.dir.display().to_string())
             .replace("{name}", &self.name)
     }

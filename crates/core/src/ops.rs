@@ -19,7 +19,8 @@ use crate::process::{self, PidState};
 use crate::state::{LockInfo, Runtime, State};
 
 pub fn build(_ostler: &Ostler, inst: &Instance, runner: &Runner) -> Result<String> {
-    std::fs::create_dir_all(&inst.dir).map_err(|e| Error::io(format!("creating {}", inst.dir.display()), e))?;
+    std::fs::create_dir_all(&inst.dir)
+        .map_err(|e| Error::io(format!("creating {}", inst.dir.display()), e))?;
     match &inst.config.build {
         Some(cmd) => {
             runner.shell(&inst.expand(cmd), &inst.dir, &inst.env())?;
@@ -60,7 +61,10 @@ pub fn start(ostler: &Ostler, inst: &Instance, runner: &Runner) -> Result<String
     let state = ostler.state()?;
     let (mut rt, pid, _) = running_pid(&state, inst)?;
     if let Some(pid) = pid {
-        return Err(Error::user(format!("{} is already running (pid {pid})", inst.name)));
+        return Err(Error::user(format!(
+            "{} is already running (pid {pid})",
+            inst.name
+        )));
     }
     if process::port_in_use(inst.port) {
         let holder = match process::port_holder(inst.port) {
@@ -81,7 +85,8 @@ pub fn start(ostler: &Ostler, inst: &Instance, runner: &Runner) -> Result<String
         .with_hint(format!("run `ostler build {}` first", inst.name)));
     }
     if let Some(parent) = inst.log_path.parent() {
-        std::fs::create_dir_all(parent).map_err(|e| Error::io(format!("creating {}", parent.display()), e))?;
+        std::fs::create_dir_all(parent)
+            .map_err(|e| Error::io(format!("creating {}", parent.display()), e))?;
     }
     let log = OpenOptions::new()
         .create(true)
@@ -94,11 +99,18 @@ pub fn start(ostler: &Ostler, inst: &Instance, runner: &Runner) -> Result<String
     cmd.arg("-c")
         // `exec` makes the service itself the group leader we recorded, unless the
         // line is a little script of its own.
-        .arg(if line.contains([';', '&', '|', '\n']) { line.clone() } else { format!("exec {line}") })
+        .arg(if line.contains([';', '&', '|', '\n']) {
+            line.clone()
+        } else {
+            format!("exec {line}")
+        })
         .current_dir(&inst.dir)
         .envs(inst.env())
         .stdin(Stdio::null())
-        .stdout(log.try_clone().map_err(|e| Error::io("duplicating log handle", e))?)
+        .stdout(
+            log.try_clone()
+                .map_err(|e| Error::io("duplicating log handle", e))?,
+        )
         .stderr(log);
     // SAFETY: setsid is async-signal-safe; the child gets its own session and process
     // group, so a terminal's Ctrl-C does not reach it and stop can signal the group.
@@ -124,7 +136,10 @@ pub fn start(ostler: &Ostler, inst: &Instance, runner: &Runner) -> Result<String
     rt.next_restart_at = None;
     state.set_runtime(&inst.name, &rt)?;
     match wait_ready(ostler, inst, pid, log_offset) {
-        Ok(how) => Ok(format!("{}: started (pid {pid}, port {}){how}", inst.name, inst.port)),
+        Ok(how) => Ok(format!(
+            "{}: started (pid {pid}, port {}){how}",
+            inst.name, inst.port
+        )),
         // Interrupted while waiting for health: the process is up and recorded; leave
         // it to the operator rather than kill what may be a healthy service.
         Err(Error::Interrupted) => Err(Error::Interrupted),
@@ -162,11 +177,17 @@ fn wait_ready(ostler: &Ostler, inst: &Instance, pid: i32, log_offset: u64) -> Re
     };
     let Some(url) = inst.health_url() else {
         std::thread::sleep(Duration::from_millis(300));
-        return if process::pid_alive(pid) { Ok(String::new()) } else { Err(died(inst)) };
+        return if process::pid_alive(pid) {
+            Ok(String::new())
+        } else {
+            Err(died(inst))
+        };
     };
     let timeout = inst.config.health_timeout.0;
     let started = Instant::now();
-    let agent = ureq::AgentBuilder::new().timeout(Duration::from_secs(2)).build();
+    let agent = ureq::AgentBuilder::new()
+        .timeout(Duration::from_secs(2))
+        .build();
     let mut last;
     loop {
         ostler.interrupt.check()?;
@@ -175,7 +196,10 @@ fn wait_ready(ostler: &Ostler, inst: &Instance, pid: i32, log_offset: u64) -> Re
         }
         match agent.get(&url).call() {
             Ok(resp) if (200..300).contains(&resp.status()) => {
-                return Ok(format!(", healthy after {:.1}s", started.elapsed().as_secs_f64()));
+                return Ok(format!(
+                    ", healthy after {:.1}s",
+                    started.elapsed().as_secs_f64()
+                ));
             }
             Ok(resp) => last = format!("HTTP {}", resp.status()),
             Err(ureq::Error::Status(code, _)) => last = format!("HTTP {code}"),
@@ -223,7 +247,10 @@ pub fn stop(ostler: &Ostler, inst: &Instance, _runner: &Runner) -> Result<String
             }
         }
         PidState::Reused => {
-            let who = process::tree(pid).first().map(|p| p.command.clone()).unwrap_or_default();
+            let who = process::tree(pid)
+                .first()
+                .map(|p| p.command.clone())
+                .unwrap_or_default();
             rt.pid = None;
             state.set_runtime(&inst.name, &rt)?;
             return Err(Error::failed(format!(
@@ -238,7 +265,10 @@ pub fn stop(ostler: &Ostler, inst: &Instance, _runner: &Runner) -> Result<String
     let started = Instant::now();
     let how = loop {
         if process::group_members(pid).is_empty() && !process::pid_alive(pid) {
-            break format!("stopped with SIGTERM after {:.1}s", started.elapsed().as_secs_f64());
+            break format!(
+                "stopped with SIGTERM after {:.1}s",
+                started.elapsed().as_secs_f64()
+            );
         }
         if started.elapsed() >= timeout {
             let _ = signal_group(pid, Signal::SIGKILL);
@@ -280,7 +310,11 @@ pub fn print(ostler: &Ostler, inst: &Instance) -> Result<String> {
         out += &format!("  database: {} {}\n", db.kind(), db.locator());
     }
     for (name, path, cache) in inst.stores() {
-        out += &format!("  store:    {name} {}{}\n", path.display(), if cache { " (cache)" } else { "" });
+        out += &format!(
+            "  store:    {name} {}{}\n",
+            path.display(),
+            if cache { " (cache)" } else { "" }
+        );
     }
     out += &format!("  log:      {}\n", inst.log_path.display());
     if !st.roles.is_empty() {
@@ -314,7 +348,8 @@ pub fn log_nuke(_ostler: &Ostler, inst: &Instance) -> Result<String> {
                 .write(true)
                 .open(&p)
                 .map_err(|e| Error::io(format!("opening {}", p.display()), e))?;
-            f.set_len(0).map_err(|e| Error::io(format!("truncating {}", p.display()), e))?;
+            f.set_len(0)
+                .map_err(|e| Error::io(format!("truncating {}", p.display()), e))?;
             done.push(p.display().to_string());
         }
     }
@@ -328,7 +363,10 @@ pub fn log_nuke(_ostler: &Ostler, inst: &Instance) -> Result<String> {
 /// Empties the instance's database after writing a safety dump; says where it is.
 pub fn db_nuke(ostler: &Ostler, inst: &Instance, runner: &Runner) -> Result<String> {
     let Some(db) = &inst.database else {
-        return Err(Error::user(format!("instance `{}` has no database", inst.name)));
+        return Err(Error::user(format!(
+            "instance `{}` has no database",
+            inst.name
+        )));
     };
     let state = ostler.state()?;
     if let (_, Some(pid), _) = running_pid(&state, inst)? {
@@ -339,7 +377,11 @@ pub fn db_nuke(ostler: &Ostler, inst: &Instance, runner: &Runner) -> Result<Stri
         .with_hint(format!("ostler stop,db-nuke {}", inst.name)));
     }
     let stamp = Timestamp::now().strftime("%Y%m%dT%H%M%SZ").to_string();
-    let safety = db.safety_dump(runner, &ostler.state_dir().join("safety"), &format!("{}-{stamp}", inst.name));
+    let safety = db.safety_dump(
+        runner,
+        &ostler.state_dir().join("safety"),
+        &format!("{}-{stamp}", inst.name),
+    );
     let dump = match safety {
         Ok(p) => p.display().to_string(),
         Err(e) if matches!(db, crate::database::Database::Sqlite { path } if !path.exists()) => {
@@ -354,7 +396,10 @@ pub fn db_nuke(ostler: &Ostler, inst: &Instance, runner: &Runner) -> Result<Stri
         }
     };
     db.nuke(runner)?;
-    Ok(format!("{}: database emptied; safety dump: {dump}", inst.name))
+    Ok(format!(
+        "{}: database emptied; safety dump: {dump}",
+        inst.name
+    ))
 }
 
 /// What `ostler status` shows for one instance.

@@ -64,18 +64,30 @@ impl Verb {
     pub fn parse(text: &str) -> Result<Verb> {
         let word = text.trim().replace('_', "-").to_ascii_lowercase();
         if word.is_empty() {
-            return Err(Error::user("empty command in the chain (two commas in a row?)"));
+            return Err(Error::user(
+                "empty command in the chain (two commas in a row?)",
+            ));
         }
         if let Some(v) = Verb::ALL.iter().find(|v| v.name() == word) {
             return Ok(*v);
         }
-        let matches: Vec<Verb> = Verb::ALL.iter().copied().filter(|v| v.name().starts_with(&word)).collect();
+        let matches: Vec<Verb> = Verb::ALL
+            .iter()
+            .copied()
+            .filter(|v| v.name().starts_with(&word))
+            .collect();
         match matches.as_slice() {
             [v] => Ok(*v),
-            [] => Err(Error::user(format!("unknown command `{text}`")).with_hint(format!(
-                "commands: {}",
-                Verb::ALL.iter().map(|v| v.name()).collect::<Vec<_>>().join(", ")
-            ))),
+            [] => Err(
+                Error::user(format!("unknown command `{text}`")).with_hint(format!(
+                    "commands: {}",
+                    Verb::ALL
+                        .iter()
+                        .map(|v| v.name())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )),
+            ),
             many => Err(Error::user(format!(
                 "`{text}` is ambiguous: it could be {}",
                 many.iter().map(|v| v.name()).collect::<Vec<_>>().join(", ")
@@ -127,7 +139,9 @@ pub fn plan(ostler: &Ostler, verbs: &str, targets: &str) -> Result<Plan> {
     for t in targets.split(',') {
         let t = t.trim();
         if t.is_empty() {
-            return Err(Error::user("empty instance name in the list (two commas in a row?)"));
+            return Err(Error::user(
+                "empty instance name in the list (two commas in a row?)",
+            ));
         }
         let name = ostler.config.resolve(t)?;
         if !instances.contains(&name) {
@@ -175,7 +189,11 @@ pub fn execute(
     let mut asked = std::collections::BTreeSet::new();
     for s in &plan.steps {
         let destructive = s.verb.is_destructive() || s.from.is_destructive();
-        if destructive && ostler.config.is_production(&s.instance) && asked.insert((s.instance.clone(), s.from)) && !confirm.confirm(&s.instance, s.from) {
+        if destructive
+            && ostler.config.is_production(&s.instance)
+            && asked.insert((s.instance.clone(), s.from))
+            && !confirm.confirm(&s.instance, s.from)
+        {
             return Err(Error::user(format!(
                 "refusing to {} {}: it is the production instance",
                 s.from.name(),

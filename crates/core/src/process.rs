@@ -25,7 +25,10 @@ pub fn pid_alive(pid: i32) -> bool {
 /// The process's start time in clock ticks since boot: with the pid, it identifies a
 /// process across pid reuse.
 pub fn start_ticks(pid: i32) -> Option<u64> {
-    procfs::process::Process::new(pid).and_then(|p| p.stat()).ok().map(|s| s.starttime)
+    procfs::process::Process::new(pid)
+        .and_then(|p| p.stat())
+        .ok()
+        .map(|s| s.starttime)
 }
 
 /// What we know of a recorded pid.
@@ -63,7 +66,11 @@ pub struct ProcessInfo {
 
 fn info(p: &procfs::process::Process, depth: usize) -> Option<ProcessInfo> {
     let stat = p.stat().ok()?;
-    let cmdline = p.cmdline().ok().filter(|c| !c.is_empty()).map(|c| c.join(" "));
+    let cmdline = p
+        .cmdline()
+        .ok()
+        .filter(|c| !c.is_empty())
+        .map(|c| c.join(" "));
     Some(ProcessInfo {
         pid: stat.pid,
         ppid: stat.ppid,
@@ -92,7 +99,11 @@ pub fn tree(root: i32) -> Vec<ProcessInfo> {
             let mut p = p.clone();
             p.depth = depth;
             out.push(p);
-            let mut kids: Vec<i32> = all.values().filter(|c| c.ppid == pid).map(|c| c.pid).collect();
+            let mut kids: Vec<i32> = all
+                .values()
+                .filter(|c| c.ppid == pid)
+                .map(|c| c.pid)
+                .collect();
             kids.sort();
             for k in kids {
                 walk(k, depth + 1, all, out);
@@ -129,7 +140,10 @@ pub fn group_members(pgid: i32) -> Vec<i32> {
 /// Who listens on a TCP port: (pid, program) when it can be found.
 pub fn port_holder(port: u16) -> Option<(i32, String)> {
     let mut inodes = Vec::new();
-    for table in [procfs::net::tcp(), procfs::net::tcp6()].into_iter().flatten() {
+    for table in [procfs::net::tcp(), procfs::net::tcp6()]
+        .into_iter()
+        .flatten()
+    {
         for e in table {
             if e.local_address.port() == port && e.state == procfs::net::TcpState::Listen {
                 inodes.push(e.inode);

@@ -147,9 +147,12 @@ impl State {
         };
         let mut conn = Connection::open(&path).map_err(err)?;
         conn.busy_timeout(Duration::from_secs(15)).map_err(err)?;
-        conn.pragma_update(None, "journal_mode", "WAL").map_err(err)?;
-        conn.pragma_update(None, "synchronous", "NORMAL").map_err(err)?;
-        conn.pragma_update(None, "foreign_keys", "ON").map_err(err)?;
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(err)?;
+        conn.pragma_update(None, "synchronous", "NORMAL")
+            .map_err(err)?;
+        conn.pragma_update(None, "foreign_keys", "ON")
+            .map_err(err)?;
         let version: usize = conn
             .query_row("PRAGMA user_version", [], |r| r.get::<_, i64>(0))
             .map_err(err)? as usize;
@@ -169,7 +172,8 @@ impl State {
                 .map_err(err)? as usize;
             for (i, sql) in MIGRATIONS.iter().enumerate().skip(current) {
                 tx.execute_batch(sql).map_err(err)?;
-                tx.pragma_update(None, "user_version", (i + 1) as i64).map_err(err)?;
+                tx.pragma_update(None, "user_version", (i + 1) as i64)
+                    .map_err(err)?;
             }
             tx.commit().map_err(err)?;
         }
@@ -194,7 +198,12 @@ impl State {
     // ---- journal ----
 
     /// Records an operation before it runs; returns its id.
-    pub fn journal_begin(&self, operation: &str, instance: Option<&str>, detail: Option<&str>) -> Result<i64> {
+    pub fn journal_begin(
+        &self,
+        operation: &str,
+        instance: Option<&str>,
+        detail: Option<&str>,
+    ) -> Result<i64> {
         self.conn
             .execute(
                 "INSERT INTO journal (operation, instance, who, pid, started_at, detail) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
@@ -225,7 +234,12 @@ impl State {
         Ok(self.conn.last_insert_rowid())
     }
 
-    pub fn journal_command_end(&self, id: i64, exit_status: Option<i32>, duration: Duration) -> Result<()> {
+    pub fn journal_command_end(
+        &self,
+        id: i64,
+        exit_status: Option<i32>,
+        duration: Duration,
+    ) -> Result<()> {
         self.conn
             .execute(
                 "UPDATE journal_commands SET exit_status = ?2, duration_ms = ?3 WHERE id = ?1",
@@ -318,7 +332,11 @@ impl State {
                 ))
                 .with_hint("wait for it to finish; `ostler status` shows the lock"));
             }
-            let why = if alive { "expired" } else { "its holder is gone" };
+            let why = if alive {
+                "expired"
+            } else {
+                "its holder is gone"
+            };
             tx.execute(
                 "INSERT INTO journal (operation, instance, who, pid, started_at, finished_at, status, detail) VALUES ('lock-reclaim', ?1, ?2, ?3, ?4, ?4, 'ok', ?5)",
                 params![
@@ -330,9 +348,11 @@ impl State {
                 ],
             )
             .map_err(self.err())?;
-            tx.execute("DELETE FROM locks WHERE instance = ?1", [instance]).map_err(self.err())?;
+            tx.execute("DELETE FROM locks WHERE instance = ?1", [instance])
+                .map_err(self.err())?;
         }
-        let expires = now + jiff::SignedDuration::try_from(ttl).unwrap_or(jiff::SignedDuration::from_secs(3600));
+        let expires = now
+            + jiff::SignedDuration::try_from(ttl).unwrap_or(jiff::SignedDuration::from_secs(3600));
         tx.execute(
             "INSERT INTO locks (instance, holder_pid, holder, purpose, acquired_at, expires_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
             params![instance, std::process::id(), who(), purpose, now.to_string(), expires.to_string()],

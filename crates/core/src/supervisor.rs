@@ -28,7 +28,8 @@ pub struct DaemonLock {
 /// Takes the daemon lock, or fails naming the running daemon's pid.
 pub fn daemon_lock(ostler: &Ostler) -> Result<DaemonLock> {
     let dir = ostler.state_dir();
-    std::fs::create_dir_all(&dir).map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
+    std::fs::create_dir_all(&dir)
+        .map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
     let path = dir.join("serve.lock");
     let file = OpenOptions::new()
         .read(true)
@@ -68,7 +69,11 @@ fn reap() {
 /// Runs the supervisor until `ostler.interrupt` is set.
 pub fn serve(ostler: &Ostler, tick: Duration) -> Result<()> {
     let _lock = daemon_lock(ostler)?;
-    ostler.journal_event("serve-start", None, &format!("daemon pid {}", std::process::id()))?;
+    ostler.journal_event(
+        "serve-start",
+        None,
+        &format!("daemon pid {}", std::process::id()),
+    )?;
     // At daemon start, autostart instances are wanted running (that is what autostart
     // means); a crash loop from an earlier run is forgotten.
     let state = ostler.state()?;
@@ -90,7 +95,9 @@ pub fn serve(ostler: &Ostler, tick: Duration) -> Result<()> {
         for inst in ostler.instances()? {
             if inst.config.autostart {
                 if let Err(e) = tick_instance(ostler, &inst) {
-                    ostler.reporter.warn(&inst.name, &format!("supervision: {e}"));
+                    ostler
+                        .reporter
+                        .warn(&inst.name, &format!("supervision: {e}"));
                 }
             }
         }
@@ -119,7 +126,11 @@ fn tick_instance(ostler: &Ostler, inst: &Instance) -> Result<()> {
     let now = Timestamp::now();
     if rt.pid.is_some() {
         // It was running and is not any more, and nobody asked it to stop: a crash.
-        let why = if ps == PidState::Reused { "its pid was reused" } else { "exited" };
+        let why = if ps == PidState::Reused {
+            "its pid was reused"
+        } else {
+            "exited"
+        };
         record_crash(ostler, inst, &mut rt, now, why)?;
         state.set_runtime(&inst.name, &rt)?;
         return Ok(());
@@ -130,9 +141,12 @@ fn tick_instance(ostler: &Ostler, inst: &Instance) -> Result<()> {
     // Start it, under the instance's lock like any CLI operation. A busy lock means an
     // operator is acting on it: try again next tick.
     let crashes = rt.crashes.clone();
-    let result = ostler.operate(inst, "supervise-start", Duration::from_secs(120), |runner| {
-        ops::start(ostler, inst, runner)
-    });
+    let result = ostler.operate(
+        inst,
+        "supervise-start",
+        Duration::from_secs(120),
+        |runner| ops::start(ostler, inst, runner),
+    );
     let mut rt = state.runtime(&inst.name)?;
     rt.crashes = crashes;
     match result {
@@ -144,7 +158,13 @@ fn tick_instance(ostler: &Ostler, inst: &Instance) -> Result<()> {
         }
         Err(Error::Busy { .. }) => {}
         Err(e) => {
-            record_crash(ostler, inst, &mut rt, Timestamp::now(), &format!("start failed: {e}"))?;
+            record_crash(
+                ostler,
+                inst,
+                &mut rt,
+                Timestamp::now(),
+                &format!("start failed: {e}"),
+            )?;
             state.set_runtime(&inst.name, &rt)?;
         }
     }
@@ -152,9 +172,16 @@ fn tick_instance(ostler: &Ostler, inst: &Instance) -> Result<()> {
     Ok(())
 }
 
-fn record_crash(ostler: &Ostler, inst: &Instance, rt: &mut crate::state::Runtime, now: Timestamp, why: &str) -> Result<()> {
+fn record_crash(
+    ostler: &Ostler,
+    inst: &Instance,
+    rt: &mut crate::state::Runtime,
+    now: Timestamp,
+    why: &str,
+) -> Result<()> {
     let policy = &ostler.config.supervise;
-    let window = SignedDuration::try_from(policy.crash_window.0).unwrap_or(SignedDuration::from_secs(300));
+    let window =
+        SignedDuration::try_from(policy.crash_window.0).unwrap_or(SignedDuration::from_secs(300));
     rt.pid = None;
     rt.pid_start_ticks = None;
     rt.crashes.push(now);
@@ -175,7 +202,8 @@ fn record_crash(ostler: &Ostler, inst: &Instance, rt: &mut crate::state::Runtime
         let factor = 1u32 << (n.saturating_sub(1)).min(16);
         let delay = (policy.backoff_initial.0 * factor).min(policy.backoff_max.0);
         rt.supervision = "backoff".into();
-        rt.next_restart_at = Some(now + SignedDuration::try_from(delay).unwrap_or(SignedDuration::from_secs(1)));
+        rt.next_restart_at =
+            Some(now + SignedDuration::try_from(delay).unwrap_or(SignedDuration::from_secs(1)));
         let msg = format!(
             "{} {why} (crash {n} within {}); restarting in {}",
             inst.name,

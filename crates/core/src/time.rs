@@ -53,10 +53,11 @@ pub fn parse_user_time(text: &str) -> Result<Timestamp> {
                 .with_hint("use an IANA name like `America/New_York` or an offset like `-04:00`")
         })?
     };
-    civil
-        .to_zoned(tz)
-        .map(|z| z.timestamp())
-        .map_err(|e| Error::user(format!("the time `{text}` does not exist in that zone: {e}")))
+    civil.to_zoned(tz).map(|z| z.timestamp()).map_err(|e| {
+        Error::user(format!(
+            "the time `{text}` does not exist in that zone: {e}"
+        ))
+    })
 }
 
 fn parse_offset(text: &str) -> Option<jiff::tz::Offset> {
@@ -75,7 +76,9 @@ fn parse_offset(text: &str) -> Option<jiff::tz::Offset> {
 
 /// A time for people: in `tz`, with its offset.
 pub fn show(t: Timestamp, tz: &TimeZone) -> String {
-    t.to_zoned(tz.clone()).strftime("%Y-%m-%d %H:%M:%S %:z").to_string()
+    t.to_zoned(tz.clone())
+        .strftime("%Y-%m-%d %H:%M:%S %:z")
+        .to_string()
 }
 
 #[cfg(test)]

@@ -81,7 +81,10 @@ fn two_instances_on_one_port() {
 
 #[test]
 fn bad_duration() {
-    let text = BASE.replace("port = 18082", "port = 18082\nstop_timeout = \"10 parsecs\"");
+    let text = BASE.replace(
+        "port = 18082",
+        "port = 18082\nstop_timeout = \"10 parsecs\"",
+    );
     insta::assert_snapshot!(check(&text));
 }
 
@@ -92,7 +95,10 @@ fn password_in_a_url_is_refused() {
         "port = 18082\n[instances.gb-2.database]\nkind = \"postgres\"\nurl = \"postgres://gb:hunter2@127.0.0.1/gb\"",
     );
     let out = check(&text);
-    assert!(!out.contains("hunter2"), "the password leaked into the message: {out}");
+    assert!(
+        !out.contains("hunter2"),
+        "the password leaked into the message: {out}"
+    );
     insta::assert_snapshot!(out);
 }
 
@@ -113,13 +119,19 @@ fn toml_syntax_error_has_a_line() {
 
 #[test]
 fn missing_required_key() {
-    let text = BASE.replace("start = \"./guestbook --port {port} --db {db}\"\nport = 18082", "port = 18082");
+    let text = BASE.replace(
+        "start = \"./guestbook --port {port} --db {db}\"\nport = 18082",
+        "port = 18082",
+    );
     insta::assert_snapshot!(check(&text));
 }
 
 #[test]
 fn sqlite_without_path_and_unknown_engine() {
-    let text = BASE.replace("port = 18082", "port = 18082\n[instances.gb-2.database]\nkind = \"oracle\"");
+    let text = BASE.replace(
+        "port = 18082",
+        "port = 18082\n[instances.gb-2.database]\nkind = \"oracle\"",
+    );
     insta::assert_snapshot!(check(&text));
 }
 

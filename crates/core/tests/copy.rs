@@ -343,8 +343,6 @@ fn dir_target(path: &str) -> CopyTarget {
 }
 
 #[test]
-#[ignore = "config.rs: `deny_unknown_fields` on CopyConfig, which flattens CopyTarget, \
-            rejects every key of the target (\"unknown field `kind`\")"]
 fn copies_parse_from_toml() {
     let text = "[service]\nname = \"gb\"\n\n[repository]\npath = \"repo\"\n\n\
                 [[repository.copies]]\nname = \"offsite\"\nkind = \"sftp\"\nhost = \"nas\"\n\
@@ -358,6 +356,12 @@ fn copies_parse_from_toml() {
     };
     assert_eq!(*port, Some(2222));
     assert!(matches!(&copies[1].target, CopyTarget::S3 { region, .. } if region == "us-east-1"));
+    // An unknown key in a copy is still refused, pointing at it.
+    let bad = text.replace("port = 2222", "prot = 2222");
+    let err = Config::parse(&bad, Path::new("ostler.toml"))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("prot"), "{err}");
 }
 
 // ---------------------------------------------------------------- directory

@@ -30,7 +30,9 @@ pub fn run(ctx: &Context, args: Args) -> Result<i32> {
                 .repository
                 .as_ref()
                 .and_then(|r| r.copies.iter().find(|c| &c.name == name))
-                .ok_or_else(|| Error::user(format!("no copy named `{name}` in [[repository.copies]]")))?;
+                .ok_or_else(|| {
+                    Error::user(format!("no copy named `{name}` in [[repository.copies]]"))
+                })?;
             Some(copy_holds(&ostler, copy)?)
         }
         None => None,
@@ -67,19 +69,31 @@ pub fn run(ctx: &Context, args: Args) -> Result<i32> {
             b.id,
             b.instance,
             ctx.show_time(b.started_at),
-            b.duration_ms.map(|d| format!("{:.1}s", d as f64 / 1000.0)).unwrap_or_else(|| "-".into()),
+            b.duration_ms
+                .map(|d| format!("{:.1}s", d as f64 / 1000.0))
+                .unwrap_or_else(|| "-".into()),
             super::human_bytes(b.logical_bytes),
             super::human_bytes(b.new_bytes),
             b.status,
-            held.as_ref().map(|h| if h.contains(&b.id) { " yes" } else { " no" }).unwrap_or(""),
-            b.note.as_ref().map(|n| format!("  ({n})")).unwrap_or_default()
+            held.as_ref()
+                .map(|h| if h.contains(&b.id) { " yes" } else { " no" })
+                .unwrap_or(""),
+            b.note
+                .as_ref()
+                .map(|n| format!("  ({n})"))
+                .unwrap_or_default()
         );
         if let Some(e) = &b.error {
             println!("          error: {}", e.lines().next().unwrap_or(""));
         }
         if args.tables {
             for t in &b.tables {
-                println!("          {:<28} {:>10} rows  {}", t.name, t.rows, &t.hash[..16.min(t.hash.len())]);
+                println!(
+                    "          {:<28} {:>10} rows  {}",
+                    t.name,
+                    t.rows,
+                    &t.hash[..16.min(t.hash.len())]
+                );
             }
         }
     }
@@ -91,5 +105,7 @@ fn copy_holds(
     copy: &ostler_core::config::CopyConfig,
 ) -> Result<std::collections::HashSet<String>> {
     let backend = ostler_core::copy::open_backend(&ostler.config, copy)?;
-    Ok(ostler_core::copy::list_backups(backend.as_ref())?.into_iter().collect())
+    Ok(ostler_core::copy::list_backups(backend.as_ref())?
+        .into_iter()
+        .collect())
 }

@@ -25,7 +25,9 @@ pub fn run(ctx: &Context, args: Args) -> Result<i32> {
         Action::Check => match config {
             Ok(c) => {
                 if ctx.json {
-                    super::print_json(&serde_json::json!({"ok": true, "file": path, "instances": c.instance_names()}))?;
+                    super::print_json(
+                        &serde_json::json!({"ok": true, "file": path, "instances": c.instance_names()}),
+                    )?;
                 } else {
                     println!(
                         "{}: ok ({} instances: {})",
@@ -37,7 +39,9 @@ pub fn run(ctx: &Context, args: Args) -> Result<i32> {
                 Ok(0)
             }
             Err(Error::Config { diagnostics }) if ctx.json => {
-                super::print_json(&serde_json::json!({"ok": false, "file": path, "problems": diagnostics}))?;
+                super::print_json(
+                    &serde_json::json!({"ok": false, "file": path, "problems": diagnostics}),
+                )?;
                 Ok(ostler_core::ErrorKind::Config.exit_code())
             }
             Err(e) => Err(e),

@@ -15,8 +15,15 @@ pub struct Args {
 
 pub fn run(ctx: &Context, args: Args) -> Result<i32> {
     let ostler = ctx.ostler()?;
-    let repo_dir = ostler_core::backup::capture::repository(&ostler)?.path().to_path_buf();
-    let copies = ostler.config.repository.as_ref().map(|r| r.copies.clone()).unwrap_or_default();
+    let repo_dir = ostler_core::backup::capture::repository(&ostler)?
+        .path()
+        .to_path_buf();
+    let copies = ostler
+        .config
+        .repository
+        .as_ref()
+        .map(|r| r.copies.clone())
+        .unwrap_or_default();
     if copies.is_empty() {
         return Err(Error::user("no [[repository.copies]] in the config").with_hint(
             "add e.g.\n[[repository.copies]]\nname = \"offsite\"\nkind = \"sftp\"\nhost = \"backup.example.org\"\npath = \"/srv/ostler\"",
@@ -35,14 +42,35 @@ pub fn run(ctx: &Context, args: Args) -> Result<i32> {
     let mut results = Vec::new();
     for c in &selected {
         let backend = copy::open_backend(&ostler.config, c)?;
-        let id = ostler.state()?.journal_begin("copy", None, Some(&format!("to {} ({})", c.name, backend.describe())))?;
-        let result = copy::copy_repository(&repo_dir, backend.as_ref(), ostler.reporter.as_ref(), &ostler.interrupt).and_then(|stats| {
-            let pruned = if args.prune { Some(copy::prune_copy(&repo_dir, backend.as_ref())?) } else { None };
+        let id = ostler.state()?.journal_begin(
+            "copy",
+            None,
+            Some(&format!("to {} ({})", c.name, backend.describe())),
+        )?;
+        let result = copy::copy_repository(
+            &repo_dir,
+            backend.as_ref(),
+            ostler.reporter.as_ref(),
+            &ostler.interrupt,
+        )
+        .and_then(|stats| {
+            let pruned = if args.prune {
+                Some(copy::prune_copy(&repo_dir, backend.as_ref())?)
+            } else {
+                None
+            };
             Ok((stats, pruned))
         });
         let state = ostler.state()?;
         match &result {
-            Ok((s, _)) => state.journal_end(id, "ok", Some(&format!("{} files sent ({} bytes)", s.files_sent, s.bytes_sent)))?,
+            Ok((s, _)) => state.journal_end(
+                id,
+                "ok",
+                Some(&format!(
+                    "{} files sent ({} bytes)",
+                    s.files_sent, s.bytes_sent
+                )),
+            )?,
             Err(e) => state.journal_end(id, "failed", Some(&e.to_string()))?,
         }
         let (stats, pruned) = result?;
@@ -55,7 +83,10 @@ pub fn run(ctx: &Context, args: Args) -> Result<i32> {
                 stats.files_present,
                 pruned
                     .as_ref()
-                    .map(|p| format!("; pruned {} backups, {} chunks", p.files_removed, p.chunks_removed))
+                    .map(|p| format!(
+                        "; pruned {} backups, {} chunks",
+                        p.files_removed, p.chunks_removed
+                    ))
                     .unwrap_or_default()
             );
         }

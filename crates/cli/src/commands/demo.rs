@@ -36,8 +36,11 @@ fn guestbook_binary() -> Result<PathBuf> {
             return Ok(candidate.canonicalize().unwrap_or(candidate));
         }
     }
-    Err(Error::user(format!("the sample service `guestbook` is not built next to {}", exe.display()))
-        .with_hint("build the whole workspace: cargo build --release --workspace"))
+    Err(Error::user(format!(
+        "the sample service `guestbook` is not built next to {}",
+        exe.display()
+    ))
+    .with_hint("build the whole workspace: cargo build --release --workspace"))
 }
 
 fn free_port_from(start: u16, skip: &[u16]) -> u16 {
@@ -82,7 +85,8 @@ pub fn run(ctx: &Context, args: Args) -> Result<i32> {
     let config_path = dir.join("ostler.toml");
     if !config_path.exists() {
         let gb = guestbook_binary()?;
-        std::fs::create_dir_all(&dir).map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
         let p1 = free_port_from(args.port, &[]);
         let p2 = free_port_from(p1 + 1, &[p1]);
         std::fs::write(&config_path, config_text(&gb, [p1, p2]))
@@ -96,7 +100,12 @@ pub fn run(ctx: &Context, args: Args) -> Result<i32> {
     let chain = if running { "build" } else { "build,start" };
     let plan = plan::plan(&ostler, chain, "gb-1")?;
     plan::execute(&ostler, &plan, &No, &mut |o| eprintln!("{}", o.message))?;
-    plan::execute(&ostler, &plan::plan(&ostler, "build", "gb-2")?, &No, &mut |o| eprintln!("{}", o.message))?;
+    plan::execute(
+        &ostler,
+        &plan::plan(&ostler, "build", "gb-2")?,
+        &No,
+        &mut |o| eprintln!("{}", o.message),
+    )?;
     let gb1 = ostler.instance("gb-1")?;
     seed_entries(gb1.port)?;
     // ostler's main job: a consistent backup of the running service.
@@ -104,7 +113,11 @@ pub fn run(ctx: &Context, args: Args) -> Result<i32> {
     eprintln!(
         "backup {} of gb-1 taken while it serves: {} tables, {} newly stored",
         backup.id,
-        backup.database.as_ref().map(|d| d.tables.len()).unwrap_or(0),
+        backup
+            .database
+            .as_ref()
+            .map(|d| d.tables.len())
+            .unwrap_or(0),
         super::human_bytes(backup.new_bytes)
     );
     let cfg = config_path.display();
@@ -135,7 +148,11 @@ fn seed_entries(port: u16) -> Result<()> {
     }
     for (author, message, tags) in [
         ("ada", "Hello from the ostler demo", r#"["demo","hello"]"#),
-        ("grace", "Backups are only real once restored", r#"["demo","ops"]"#),
+        (
+            "grace",
+            "Backups are only real once restored",
+            r#"["demo","ops"]"#,
+        ),
         ("linus", "Upgrades without fear", r#"["ops"]"#),
     ] {
         let body = format!(r#"{{"author":"{author}","message":"{message}","tags":{tags}}}"#);

@@ -30,18 +30,37 @@ pub fn run(ctx: &Context, args: Args) -> Result<i32> {
         if t.same_hash {
             println!("  {:<28} unchanged (same content hash)", t.table);
         } else {
-            println!("  {:<28} +{} added  -{} removed  ~{} changed", t.table, t.added, t.removed, t.changed);
+            println!(
+                "  {:<28} +{} added  -{} removed  ~{} changed",
+                t.table, t.added, t.removed, t.changed
+            );
         }
     }
     for t in report.tables.iter().filter(|t| !t.details.is_empty()) {
         println!("\n{} ({})", t.table, t.columns.join(", "));
         for d in &t.details {
             match d.kind.as_str() {
-                "added" => println!("  + {}  {}", d.key, d.after.clone().unwrap_or_default().join(" | ")),
-                "removed" => println!("  - {}  {}", d.key, d.before.clone().unwrap_or_default().join(" | ")),
+                "added" => println!(
+                    "  + {}  {}",
+                    d.key,
+                    d.after.clone().unwrap_or_default().join(" | ")
+                ),
+                "removed" => println!(
+                    "  - {}  {}",
+                    d.key,
+                    d.before.clone().unwrap_or_default().join(" | ")
+                ),
                 _ => {
-                    println!("  ~ {}  {}", d.key, d.before.clone().unwrap_or_default().join(" | "));
-                    println!("    {}  {}", " ".repeat(d.key.len()), d.after.clone().unwrap_or_default().join(" | "));
+                    println!(
+                        "  ~ {}  {}",
+                        d.key,
+                        d.before.clone().unwrap_or_default().join(" | ")
+                    );
+                    println!(
+                        "    {}  {}",
+                        " ".repeat(d.key.len()),
+                        d.after.clone().unwrap_or_default().join(" | ")
+                    );
                 }
             }
         }

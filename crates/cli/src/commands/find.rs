@@ -50,8 +50,10 @@ pub fn run(ctx: &Context, args: Args) -> Result<i32> {
         let what = match t.kind.as_str() {
             "vanished" => format!("the {} matching rows VANISHED", t.before_rows),
             "appeared" => format!("{} matching rows APPEARED", t.after_rows),
-            "decreased" => format!("matching rows went from {} to {}", t.before_rows, t.after_rows),
-            _ => format!("matching rows went from {} to {}", t.before_rows, t.after_rows),
+            _ => format!(
+                "{} matching rows went and {} came ({} -> {})",
+                t.lost, t.gained, t.before_rows, t.after_rows
+            ),
         };
         println!(
             "{what} between backup {} ({}) and backup {} ({})",

@@ -49,7 +49,9 @@ pub fn run(ctx: &Context, args: Args) -> Result<i32> {
             println!(
                 "    !!! CMD: {}  -> {} ({} ms)",
                 c.command,
-                c.exit_status.map(|s| format!("exit {s}")).unwrap_or_else(|| "killed".into()),
+                c.exit_status
+                    .map(|s| format!("exit {s}"))
+                    .unwrap_or_else(|| "killed".into()),
                 c.duration_ms.unwrap_or(0)
             );
         }

@@ -48,23 +48,26 @@ pub fn run(ctx: &Context, args: Vec<OsString>) -> Result<i32> {
             "-v" | "--verbose" => verbose = true,
             "--json" => json = true,
             s if s.starts_with('-') => {
-                return Err(Error::user(format!("unknown option `{s}` for an instance command"))
-                    .with_hint("options: --yes-really-production, --dry-run, -v, --json"))
+                return Err(
+                    Error::user(format!("unknown option `{s}` for an instance command"))
+                        .with_hint("options: --yes-really-production, --dry-run, -v, --json"),
+                )
             }
             _ => words.push(a),
         }
     }
-    let (verbs, targets) = match words.as_slice() {
-        [v, t] => (v.clone(), t.clone()),
-        [v] => {
-            return Err(Error::user(format!("`{v}` needs an instance: ostler {v} INSTANCE[,INSTANCE...]")))
-        }
-        _ => {
-            return Err(Error::user(
+    let (verbs, targets) =
+        match words.as_slice() {
+            [v, t] => (v.clone(), t.clone()),
+            [v] => {
+                return Err(Error::user(format!(
+                    "`{v}` needs an instance: ostler {v} INSTANCE[,INSTANCE...]"
+                )))
+            }
+            _ => return Err(Error::user(
                 "usage: ostler CMD[,CMD...] INSTANCE[,INSTANCE...] (instances joined by commas)",
-            ))
-        }
-    };
+            )),
+        };
     let ctx = Context {
         cli_config: ctx.cli_config.clone(),
         verbose,

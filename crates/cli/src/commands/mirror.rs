@@ -26,7 +26,10 @@ pub struct Args {
 pub fn run(ctx: &Context, args: Args) -> Result<i32> {
     let ostler = ctx.ostler()?;
     let scrub = match &args.scrub {
-        Some(p) => Some(std::fs::read_to_string(p).map_err(|e| Error::user(format!("--scrub {}: {e}", p.display())))?),
+        Some(p) => Some(
+            std::fs::read_to_string(p)
+                .map_err(|e| Error::user(format!("--scrub {}: {e}", p.display())))?,
+        ),
         None => None,
     };
     let outcome = procedures::mirror(
@@ -35,7 +38,9 @@ pub fn run(ctx: &Context, args: Args) -> Result<i32> {
         &args.dst,
         args.fresh,
         scrub.as_deref(),
-        &Guard { yes: args.yes_really_production },
+        &Guard {
+            yes: args.yes_really_production,
+        },
     )?;
     if ctx.json {
         super::print_json(&outcome)?;
@@ -44,7 +49,11 @@ pub fn run(ctx: &Context, args: Args) -> Result<i32> {
             "mirrored backup {} onto {}{}",
             outcome.backup,
             outcome.instance,
-            outcome.started.as_ref().map(|s| format!("; {s}")).unwrap_or_default()
+            outcome
+                .started
+                .as_ref()
+                .map(|s| format!("; {s}"))
+                .unwrap_or_default()
         );
     }
     Ok(0)

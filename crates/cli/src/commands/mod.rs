@@ -21,7 +21,8 @@ pub mod verify;
 
 /// Prints a value as pretty JSON on stdout.
 pub fn print_json<T: serde::Serialize>(value: &T) -> ostler_core::Result<()> {
-    let text = serde_json::to_string_pretty(value).map_err(|e| ostler_core::Error::Other(e.into()))?;
+    let text =
+        serde_json::to_string_pretty(value).map_err(|e| ostler_core::Error::Other(e.into()))?;
     println!("{text}");
     Ok(())
 }

@@ -55,16 +55,32 @@ pub fn run(ctx: &Context, args: Args) -> Result<i32> {
             "backup {} belongs to instance `{}`, not `{instance}`",
             m.id, m.instance
         ))
-        .with_hint(format!("to put it into {instance}: ostler restore {} --from {} --into {instance}", m.instance, m.id)));
+        .with_hint(format!(
+            "to put it into {instance}: ostler restore {} --from {} --into {instance}",
+            m.instance, m.id
+        )));
     }
     let target = args.into.clone().unwrap_or(instance);
     if let (Some(table), Some(pred)) = (&args.table, &args.predicate) {
         return partial(ctx, &ostler, &m, &target, table, pred, &args);
     }
     if !ctx.json {
-        eprintln!("restoring backup {} of {} (taken {}) into {target}", m.id, m.instance, ctx.show_time(m.started_at));
+        eprintln!(
+            "restoring backup {} of {} (taken {}) into {target}",
+            m.id,
+            m.instance,
+            ctx.show_time(m.started_at)
+        );
     }
-    let outcome = procedures::restore(&ostler, &m, &target, &Guard { yes: args.yes_really_production }, None)?;
+    let outcome = procedures::restore(
+        &ostler,
+        &m,
+        &target,
+        &Guard {
+            yes: args.yes_really_production,
+        },
+        None,
+    )?;
     if ctx.json {
         super::print_json(&outcome)?;
     } else {
@@ -74,7 +90,11 @@ pub fn run(ctx: &Context, args: Args) -> Result<i32> {
                 s.name,
                 s.files,
                 s.orphans_removed.len(),
-                if s.orphans_removed.is_empty() { String::new() } else { format!(": {}", s.orphans_removed.join(", ")) }
+                if s.orphans_removed.is_empty() {
+                    String::new()
+                } else {
+                    format!(": {}", s.orphans_removed.join(", "))
+                }
             );
         }
         if let Some(s) = &outcome.safety_backup {
@@ -82,7 +102,10 @@ pub fn run(ctx: &Context, args: Args) -> Result<i32> {
         }
         match &outcome.started {
             Some(msg) => println!("{msg}"),
-            None => println!("{target} restored from {} (it was not running; not started)", outcome.backup),
+            None => println!(
+                "{target} restored from {} (it was not running; not started)",
+                outcome.backup
+            ),
         }
     }
     Ok(0)
@@ -113,19 +136,37 @@ fn partial(
         return Ok(0);
     }
     if args.dry_run {
-        println!("-- dry run: rows from backup {} ({}) that {} lacks", out.backup, ctx.show_time(m.started_at), out.instance);
+        println!(
+            "-- dry run: rows from backup {} ({}) that {} lacks",
+            out.backup,
+            ctx.show_time(m.started_at),
+            out.instance
+        );
         for s in &out.statements {
             println!("{s}");
         }
     }
     for r in &out.rows {
-        eprintln!("{} {} {} ({})", if out.written { "restored" } else { "would restore" }, r.table, r.key, r.reason);
+        eprintln!(
+            "{} {} {} ({})",
+            if out.written {
+                "restored"
+            } else {
+                "would restore"
+            },
+            r.table,
+            r.key,
+            r.reason
+        );
     }
     for c in &out.conflicts {
         eprintln!("skipped {} {}: a live row has that key", c.table, c.key);
     }
     if out.already_live > 0 {
-        eprintln!("{} matching rows are already live, unchanged", out.already_live);
+        eprintln!(
+            "{} matching rows are already live, unchanged",
+            out.already_live
+        );
     }
     if out.rows.is_empty() {
         println!("nothing to restore: every matching row is live");

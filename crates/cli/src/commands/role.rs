@@ -22,8 +22,12 @@ pub fn run(ctx: &Context, args: Args) -> Result<i32> {
     match args.action.unwrap_or(Action::List) {
         Action::List => {
             if ctx.json {
-                let map: std::collections::BTreeMap<_, _> =
-                    ostler.config.roles.iter().map(|(k, v)| (k.clone(), v.get_ref().clone())).collect();
+                let map: std::collections::BTreeMap<_, _> = ostler
+                    .config
+                    .roles
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.get_ref().clone()))
+                    .collect();
                 super::print_json(&map)?;
             } else {
                 for (role, target) in &ostler.config.roles {
@@ -33,8 +37,12 @@ pub fn run(ctx: &Context, args: Args) -> Result<i32> {
         }
         Action::Set { role, instance } => {
             if !ostler.config.instances.contains_key(&instance) {
-                return Err(Error::user(format!("no instance named `{instance}`"))
-                    .with_hint(format!("instances: {}", ostler.config.instance_names().join(", "))));
+                return Err(
+                    Error::user(format!("no instance named `{instance}`")).with_hint(format!(
+                        "instances: {}",
+                        ostler.config.instance_names().join(", ")
+                    )),
+                );
             }
             let before = ostler.config.roles.get(&role).map(|t| t.get_ref().clone());
             config::write_role(&ostler.config.path, &role, &instance)?;

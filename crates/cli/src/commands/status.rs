@@ -47,11 +47,17 @@ pub fn run(ctx: &Context, args: Args) -> Result<i32> {
         println!(
             "{:<14} {:<12} {:<11} {:>7} {:>6}  {:<27} {}",
             s.name,
-            if s.roles.is_empty() { "-".to_string() } else { s.roles.join(",") },
+            if s.roles.is_empty() {
+                "-".to_string()
+            } else {
+                s.roles.join(",")
+            },
             state,
             s.pid.map(|p| p.to_string()).unwrap_or_else(|| "-".into()),
             s.port,
-            s.started_at.map(|t| ctx.show_time(t)).unwrap_or_else(|| "-".into()),
+            s.started_at
+                .map(|t| ctx.show_time(t))
+                .unwrap_or_else(|| "-".into()),
             lock
         );
     }

@@ -24,7 +24,9 @@ pub fn run(ctx: &Context, args: Args) -> Result<i32> {
         let m = procedures::pick(&ostler, "", &procedures::Pick::Id(id.clone()))?;
         let inst = ostler.instance(&m.instance)?;
         let checks = restore::restore_test(&ostler, &repo, &m, &inst)?;
-        let ok = checks.iter().all(|c| c.hash_matches && c.rows_expected == c.rows_restored);
+        let ok = checks
+            .iter()
+            .all(|c| c.hash_matches && c.rows_expected == c.rows_restored);
         if ctx.json {
             super::print_json(&serde_json::json!({"backup": m.id, "ok": ok, "tables": checks}))?;
         } else {
@@ -34,10 +36,18 @@ pub fn run(ctx: &Context, args: Args) -> Result<i32> {
                     c.table,
                     c.rows_expected,
                     c.rows_restored,
-                    if c.hash_matches { "hash ok" } else { "HASH DIFFERS" }
+                    if c.hash_matches {
+                        "hash ok"
+                    } else {
+                        "HASH DIFFERS"
+                    }
                 );
             }
-            println!("restore test of {}: {}", m.id, if ok { "ok" } else { "FAILED" });
+            println!(
+                "restore test of {}: {}",
+                m.id,
+                if ok { "ok" } else { "FAILED" }
+            );
         }
         return Ok(if ok { 0 } else { 1 });
     }
@@ -50,7 +60,8 @@ pub fn run(ctx: &Context, args: Args) -> Result<i32> {
             .as_ref()
             .ok_or_else(|| Error::user("say which backup: ostler verify ID, or --all"))?;
         let id = catalog::resolve(&state, id)?;
-        vec![catalog::manifest(&state, &id)?.ok_or_else(|| Error::user(format!("backup {id} is not a good backup")))?]
+        vec![catalog::manifest(&state, &id)?
+            .ok_or_else(|| Error::user(format!("backup {id} is not a good backup")))?]
     };
     let report = verify::verify(&repo, &manifests, ostler.reporter.as_ref())?;
     if ctx.json {
@@ -71,7 +82,11 @@ pub fn run(ctx: &Context, args: Args) -> Result<i32> {
             report.chunks_checked,
             super::human_bytes(report.bytes_checked),
             report.tables_checked,
-            if report.ok() { "ok".to_string() } else { format!("{} problems", report.problems.len()) }
+            if report.ok() {
+                "ok".to_string()
+            } else {
+                format!("{} problems", report.problems.len())
+            }
         );
     }
     Ok(if report.ok() { 0 } else { 1 })

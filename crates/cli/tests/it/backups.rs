@@ -47,7 +47,11 @@ fn round_trip(engine: Engine) {
         std::thread::spawn(move || {
             let mut n = 0;
             while !stop.load(Ordering::SeqCst) {
-                let (code, _) = http_post(port, "/entries", r#"{"author":"busy","message":"during backup","tags":["busy"]}"#);
+                let (code, _) = http_post(
+                    port,
+                    "/entries",
+                    r#"{"author":"busy","message":"during backup","tags":["busy"]}"#,
+                );
                 assert_eq!(code, 201);
                 n += 1;
             }
@@ -77,13 +81,29 @@ fn round_trip(engine: Engine) {
     assert!(err.contains("refusing to restore over gb-1"), "{err}");
     assert_eq!(svc.instance_status("gb-1")["state"], "running");
 
-    let out = svc.ok(&["restore", "gb-1", "--from", &quiet, "--yes-really-production"]);
+    let out = svc.ok(&[
+        "restore",
+        "gb-1",
+        "--from",
+        &quiet,
+        "--yes-really-production",
+    ]);
     assert!(out.contains("orphans removed: orphan.txt"), "{out}");
-    assert!(out.contains("safety backup of what was there before"), "{out}");
+    assert!(
+        out.contains("safety backup of what was there before"),
+        "{out}"
+    );
     assert_eq!(svc.instance_status("gb-1")["state"], "running");
-    assert_eq!(es.all_rows(0), expected, "restored rows differ from the captured ones");
+    assert_eq!(
+        es.all_rows(0),
+        expected,
+        "restored rows differ from the captured ones"
+    );
     let uploads = svc.path().join("instances/gb-1/uploads");
-    assert_eq!(std::fs::read_to_string(uploads.join("a.txt")).unwrap(), "original a");
+    assert_eq!(
+        std::fs::read_to_string(uploads.join("a.txt")).unwrap(),
+        "original a"
+    );
     assert!(!uploads.join("orphan.txt").exists());
     // The service works on the restored database (sequences / auto-increment intact).
     es.post_entry(0, "after restore", &["alpha"]);
@@ -92,7 +112,10 @@ fn round_trip(engine: Engine) {
 
     // The backup taken under load restores consistently.
     let out = svc.ok(&["verify", "--restore-test", &during]);
-    assert!(out.contains(&format!("restore test of {during}: ok")), "{out}");
+    assert!(
+        out.contains(&format!("restore test of {during}: ok")),
+        "{out}"
+    );
     let out = svc.ok(&["verify", "--all"]);
     assert!(out.contains(": ok"), "{out}");
 
@@ -118,8 +141,14 @@ fn round_trip(engine: Engine) {
     let export = svc.path().join("export");
     svc.ok(&["export", &quiet, export.to_str().unwrap()]);
     let native_rows = native_restore(engine, &export);
-    assert_eq!(native_rows, expected, "the exported files restore to other rows");
-    assert_eq!(std::fs::read_to_string(export.join("stores/uploads/a.txt")).unwrap(), "original a");
+    assert_eq!(
+        native_rows, expected,
+        "the exported files restore to other rows"
+    );
+    assert_eq!(
+        std::fs::read_to_string(export.join("stores/uploads/a.txt")).unwrap(),
+        "original a"
+    );
     svc.ok(&["stop", "gb-1"]);
 }
 
@@ -163,20 +192,50 @@ fn native_restore(engine: Engine, dir: &std::path::Path) -> Vec<Vec<String>> {
             let pg = PgServer::shared();
             let db = pg.unique_database("native").unwrap();
             let out = std::process::Command::new(pg.bin_dir().join("psql"))
-                .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1", "-p", &pg.port().to_string(), "-U", pg.user(), "-d", &db, "-f"])
+                .args([
+                    "-X",
+                    "-q",
+                    "-v",
+                    "ON_ERROR_STOP=1",
+                    "-h",
+                    "127.0.0.1",
+                    "-p",
+                    &pg.port().to_string(),
+                    "-U",
+                    pg.user(),
+                    "-d",
+                    &db,
+                    "-f",
+                ])
                 .arg(dir.join("database.sql"))
                 .env("PGPASSWORD", pg.password())
                 .output()
                 .unwrap();
-            assert!(out.status.success(), "psql -f: {}", String::from_utf8_lossy(&out.stderr));
-            tables.iter().map(|t| clean(pg.sql(&db, &query(t)).unwrap())).collect()
+            assert!(
+                out.status.success(),
+                "psql -f: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            tables
+                .iter()
+                .map(|t| clean(pg.sql(&db, &query(t)).unwrap()))
+                .collect()
         }
         Engine::Mysql => {
             let my = MariaDbServer::shared();
             let db = my.unique_database("native").unwrap();
             let sql = std::fs::read(dir.join("database.sql")).unwrap();
             let mut child = std::process::Command::new(my.client_path())
-                .args(["--protocol=tcp", "-h", "127.0.0.1", "-P", &my.port().to_string(), "-u", my.user(), &db])
+                .args([
+                    "--protocol=tcp",
+                    "-h",
+                    "127.0.0.1",
+                    "-P",
+                    &my.port().to_string(),
+                    "-u",
+                    my.user(),
+                    &db,
+                ])
                 .env("MYSQL_PWD", my.password())
                 .stdin(std::process::Stdio::piped())
                 .stderr(std::process::Stdio::piped())
@@ -185,8 +244,15 @@ fn native_restore(engine: Engine, dir: &std::path::Path) -> Vec<Vec<String>> {
             use std::io::Write;
             child.stdin.take().unwrap().write_all(&sql).unwrap();
             let out = child.wait_with_output().unwrap();
-            assert!(out.status.success(), "mariadb < database.sql: {}", String::from_utf8_lossy(&out.stderr));
-            tables.iter().map(|t| clean(my.sql(&db, &query(t)).unwrap())).collect()
+            assert!(
+                out.status.success(),
+                "mariadb < database.sql: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            tables
+                .iter()
+                .map(|t| clean(my.sql(&db, &query(t)).unwrap()))
+                .collect()
         }
     }
 }
@@ -226,19 +292,46 @@ fn hourly_backups_cost_what_changed_at_row_level() {
     let svc = &es.svc;
     backup_id(svc, &["gb-1"]);
     // 1 % of rows changed, scattered: half updates, half new rows.
-    es.sql(0, "UPDATE entries SET message = message || ' edited' WHERE id % 200 = 0;");
+    es.sql(
+        0,
+        "UPDATE entries SET message = message || ' edited' WHERE id % 200 = 0;",
+    );
     es.sql(0, "INSERT INTO entries (author, message, created_at) SELECT author, message, created_at FROM entries WHERE id % 200 = 1;");
     backup_id(svc, &["gb-1"]);
     let list = backups(svc);
     let (first, second) = (&list[0], &list[1]);
-    let (n1, n2) = (first["new_bytes"].as_u64().unwrap(), second["new_bytes"].as_u64().unwrap());
-    assert!(n2 * 10 < n1, "the second backup stored {n2} bytes, the first {n1}: not incremental");
+    let (n1, n2) = (
+        first["new_bytes"].as_u64().unwrap(),
+        second["new_bytes"].as_u64().unwrap(),
+    );
+    assert!(
+        n2 * 10 < n1,
+        "the second backup stored {n2} bytes, the first {n1}: not incremental"
+    );
     let hash = |b: &serde_json::Value, t: &str| {
-        b["tables"].as_array().unwrap().iter().find(|x| x["name"] == t).unwrap()["hash"].clone()
+        b["tables"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|x| x["name"] == t)
+            .unwrap()["hash"]
+            .clone()
     };
     assert_ne!(hash(first, "entries"), hash(second, "entries"));
-    assert_eq!(hash(first, "tags"), hash(second, "tags"), "an unchanged table keeps its hash");
-    assert_eq!(second["tables"].as_array().unwrap().iter().find(|x| x["name"] == "entries").unwrap()["rows"], 50_250);
+    assert_eq!(
+        hash(first, "tags"),
+        hash(second, "tags"),
+        "an unchanged table keeps its hash"
+    );
+    assert_eq!(
+        second["tables"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|x| x["name"] == "entries")
+            .unwrap()["rows"],
+        50_250
+    );
     let out = svc.ok(&["verify", "--all"]);
     assert!(out.contains("ok"), "{out}");
 }
@@ -262,8 +355,14 @@ fn a_flipped_byte_is_reported_with_the_backups_and_tables_it_affects() {
     let text = String::from_utf8_lossy(&out.stdout);
     let id = victim.file_name().unwrap().to_string_lossy().to_string();
     assert!(text.contains(&format!("BAD chunk {id}")), "{text}");
-    assert!(text.contains(&format!("affects backup {a}: table entries")), "{text}");
-    assert!(text.contains(&format!("affects backup {b}: table entries")), "{text}");
+    assert!(
+        text.contains(&format!("affects backup {a}: table entries")),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("affects backup {b}: table entries")),
+        "{text}"
+    );
     // Restoring from it fails loudly rather than restoring wrong data.
     let err = svc.fails(&["restore", "gb-1", "--from", &a, "--yes-really-production"]);
     assert!(err.contains(&id[..16]) || err.contains("hash"), "{err}");
@@ -292,7 +391,10 @@ fn a_failed_backup_leaves_nothing_that_looks_good() {
     let list = backups(svc);
     assert_eq!(list.len(), 1);
     assert_eq!(list[0]["status"], "failed");
-    assert!(list[0]["error"].as_str().unwrap().contains("no SQLite database"));
+    assert!(list[0]["error"]
+        .as_str()
+        .unwrap()
+        .contains("no SQLite database"));
     // Restore never picks it.
     let err = svc.fails(&["restore", "gb-1", "--yes-really-production"]);
     assert!(err.contains("has no good backup"), "{err}");
@@ -316,7 +418,12 @@ fn a_backup_killed_mid_way_is_interrupted_and_a_second_one_at_once_refuses() {
             .unwrap_or(false)
     });
     let out = svc.run(&["backup", "gb-1"]);
-    assert_eq!(out.status.code(), Some(75), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(75),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(String::from_utf8_lossy(&out.stderr).contains("holds its lock for `backup`"));
     child.kill().unwrap();
     child.wait().unwrap();
@@ -325,7 +432,13 @@ fn a_backup_killed_mid_way_is_interrupted_and_a_second_one_at_once_refuses() {
     // Nothing reads it as valid; the repository still verifies; the next backup works.
     svc.ok(&["verify", "--all"]);
     svc.ok(&["backup", "gb-1"]);
-    assert_eq!(backups(svc).iter().filter(|b| b["status"] == "good").count(), 1);
+    assert_eq!(
+        backups(svc)
+            .iter()
+            .filter(|b| b["status"] == "good")
+            .count(),
+        1
+    );
 }
 
 #[test]
@@ -341,15 +454,30 @@ fn restore_at_a_time_with_a_zone_picks_the_newest_backup_before_it() {
     let list = backups(svc);
     let t1: jiff::Timestamp = list[0]["started_at"].as_str().unwrap().parse().unwrap();
     // Between the two backups, written in New York time.
-    let between = (t1 + jiff::SignedDuration::from_millis(500)).to_zoned(jiff::tz::TimeZone::get("America/New_York").unwrap());
-    let text = between.strftime("%Y-%m-%d %H:%M:%S America/New_York").to_string();
+    let between = (t1 + jiff::SignedDuration::from_millis(500))
+        .to_zoned(jiff::tz::TimeZone::get("America/New_York").unwrap());
+    let text = between
+        .strftime("%Y-%m-%d %H:%M:%S America/New_York")
+        .to_string();
     let out = svc.ok(&["restore", "gb-1", "--at", &text, "--yes-really-production"]);
     assert!(!out.is_empty());
     let entries = es.rows(0, "entries");
     assert_eq!(entries.len(), 1, "{entries:?}");
-    let err = svc.fails(&["restore", "gb-1", "--at", "2026-01-01 10:00", "--yes-really-production"]);
+    let err = svc.fails(&[
+        "restore",
+        "gb-1",
+        "--at",
+        "2026-01-01 10:00",
+        "--yes-really-production",
+    ]);
     assert!(err.contains("has no zone"), "{err}");
-    let err = svc.fails(&["restore", "gb-1", "--at", "2000-01-01 10:00 UTC", "--yes-really-production"]);
+    let err = svc.fails(&[
+        "restore",
+        "gb-1",
+        "--at",
+        "2000-01-01 10:00 UTC",
+        "--yes-really-production",
+    ]);
     assert!(err.contains("no good backup at or before"), "{err}");
     let _ = (first, second);
     svc.ok(&["stop", "gb-1"]);
@@ -357,7 +485,11 @@ fn restore_at_a_time_with_a_zone_picks_the_newest_backup_before_it() {
 
 #[test]
 fn prune_keeps_what_the_rules_say_and_frees_the_rest() {
-    let es = EngineSvc::new(Engine::Sqlite, 1, "[retention]\nkeep-last = 2\ntimezone = \"Europe/Zurich\"\n");
+    let es = EngineSvc::new(
+        Engine::Sqlite,
+        1,
+        "[retention]\nkeep-last = 2\ntimezone = \"Europe/Zurich\"\n",
+    );
     let svc = &es.svc;
     svc.ok(&["start", "gb-1"]);
     let mut ids = Vec::new();
@@ -368,15 +500,30 @@ fn prune_keeps_what_the_rules_say_and_frees_the_rest() {
     }
     svc.ok(&["stop", "gb-1"]);
     let dry = svc.ok(&["prune", "--dry-run"]);
-    assert!(dry.contains(&format!("drop {}", ids[0])) && dry.contains(&format!("keep {}", ids[3])), "{dry}");
-    assert!(dry.contains("newest backup of the instance") && dry.contains("keep-last 2"), "{dry}");
+    assert!(
+        dry.contains(&format!("drop {}", ids[0])) && dry.contains(&format!("keep {}", ids[3])),
+        "{dry}"
+    );
+    assert!(
+        dry.contains("newest backup of the instance") && dry.contains("keep-last 2"),
+        "{dry}"
+    );
     assert_eq!(backups(svc).len(), 4, "a dry run changes nothing");
     let out = svc.ok(&["prune"]);
     assert!(out.contains("dropped 2 backups"), "{out}");
-    let left: Vec<String> = backups(svc).iter().map(|b| b["id"].as_str().unwrap().to_string()).collect();
+    let left: Vec<String> = backups(svc)
+        .iter()
+        .map(|b| b["id"].as_str().unwrap().to_string())
+        .collect();
     assert_eq!(left, ids[2..].to_vec());
     svc.ok(&["verify", "--all"]);
-    svc.ok(&["restore", "gb-1", "--from", &ids[2], "--yes-really-production"]);
+    svc.ok(&[
+        "restore",
+        "gb-1",
+        "--from",
+        &ids[2],
+        "--yes-really-production",
+    ]);
     assert_eq!(es.rows(0, "entries").len(), 3);
 }
 
@@ -385,15 +532,33 @@ fn mirror_copies_production_to_a_test_instance_with_scrub_and_refuses_the_revers
     let es = EngineSvc::new(Engine::Sqlite, 2, "");
     let svc = &es.svc;
     svc.ok(&["start", "gb-1"]);
-    let (code, _) = http_post(es.ports[0], "/entries", r#"{"author":"ann","message":"hi","email":"ann@example.org","tags":["x"]}"#);
+    let (code, _) = http_post(
+        es.ports[0],
+        "/entries",
+        r#"{"author":"ann","message":"hi","email":"ann@example.org","tags":["x"]}"#,
+    );
     assert_eq!(code, 201);
     let scrub = svc.path().join("scrub.sql");
-    std::fs::write(&scrub, "UPDATE entries SET email = 'user' || id || '@example.invalid' WHERE email IS NOT NULL;").unwrap();
-    let out = svc.ok(&["mirror", "gb-1", "gb-2", "--fresh", "--scrub", scrub.to_str().unwrap()]);
+    std::fs::write(
+        &scrub,
+        "UPDATE entries SET email = 'user' || id || '@example.invalid' WHERE email IS NOT NULL;",
+    )
+    .unwrap();
+    let out = svc.ok(&[
+        "mirror",
+        "gb-1",
+        "gb-2",
+        "--fresh",
+        "--scrub",
+        scrub.to_str().unwrap(),
+    ]);
     assert!(out.contains("mirrored backup"), "{out}");
     assert_eq!(svc.instance_status("gb-2")["state"], "running");
     let (_, body) = http_get(es.ports[1], "/entries").unwrap();
-    assert!(body.contains("user1@example.invalid") && !body.contains("ann@example.org"), "{body}");
+    assert!(
+        body.contains("user1@example.invalid") && !body.contains("ann@example.org"),
+        "{body}"
+    );
     let err = svc.fails(&["mirror", "gb-2", "production", "--fresh"]);
     assert!(err.contains("refusing to mirror onto gb-1"), "{err}");
     let (_, body) = http_get(es.ports[0], "/entries").unwrap();

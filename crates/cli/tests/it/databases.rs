@@ -13,7 +13,6 @@ pub enum Engine {
     Mysql,
 }
 
-
 pub const TABLES: [&str; 3] = ["entries", "tags", "entry_tags"];
 
 /// A service with one or more guestbook instances on `engine`, each with its own database.
@@ -100,12 +99,21 @@ impl EngineSvc {
         std::fs::write(svc.path().join("ostler.toml"), text).unwrap();
         let names: Vec<String> = (1..=n).map(|i| format!("gb-{i}")).collect();
         svc.ok(&["build", &names.join(",")]);
-        EngineSvc { svc, engine, dbs, ports }
+        EngineSvc {
+            svc,
+            engine,
+            dbs,
+            ports,
+        }
     }
 
     /// Every row of `table` of instance `i` (0-based), as text lines, in key order.
     pub fn rows(&self, i: usize, table: &str) -> Vec<String> {
-        let order = if table == "entry_tags" { "entry_id, tag_id" } else { "id" };
+        let order = if table == "entry_tags" {
+            "entry_id, tag_id"
+        } else {
+            "id"
+        };
         let cols = match table {
             "entries" => "id, author, message, created_at, email",
             "tags" => "id, name",
@@ -114,7 +122,10 @@ impl EngineSvc {
         let sql = format!("SELECT {cols} FROM {table} ORDER BY {order}");
         let out = match self.engine {
             Engine::Sqlite => {
-                let path = self.svc.path().join(format!("instances/gb-{}/data.db", i + 1));
+                let path = self
+                    .svc
+                    .path()
+                    .join(format!("instances/gb-{}/data.db", i + 1));
                 let out = std::process::Command::new("sqlite3")
                     .arg("-separator")
                     .arg("\t")
@@ -122,11 +133,19 @@ impl EngineSvc {
                     .arg(&sql)
                     .output()
                     .unwrap();
-                assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+                assert!(
+                    out.status.success(),
+                    "{}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
                 String::from_utf8(out.stdout).unwrap()
             }
-            Engine::Postgres => PgServer::shared().sql(&self.dbs[i], &format!("{sql};")).unwrap(),
-            Engine::Mysql => MariaDbServer::shared().sql(&self.dbs[i], &format!("{sql};")).unwrap(),
+            Engine::Postgres => PgServer::shared()
+                .sql(&self.dbs[i], &format!("{sql};"))
+                .unwrap(),
+            Engine::Mysql => MariaDbServer::shared()
+                .sql(&self.dbs[i], &format!("{sql};"))
+                .unwrap(),
         };
         out.lines()
             .map(|l| l.replace('|', "\t").replace("NULL", ""))
@@ -142,9 +161,20 @@ impl EngineSvc {
     pub fn sql(&self, i: usize, sql: &str) -> String {
         match self.engine {
             Engine::Sqlite => {
-                let path = self.svc.path().join(format!("instances/gb-{}/data.db", i + 1));
-                let out = std::process::Command::new("sqlite3").arg(&path).arg(sql).output().unwrap();
-                assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+                let path = self
+                    .svc
+                    .path()
+                    .join(format!("instances/gb-{}/data.db", i + 1));
+                let out = std::process::Command::new("sqlite3")
+                    .arg(&path)
+                    .arg(sql)
+                    .output()
+                    .unwrap();
+                assert!(
+                    out.status.success(),
+                    "{}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
                 String::from_utf8(out.stdout).unwrap()
             }
             Engine::Postgres => PgServer::shared().sql(&self.dbs[i], sql).unwrap(),
@@ -157,7 +187,10 @@ impl EngineSvc {
         let (code, body) = http_post(
             self.ports[i],
             "/entries",
-            &format!(r#"{{"author":"{author}","message":"message from {author}","tags":[{}]}}"#, tags.join(",")),
+            &format!(
+                r#"{{"author":"{author}","message":"message from {author}","tags":[{}]}}"#,
+                tags.join(",")
+            ),
         );
         assert_eq!(code, 201, "{body}");
     }

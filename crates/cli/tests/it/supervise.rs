@@ -24,10 +24,16 @@ impl Daemon {
 
     fn terminate(mut self) -> (bool, String) {
         kill(Pid::from_raw(self.0.id() as i32), Signal::SIGTERM).unwrap();
-        let out = std::mem::replace(&mut self.0, std::process::Command::new("true").spawn().unwrap())
-            .wait_with_output()
-            .unwrap();
-        (out.status.success(), String::from_utf8_lossy(&out.stderr).into_owned())
+        let out = std::mem::replace(
+            &mut self.0,
+            std::process::Command::new("true").spawn().unwrap(),
+        )
+        .wait_with_output()
+        .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
     }
 }
 
@@ -57,15 +63,22 @@ fn serve_starts_autostart_instances_and_restarts_one_killed_with_sigkill() {
     ));
     svc.ok(&["build", "gb-1"]);
     let daemon = Daemon::start(&svc);
-    wait_for(Duration::from_secs(20), "serve to start gb-1", || settled_running(&svc, "gb-1"));
+    wait_for(Duration::from_secs(20), "serve to start gb-1", || {
+        settled_running(&svc, "gb-1")
+    });
     let first = svc.pid("gb-1").unwrap();
     assert_eq!(http_get(port, "/health").unwrap().0, 200);
     kill(Pid::from_raw(first), Signal::SIGKILL).unwrap();
     wait_for(Duration::from_secs(20), "serve to restart gb-1", || {
-        settled_running(&svc, "gb-1") && svc.pid("gb-1") != Some(first) && http_get(port, "/health").is_ok_and(|r| r.0 == 200)
+        settled_running(&svc, "gb-1")
+            && svc.pid("gb-1") != Some(first)
+            && http_get(port, "/health").is_ok_and(|r| r.0 == 200)
     });
     let journal = svc.ok(&["journal", "--instance", "gb-1"]);
-    assert!(journal.contains("crash gb-1") && journal.contains("supervise-start gb-1"), "{journal}");
+    assert!(
+        journal.contains("crash gb-1") && journal.contains("supervise-start gb-1"),
+        "{journal}"
+    );
     // SIGTERM: the daemon exits cleanly and leaves the instance running.
     let (ok, err) = daemon.terminate();
     assert!(ok, "{err}");
@@ -88,20 +101,32 @@ fn repeated_crashes_mark_crash_loop_and_stop_retrying() {
     let status = svc.ok(&["status"]);
     assert!(status.contains("crash-loop (4)"), "{status}");
     let journal = svc.ok(&["journal", "--instance", "flaky"]);
-    assert!(journal.contains("marked crash-loop, not restarting"), "{journal}");
+    assert!(
+        journal.contains("marked crash-loop, not restarting"),
+        "{journal}"
+    );
     // No more attempts once in crash-loop.
     let starts = journal.matches("supervise-start flaky").count();
     std::thread::sleep(Duration::from_millis(1500));
-    let later = svc.ok(&["journal", "--instance", "flaky"]).matches("supervise-start flaky").count();
+    let later = svc
+        .ok(&["journal", "--instance", "flaky"])
+        .matches("supervise-start flaky")
+        .count();
     assert_eq!(starts, later);
 }
 
 #[test]
 fn a_second_serve_refuses() {
     let port = free_port();
-    let svc = Svc::new(&format!("{}{}", service_header(FAST), guestbook_instance("gb-1", port, "")));
+    let svc = Svc::new(&format!(
+        "{}{}",
+        service_header(FAST),
+        guestbook_instance("gb-1", port, "")
+    ));
     let _daemon = Daemon::start(&svc);
-    wait_for(Duration::from_secs(10), "the daemon lock", || svc.path().join(".ostler/serve.lock").exists());
+    wait_for(Duration::from_secs(10), "the daemon lock", || {
+        svc.path().join(".ostler/serve.lock").exists()
+    });
     std::thread::sleep(Duration::from_millis(300));
     let out = svc.run(&["serve"]);
     assert_eq!(out.status.code(), Some(75));
@@ -118,10 +143,16 @@ fn the_daemon_respects_an_operators_stop_and_start() {
     ));
     svc.ok(&["build", "gb-1"]);
     let _daemon = Daemon::start(&svc);
-    wait_for(Duration::from_secs(20), "serve to start gb-1", || settled_running(&svc, "gb-1"));
+    wait_for(Duration::from_secs(20), "serve to start gb-1", || {
+        settled_running(&svc, "gb-1")
+    });
     svc.ok(&["stop", "gb-1"]);
     std::thread::sleep(Duration::from_millis(1000));
-    assert_eq!(svc.instance_status("gb-1")["state"], "stopped", "the daemon restarted a stopped instance");
+    assert_eq!(
+        svc.instance_status("gb-1")["state"],
+        "stopped",
+        "the daemon restarted a stopped instance"
+    );
     svc.ok(&["start", "gb-1"]);
     assert_eq!(svc.instance_status("gb-1")["state"], "running");
     svc.ok(&["stop", "gb-1"]);

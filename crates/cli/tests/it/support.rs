@@ -42,7 +42,10 @@ pub struct Svc {
 
 impl Svc {
     pub fn new(config: &str) -> Svc {
-        let dir = tempfile::Builder::new().prefix("ostler-it-").tempdir().unwrap();
+        let dir = tempfile::Builder::new()
+            .prefix("ostler-it-")
+            .tempdir()
+            .unwrap();
         std::fs::write(dir.path().join("ostler.toml"), config).unwrap();
         Svc { dir }
     }

@@ -14,11 +14,16 @@ use std::sync::mpsc::sync_channel;
 
 use jiff::Timestamp;
 use ostler_repo::{Repository, StreamRef, WriteStats};
-use ostler_rows::{diff, ChainReader, ContentHasher, DeltaReader, DeltaWriter, Row, RowReader, RowWriter, RowsError, SortedCheck};
+use ostler_rows::{
+    diff, ChainReader, ContentHasher, DeltaReader, DeltaWriter, Row, RowReader, RowWriter,
+    RowsError, SortedCheck,
+};
 
 use super::catalog;
 use super::engine::{self, Snapshot, TableSpec};
-use super::manifest::{DatabaseEntry, FileEntry, Manifest, SchemaEntry, StoreEntry, TableEntry, FORMAT};
+use super::manifest::{
+    DatabaseEntry, FileEntry, Manifest, SchemaEntry, StoreEntry, TableEntry, FORMAT,
+};
 use crate::error::{Error, Result};
 use crate::instance::{Instance, Ostler};
 
@@ -33,7 +38,8 @@ pub fn repository(ostler: &Ostler) -> Result<Repository> {
         Error::user("no [repository] in the config: backups need somewhere to go")
             .with_hint("add:\n[repository]\npath = \"backups\"")
     })?;
-    Repository::open_or_init(&dir).map_err(|e| Error::failed(format!("repository {}: {e}", dir.display())))
+    Repository::open_or_init(&dir)
+        .map_err(|e| Error::failed(format!("repository {}: {e}", dir.display())))
 }
 
 pub fn repo_err(e: ostler_repo::RepoError) -> Error {
@@ -74,7 +80,14 @@ pub fn backup(ostler: &Ostler, inst: &Instance, note: Option<&str>) -> Result<Ma
         let mut logical = 0u64;
         let database = match &inst.database {
             Some(db) => {
-                let entry = capture_database(ostler, &repo, db, parent.as_ref(), tmp.path(), &mut new_bytes)?;
+                let entry = capture_database(
+                    ostler,
+                    &repo,
+                    db,
+                    parent.as_ref(),
+                    tmp.path(),
+                    &mut new_bytes,
+                )?;
                 logical += entry.tables.iter().map(|t| t.logical_bytes).sum::<u64>();
                 logical += entry.schema.iter().map(|s| s.stream.size).sum::<u64>();
                 Some(entry)
@@ -86,7 +99,9 @@ pub fn backup(ostler: &Ostler, inst: &Instance, note: Option<&str>) -> Result<Ma
             if cache {
                 continue;
             }
-            let prev = parent.as_ref().and_then(|p| p.stores.iter().find(|s| s.name == name));
+            let prev = parent
+                .as_ref()
+                .and_then(|p| p.stores.iter().find(|s| s.name == name));
             let entry = capture_store(ostler, &repo, &name, &path, prev, &mut new_bytes)?;
             logical += entry.bytes;
             stores.push(entry);
@@ -106,7 +121,8 @@ pub fn backup(ostler: &Ostler, inst: &Instance, note: Option<&str>) -> Result<Ma
             new_bytes,
         };
         let json = serde_json::to_vec_pretty(&manifest).map_err(|e| Error::Other(e.into()))?;
-        repo.put_file(&Manifest::repo_file(&id), &json).map_err(repo_err)?;
+        repo.put_file(&Manifest::repo_file(&id), &json)
+            .map_err(repo_err)?;
         catalog::record_good(&state, &manifest)?;
         Ok(manifest)
     })();
@@ -134,7 +150,9 @@ fn capture_database(
             stream,
         });
     }
-    let prev_db = parent.and_then(|p| p.database.as_ref()).filter(|d| d.kind == db.kind());
+    let prev_db = parent
+        .and_then(|p| p.database.as_ref())
+        .filter(|d| d.kind == db.kind());
     let specs: Vec<TableSpec> = snap.tables().to_vec();
     let progress = ostler.reporter.progress("tables", Some(specs.len() as u64));
     let mut tables = Vec::new();
@@ -184,15 +202,19 @@ fn with_rows<T>(
                 }
             }
         });
-        let mut iter = rx.into_iter().flat_map(|batch| -> Vec<ostler_rows::Result<Row>> {
-            match batch {
-                Ok(rows) => rows.into_iter().map(Ok).collect(),
-                Err(e) => vec![Err(RowsError::from_source(e))],
-            }
-        });
+        let mut iter = rx
+            .into_iter()
+            .flat_map(|batch| -> Vec<ostler_rows::Result<Row>> {
+                match batch {
+                    Ok(rows) => rows.into_iter().map(Ok).collect(),
+                    Err(e) => vec![Err(RowsError::from_source(e))],
+                }
+            });
         let result = f(&mut iter);
         drop(iter);
-        let produced = producer.join().map_err(|_| Error::failed("row reader thread panicked"))?;
+        let produced = producer
+            .join()
+            .map_err(|_| Error::failed("row reader thread panicked"))?;
         match (result, produced) {
             (Ok(v), Ok(())) => Ok(v),
             (Err(e), _) => Err(e),
@@ -207,7 +229,8 @@ pub fn chain_rows<'a>(
     base: &StreamRef,
     deltas: &[StreamRef],
 ) -> Result<impl Iterator<Item = ostler_rows::Result<Row>> + 'a> {
-    let base = RowReader::new(BufReader::with_capacity(1 << 20, repo.read_stream(base))).map_err(rows_err)?;
+    let base = RowReader::new(BufReader::with_capacity(1 << 20, repo.read_stream(base)))
+        .map_err(rows_err)?;
     let mut readers = Vec::new();
     for d in deltas {
         readers.push(DeltaReader::new(BufReader::new(repo.read_stream(d))).map_err(rows_err)?);
@@ -216,7 +239,10 @@ pub fn chain_rows<'a>(
 }
 
 fn is_order_error(e: &RowsError) -> bool {
-    matches!(e, RowsError::OutOfOrder { .. } | RowsError::DuplicateKey { .. })
+    matches!(
+        e,
+        RowsError::OutOfOrder { .. } | RowsError::DuplicateKey { .. }
+    )
 }
 
 fn capture_table(
@@ -227,8 +253,6 @@ fn capture_table(
     tmp: &Path,
     new_bytes: &mut u64,
 ) -> Result<TableEntry> {
-    let delta_rows: u64 = prev.map(|p| p.change.map(|c| c[0] + c[1] + c[2]).unwrap_or(0)).unwrap_or(0);
-    let _ = delta_rows;
     if let Some(prev) = prev.filter(|p| p.deltas.len() < MAX_CHAIN) {
         let attempt = match delta_against(repo, snap, spec, prev, tmp, false) {
             Err(TableError::Order) => delta_against(repo, snap, spec, prev, tmp, true),
@@ -266,7 +290,6 @@ struct DeltaResult {
     stats: ostler_rows::DiffStats,
     file: std::fs::File,
     logical: u64,
-    ops: u64,
 }
 
 fn delta_against(
@@ -277,7 +300,8 @@ fn delta_against(
     tmp: &Path,
     sort: bool,
 ) -> std::result::Result<DeltaResult, TableError> {
-    let file = tempfile::tempfile_in(tmp).map_err(|e| TableError::Other(Error::io("creating a temp file", e)))?;
+    let file = tempfile::tempfile_in(tmp)
+        .map_err(|e| TableError::Other(Error::io("creating a temp file", e)))?;
     let mut writer = DeltaWriter::new(BufWriter::new(file));
     let mut logical = 0u64;
     let result = with_rows(snap, spec, |rows| {
@@ -301,18 +325,17 @@ fn delta_against(
     })
     .map_err(TableError::Other)?;
     let stats = result.map_err(|_| TableError::Order)?;
-    let ops = writer.upserts_written() + writer.deletes_written();
     let mut file = writer
         .finish()
         .map_err(|e| TableError::Other(rows_err(e)))?
         .into_inner()
         .map_err(|e| TableError::Other(Error::io("flushing a delta", e.into_error())))?;
-    file.rewind().map_err(|e| TableError::Other(Error::io("rewinding a delta", e)))?;
+    file.rewind()
+        .map_err(|e| TableError::Other(Error::io("rewinding a delta", e)))?;
     Ok(DeltaResult {
         stats,
         file,
         logical,
-        ops,
     })
 }
 
@@ -339,15 +362,15 @@ fn finish_delta(
     }
     // Rows carried by the chain so far plus this delta: past the threshold, a new base
     // is cheaper to keep than a long chain to replay.
-    let chain_ops: u64 = prev.deltas.iter().map(|d| d.size).sum::<u64>();
-    if (chain_ops + r.file.metadata().map(|m| m.len()).unwrap_or(0)) as f64 > REBASE_FRACTION * prev.base.size.max(1) as f64
+    let chain_bytes: u64 = prev.deltas.iter().map(|d| d.size).sum::<u64>();
+    if (chain_bytes + r.file.metadata().map(|m| m.len()).unwrap_or(0)) as f64
+        > REBASE_FRACTION * prev.base.size.max(1) as f64
         && r.stats.rows > 0
     {
         let mut e = full_table(repo, snap, spec, tmp, new_bytes)?;
         e.change = change;
         return Ok(e);
     }
-    let _ = r.ops;
     let (stream, stats) = repo
         .write_stream(BufReader::new(r.file), &|_| {})
         .map_err(repo_err)?;
@@ -380,7 +403,8 @@ fn full_table(
             Ok(e)
         }
         Err(TableError::Order) => {
-            let (e, stats) = full_table_once(repo, snap, spec, tmp, true).map_err(TableError::into_error)?;
+            let (e, stats) =
+                full_table_once(repo, snap, spec, tmp, true).map_err(TableError::into_error)?;
             *new_bytes += stats.new_bytes;
             Ok(e)
         }
@@ -395,9 +419,11 @@ fn full_table_once(
     tmp: &Path,
     sort: bool,
 ) -> std::result::Result<(TableEntry, WriteStats), TableError> {
-    let (reader, writer) = std::io::pipe().map_err(|e| TableError::Other(Error::io("creating a pipe", e)))?;
+    let (reader, writer) =
+        std::io::pipe().map_err(|e| TableError::Other(Error::io("creating a pipe", e)))?;
     std::thread::scope(|scope| {
-        let store = scope.spawn(move || repo.write_stream(BufReader::with_capacity(1 << 20, reader), &|_| {}));
+        let store = scope
+            .spawn(move || repo.write_stream(BufReader::with_capacity(1 << 20, reader), &|_| {}));
         let result = with_rows(snap, spec, |rows| {
             let mut w = RowWriter::new(BufWriter::with_capacity(1 << 20, writer));
             let mut hasher = ContentHasher::new();
@@ -433,7 +459,9 @@ fn full_table_once(
             }
         });
         // The writer is dropped by now (on every path), so the store thread sees EOF.
-        let stored = store.join().map_err(|_| TableError::Other(Error::failed("store thread panicked")))?;
+        let stored = store
+            .join()
+            .map_err(|_| TableError::Other(Error::failed("store thread panicked")))?;
         let (rows, hash, logical) = match result {
             Ok(Ok(v)) => v,
             Ok(Err(())) => return Err(TableError::Order),
@@ -465,7 +493,10 @@ fn capture_store(
 ) -> Result<StoreEntry> {
     use std::os::unix::fs::MetadataExt;
     let previous: std::collections::HashMap<String, FileEntry> = match prev {
-        Some(p) => read_listing(repo, &p.listing)?.into_iter().map(|f| (f.path.clone(), f)).collect(),
+        Some(p) => read_listing(repo, &p.listing)?
+            .into_iter()
+            .map(|f| (f.path.clone(), f))
+            .collect(),
         None => Default::default(),
     };
     let mut files = Vec::new();
@@ -473,7 +504,9 @@ fn capture_store(
     if root.exists() {
         let progress = ostler.reporter.progress(&format!("store {name}"), None);
         for entry in walkdir::WalkDir::new(root).sort_by_file_name() {
-            let entry = entry.map_err(|e| Error::failed(format!("store {name}: reading {}: {e}", root.display())))?;
+            let entry = entry.map_err(|e| {
+                Error::failed(format!("store {name}: reading {}: {e}", root.display()))
+            })?;
             if !entry.file_type().is_file() {
                 continue;
             }
@@ -495,7 +528,9 @@ fn capture_store(
                 None => {
                     let f = std::fs::File::open(entry.path())
                         .map_err(|e| Error::io(format!("store {name}: opening {rel}"), e))?;
-                    let (stream, stats) = repo.write_stream(BufReader::new(f), &|_| {}).map_err(repo_err)?;
+                    let (stream, stats) = repo
+                        .write_stream(BufReader::new(f), &|_| {})
+                        .map_err(repo_err)?;
                     *new_bytes += stats.new_bytes;
                     stream
                 }
@@ -524,5 +559,6 @@ fn capture_store(
 
 pub fn read_listing(repo: &Repository, listing: &StreamRef) -> Result<Vec<FileEntry>> {
     let bytes = repo.read_to_vec(listing).map_err(repo_err)?;
-    serde_json::from_slice(&bytes).map_err(|e| Error::failed(format!("unreadable store listing: {e}")))
+    serde_json::from_slice(&bytes)
+        .map_err(|e| Error::failed(format!("unreadable store listing: {e}")))
 }

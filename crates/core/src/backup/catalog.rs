@@ -45,7 +45,13 @@ fn db_err(e: rusqlite::Error) -> Error {
     Error::failed(format!("backup catalog: {e}"))
 }
 
-pub fn begin(state: &State, id: &str, instance: &str, started_at: Timestamp, note: Option<&str>) -> Result<()> {
+pub fn begin(
+    state: &State,
+    id: &str,
+    instance: &str,
+    started_at: Timestamp,
+    note: Option<&str>,
+) -> Result<()> {
     state
         .conn()
         .execute(
@@ -87,7 +93,8 @@ pub fn record_good(state: &State, m: &Manifest) -> Result<()> {
         ],
     )
     .map_err(db_err)?;
-    tx.execute("DELETE FROM backup_tables WHERE backup_id = ?1", [&m.id]).map_err(db_err)?;
+    tx.execute("DELETE FROM backup_tables WHERE backup_id = ?1", [&m.id])
+        .map_err(db_err)?;
     if let Some(db) = &m.database {
         for t in &db.tables {
             tx.execute(
@@ -102,7 +109,10 @@ pub fn record_good(state: &State, m: &Manifest) -> Result<()> {
 }
 
 pub fn remove(state: &State, id: &str) -> Result<()> {
-    state.conn().execute("DELETE FROM backups WHERE id = ?1", [id]).map_err(db_err)?;
+    state
+        .conn()
+        .execute("DELETE FROM backups WHERE id = ?1", [id])
+        .map_err(db_err)?;
     Ok(())
 }
 
@@ -175,7 +185,9 @@ pub fn manifest(state: &State, id: &str) -> Result<Option<Manifest>> {
         .map_err(db_err)?;
     match text.flatten() {
         Some(t) => Ok(Some(serde_json::from_str(&t).map_err(|e| {
-            Error::failed(format!("backup {id}: unreadable manifest in the catalog: {e}"))
+            Error::failed(format!(
+                "backup {id}: unreadable manifest in the catalog: {e}"
+            ))
         })?)),
         None => Ok(None),
     }
@@ -194,7 +206,8 @@ pub fn resolve(state: &State, prefix: &str) -> Result<String> {
         .map_err(db_err)?;
     match ids.as_slice() {
         [one] => Ok(one.clone()),
-        [] => Err(Error::user(format!("no backup with id `{prefix}`")).with_hint("`ostler backups` lists them")),
+        [] => Err(Error::user(format!("no backup with id `{prefix}`"))
+            .with_hint("`ostler backups` lists them")),
         many => Err(Error::user(format!(
             "backup id `{prefix}` is ambiguous: {}",
             many.join(", ")

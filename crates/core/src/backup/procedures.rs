@@ -53,11 +53,17 @@ pub fn pick(ostler: &Ostler, instance: &str, pick: &Pick) -> Result<Manifest> {
             .rev()
             .find(|b| b.status == "good" && b.started_at <= *t)
             .map(|b| b.id)
-            .ok_or_else(|| Error::user(format!("instance `{instance}` has no good backup at or before {t}")))?,
+            .ok_or_else(|| {
+                Error::user(format!(
+                    "instance `{instance}` has no good backup at or before {t}"
+                ))
+            })?,
     };
     catalog::manifest(&state, &id)?.ok_or_else(|| {
-        Error::user(format!("backup {id} is not a good backup (failed or interrupted)"))
-            .with_hint("`ostler backups` shows each backup's status")
+        Error::user(format!(
+            "backup {id} is not a good backup (failed or interrupted)"
+        ))
+        .with_hint("`ostler backups` shows each backup's status")
     })
 }
 
@@ -73,14 +79,22 @@ pub struct RestoreOutcome {
 
 /// Restores backup `m` over instance `target_name` (the backup's own instance, or
 /// another one with `--into`). Refuses on production unless confirmed.
-pub fn restore(ostler: &Ostler, m: &Manifest, target_name: &str, confirm: &dyn Confirm, scrub: Option<&str>) -> Result<RestoreOutcome> {
+pub fn restore(
+    ostler: &Ostler,
+    m: &Manifest,
+    target_name: &str,
+    confirm: &dyn Confirm,
+    scrub: Option<&str>,
+) -> Result<RestoreOutcome> {
     let target = ostler.instance(target_name)?;
     if ostler.config.is_production(&target.name) && !confirm.confirm(&target.name, Verb::DbNuke) {
         return Err(Error::user(format!(
             "refusing to restore over {}: it is the production instance",
             target.name
         ))
-        .with_hint("pass --yes-really-production, or run it on a terminal and type the instance's name"));
+        .with_hint(
+            "pass --yes-really-production, or run it on a terminal and type the instance's name",
+        ));
     }
     if let (Some(db), Some(tdb)) = (&m.database, &target.database) {
         if db.kind != tdb.kind() {
@@ -94,69 +108,93 @@ pub fn restore(ostler: &Ostler, m: &Manifest, target_name: &str, confirm: &dyn C
         }
     }
     let repo = repository(ostler)?;
-    ostler.operate(&target, "restore", Duration::from_secs(6 * 3600), |runner| {
-        let state = ostler.state()?;
-        let was_running = ops::running_pid(&state, &target)?.1.is_some();
-        if was_running {
-            let msg = ops::stop(ostler, &target, runner)?;
-            ostler.reporter.info(&target.name, &msg);
-        }
-        // Keep what is there now, whatever happens next.
-        let safety = match safety_backup(ostler, &target, &format!("safety copy before restoring {}", m.id)) {
-            Ok(id) => id,
-            Err(e) => {
-                if was_running {
-                    let _ = ops::start(ostler, &target, runner);
-                }
-                return Err(Error::failed(format!("not restoring: the safety backup of {} failed: {e}", target.name)));
+    ostler.operate(
+        &target,
+        "restore",
+        Duration::from_secs(6 * 3600),
+        |runner| {
+            let state = ostler.state()?;
+            let was_running = ops::running_pid(&state, &target)?.1.is_some();
+            if was_running {
+                let msg = ops::stop(ostler, &target, runner)?;
+                ostler.reporter.info(&target.name, &msg);
             }
-        };
-        let _lock = repo.lock_shared().map_err(repo_err)?;
-        if let (Some(db), Some(tdb)) = (&m.database, &target.database) {
-            ostler.reporter.info(&target.name, &format!("restoring database from {}", m.id));
-            restore_database(&repo, db, tdb, runner)?;
-        }
-        let mut stores = Vec::new();
-        for (name, path, cache) in target.stores() {
-            if cache {
-                continue;
-            }
-            match m.stores.iter().find(|s| s.name == name) {
-                Some(entry) => {
-                    let o = restore_store(&repo, entry, &path)?;
-                    for orphan in &o.orphans_removed {
-                        ostler.reporter.info(&target.name, &format!("store {name}: removed orphan {orphan}"));
+            // Keep what is there now, whatever happens next.
+            let safety = match safety_backup(
+                ostler,
+                &target,
+                &format!("safety copy before restoring {}", m.id),
+            ) {
+                Ok(id) => id,
+                Err(e) => {
+                    if was_running {
+                        let _ = ops::start(ostler, &target, runner);
                     }
-                    stores.push(o);
+                    return Err(Error::failed(format!(
+                        "not restoring: the safety backup of {} failed: {e}",
+                        target.name
+                    )));
                 }
-                None => ostler
+            };
+            let _lock = repo.lock_shared().map_err(repo_err)?;
+            if let (Some(db), Some(tdb)) = (&m.database, &target.database) {
+                ostler
                     .reporter
-                    .warn(&target.name, &format!("backup {} has no store `{name}`; left as it is", m.id)),
+                    .info(&target.name, &format!("restoring database from {}", m.id));
+                restore_database(&repo, db, tdb, runner)?;
             }
-        }
-        if let Some(sql) = scrub {
-            let db = target
-                .database
-                .as_ref()
-                .ok_or_else(|| Error::user(format!("instance `{}` has no database to scrub", target.name)))?;
-            ostler.reporter.info(&target.name, "running scrub SQL");
-            db.run_sql(runner, None, sql)
-                .map_err(|e| Error::failed(format!("scrub SQL failed on {} (left stopped): {e}", target.name)))?;
-        }
-        let started = if was_running || scrub.is_some() {
-            Some(ops::start(ostler, &target, runner)?)
-        } else {
-            None
-        };
-        Ok(RestoreOutcome {
-            backup: m.id.clone(),
-            instance: target.name.clone(),
-            safety_backup: safety,
-            stores,
-            was_running,
-            started,
-        })
-    })
+            let mut stores = Vec::new();
+            for (name, path, cache) in target.stores() {
+                if cache {
+                    continue;
+                }
+                match m.stores.iter().find(|s| s.name == name) {
+                    Some(entry) => {
+                        let o = restore_store(&repo, entry, &path)?;
+                        for orphan in &o.orphans_removed {
+                            ostler.reporter.info(
+                                &target.name,
+                                &format!("store {name}: removed orphan {orphan}"),
+                            );
+                        }
+                        stores.push(o);
+                    }
+                    None => ostler.reporter.warn(
+                        &target.name,
+                        &format!("backup {} has no store `{name}`; left as it is", m.id),
+                    ),
+                }
+            }
+            if let Some(sql) = scrub {
+                let db = target.database.as_ref().ok_or_else(|| {
+                    Error::user(format!(
+                        "instance `{}` has no database to scrub",
+                        target.name
+                    ))
+                })?;
+                ostler.reporter.info(&target.name, "running scrub SQL");
+                db.run_sql(runner, None, sql).map_err(|e| {
+                    Error::failed(format!(
+                        "scrub SQL failed on {} (left stopped): {e}",
+                        target.name
+                    ))
+                })?;
+            }
+            let started = if was_running || scrub.is_some() {
+                Some(ops::start(ostler, &target, runner)?)
+            } else {
+                None
+            };
+            Ok(RestoreOutcome {
+                backup: m.id.clone(),
+                instance: target.name.clone(),
+                safety_backup: safety,
+                stores,
+                was_running,
+                started,
+            })
+        },
+    )
 }
 
 /// A backup of what an instance holds now, before something destroys it. None when
@@ -171,32 +209,50 @@ fn safety_backup(ostler: &Ostler, inst: &Instance, note: &str) -> Result<Option<
         return Ok(None);
     }
     let m = capture::backup(ostler, inst, Some(note))?;
-    ostler.reporter.info(&inst.name, &format!("safety backup {} taken", m.id));
+    ostler
+        .reporter
+        .info(&inst.name, &format!("safety backup {} taken", m.id));
     Ok(Some(m.id))
 }
 
 /// CRDS's mirror_server: DST gets SRC's latest backup (or a fresh one), is kept stopped
 /// while inconsistent, gets the scrub SQL, then starts.
-pub fn mirror(ostler: &Ostler, src: &str, dst: &str, fresh: bool, scrub: Option<&str>, confirm: &dyn Confirm) -> Result<RestoreOutcome> {
+pub fn mirror(
+    ostler: &Ostler,
+    src: &str,
+    dst: &str,
+    fresh: bool,
+    scrub: Option<&str>,
+    confirm: &dyn Confirm,
+) -> Result<RestoreOutcome> {
     let src = ostler.config.resolve(src)?;
     let dst = ostler.config.resolve(dst)?;
     if src == dst {
-        return Err(Error::user(format!("cannot mirror {src} onto itself")).with_hint("use `ostler restore` to put a backup back"));
+        return Err(Error::user(format!("cannot mirror {src} onto itself"))
+            .with_hint("use `ostler restore` to put a backup back"));
     }
     // "Almost certainly an error to mirror onto OPS" (CRDS): ask before anything runs.
     if ostler.config.is_production(&dst) && !confirm.confirm(&dst, Verb::DbNuke) {
-        return Err(Error::user(format!("refusing to mirror onto {dst}: it is the production instance"))
-            .with_hint("pass --yes-really-production if you really mean it"));
+        return Err(Error::user(format!(
+            "refusing to mirror onto {dst}: it is the production instance"
+        ))
+        .with_hint("pass --yes-really-production if you really mean it"));
     }
     let m = if fresh {
-        take(ostler, &src, Some(&format!("fresh backup for mirror onto {dst}")))?
+        take(
+            ostler,
+            &src,
+            Some(&format!("fresh backup for mirror onto {dst}")),
+        )?
     } else {
         pick(ostler, &src, &Pick::Latest)?
     };
     let mut outcome = restore(ostler, &m, &dst, &Confirmed, scrub)?;
     if outcome.started.is_none() {
         let inst = ostler.instance(&dst)?;
-        let msg = ostler.operate(&inst, "start", Duration::from_secs(600), |r| ops::start(ostler, &inst, r))?;
+        let msg = ostler.operate(&inst, "start", Duration::from_secs(600), |r| {
+            ops::start(ostler, &inst, r)
+        })?;
         outcome.started = Some(msg);
     }
     Ok(outcome)
@@ -216,13 +272,18 @@ pub struct PruneOutcome {
 pub fn repo_manifests(repo: &ostler_repo::Repository) -> Result<Vec<Manifest>> {
     let mut out = Vec::new();
     for name in repo.list_files("backups").map_err(repo_err)? {
-        let rel = if name.starts_with("backups/") { name.clone() } else { format!("backups/{name}") };
+        let rel = if name.starts_with("backups/") {
+            name.clone()
+        } else {
+            format!("backups/{name}")
+        };
         if !rel.ends_with(".json") {
             continue;
         }
         let bytes = repo.get_file(&rel).map_err(repo_err)?;
-        let m: Manifest = serde_json::from_slice(&bytes)
-            .map_err(|e| Error::failed(format!("repository file {rel}: unreadable manifest: {e}")))?;
+        let m: Manifest = serde_json::from_slice(&bytes).map_err(|e| {
+            Error::failed(format!("repository file {rel}: unreadable manifest: {e}"))
+        })?;
         out.push(m);
     }
     Ok(out)
@@ -232,7 +293,8 @@ pub fn repo_manifests(repo: &ostler_repo::Repository) -> Result<Vec<Manifest>> {
 pub fn prune(ostler: &Ostler, dry_run: bool) -> Result<PruneOutcome> {
     let policy = ostler.config.retention.clone().unwrap_or_default();
     let tz = match &policy.timezone {
-        Some(z) => jiff::tz::TimeZone::get(z).map_err(|e| Error::user(format!("[retention] timezone {z}: {e}")))?,
+        Some(z) => jiff::tz::TimeZone::get(z)
+            .map_err(|e| Error::user(format!("[retention] timezone {z}: {e}")))?,
         None => jiff::tz::TimeZone::system(),
     };
     let state = ostler.state()?;
@@ -260,9 +322,14 @@ pub fn prune(ostler: &Ostler, dry_run: bool) -> Result<PruneOutcome> {
     let repo = repository(ostler)?;
     // Exclusive: no backup, restore or copy may run while chunks are removed.
     let _lock = repo.lock_exclusive().map_err(repo_err)?;
-    let drop_ids: HashSet<String> = decisions.iter().filter(|d| !d.keep).map(|d| d.id.clone()).collect();
+    let drop_ids: HashSet<String> = decisions
+        .iter()
+        .filter(|d| !d.keep)
+        .map(|d| d.id.clone())
+        .collect();
     for id in &drop_ids {
-        repo.remove_file(&Manifest::repo_file(id)).map_err(repo_err)?;
+        repo.remove_file(&Manifest::repo_file(id))
+            .map_err(repo_err)?;
         catalog::remove(&state, id)?;
     }
     for id in &cleared {

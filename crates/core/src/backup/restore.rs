@@ -29,16 +29,27 @@ pub fn schema_parts(repo: &Repository, db: &DatabaseEntry) -> Result<Vec<SchemaP
 }
 
 /// Every table of a backup with its rows, streamed from the repository.
-pub fn table_rows<'a>(repo: &'a Repository, db: &'a DatabaseEntry) -> impl Iterator<Item = Result<TableRows<'a>>> + 'a {
+pub fn table_rows<'a>(
+    repo: &'a Repository,
+    db: &'a DatabaseEntry,
+) -> impl Iterator<Item = Result<TableRows<'a>>> + 'a {
     db.tables.iter().map(move |t| {
         let rows = chain_rows(repo, &t.base, &t.deltas)?.map(|r| r.map_err(rows_err));
-        Ok((t.spec.clone(), Box::new(rows) as Box<dyn Iterator<Item = Result<ostler_rows::Row>>>))
+        Ok((
+            t.spec.clone(),
+            Box::new(rows) as Box<dyn Iterator<Item = Result<ostler_rows::Row>>>,
+        ))
     })
 }
 
 /// Loads the backup's database into `target`, replacing what is there. For SQLite the
 /// new file is built beside the old one and renamed over it.
-pub fn restore_database(repo: &Repository, db: &DatabaseEntry, target: &Database, runner: &crate::exec::Runner) -> Result<()> {
+pub fn restore_database(
+    repo: &Repository,
+    db: &DatabaseEntry,
+    target: &Database,
+    runner: &crate::exec::Runner,
+) -> Result<()> {
     if db.kind != target.kind() {
         return Err(Error::user(format!(
             "the backup holds a {} database; the target instance uses {}",
@@ -50,15 +61,22 @@ pub fn restore_database(repo: &Repository, db: &DatabaseEntry, target: &Database
     match target {
         Database::Sqlite { path } => {
             if let Some(dir) = path.parent() {
-                std::fs::create_dir_all(dir).map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
+                std::fs::create_dir_all(dir)
+                    .map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
             }
             let fresh = PathBuf::from(format!("{}.ostler-restore", path.display()));
             let _ = std::fs::remove_file(&fresh);
-            engine::load(target_with_path(&fresh), None, &schema, &mut table_rows(repo, db))?;
+            engine::load(
+                target_with_path(&fresh),
+                None,
+                &schema,
+                &mut table_rows(repo, db),
+            )?;
             for suffix in ["-wal", "-shm", "-journal"] {
                 let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
             }
-            std::fs::rename(&fresh, path).map_err(|e| Error::io(format!("replacing {}", path.display()), e))?;
+            std::fs::rename(&fresh, path)
+                .map_err(|e| Error::io(format!("replacing {}", path.display()), e))?;
             Ok(())
         }
         _ => {
@@ -69,7 +87,9 @@ pub fn restore_database(repo: &Repository, db: &DatabaseEntry, target: &Database
 }
 
 fn target_with_path(path: &Path) -> &'static Database {
-    Box::leak(Box::new(Database::Sqlite { path: path.to_path_buf() }))
+    Box::leak(Box::new(Database::Sqlite {
+        path: path.to_path_buf(),
+    }))
 }
 
 /// What restoring a store did.
@@ -87,7 +107,8 @@ pub struct StoreOutcome {
 pub fn restore_store(repo: &Repository, entry: &StoreEntry, root: &Path) -> Result<StoreOutcome> {
     use std::os::unix::fs::PermissionsExt;
     let files = read_listing(repo, &entry.listing)?;
-    std::fs::create_dir_all(root).map_err(|e| Error::io(format!("creating {}", root.display()), e))?;
+    std::fs::create_dir_all(root)
+        .map_err(|e| Error::io(format!("creating {}", root.display()), e))?;
     let mut outcome = StoreOutcome {
         name: entry.name.clone(),
         ..Default::default()
@@ -95,30 +116,41 @@ pub fn restore_store(repo: &Repository, entry: &StoreEntry, root: &Path) -> Resu
     let wanted: std::collections::HashSet<&str> = files.iter().map(|f| f.path.as_str()).collect();
     for f in &files {
         if f.path.split('/').any(|p| p == ".." || p.is_empty()) {
-            return Err(Error::failed(format!("store {}: unsafe path `{}` in the backup", entry.name, f.path)));
+            return Err(Error::failed(format!(
+                "store {}: unsafe path `{}` in the backup",
+                entry.name, f.path
+            )));
         }
         let dest = root.join(&f.path);
         if let Some(dir) = dest.parent() {
-            std::fs::create_dir_all(dir).map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
+            std::fs::create_dir_all(dir)
+                .map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
         }
         let tmp = dest.with_file_name(format!(
             ".{}.ostler-restore",
-            dest.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
+            dest.file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default()
         ));
         {
             let mut out = std::io::BufWriter::new(
-                std::fs::File::create(&tmp).map_err(|e| Error::io(format!("creating {}", tmp.display()), e))?,
+                std::fs::File::create(&tmp)
+                    .map_err(|e| Error::io(format!("creating {}", tmp.display()), e))?,
             );
             let mut reader = repo.read_stream(&f.stream);
-            std::io::copy(&mut reader, &mut out).map_err(|e| Error::io(format!("restoring {}", dest.display()), e))?;
-            out.flush().map_err(|e| Error::io(format!("writing {}", dest.display()), e))?;
+            std::io::copy(&mut reader, &mut out)
+                .map_err(|e| Error::io(format!("restoring {}", dest.display()), e))?;
+            out.flush()
+                .map_err(|e| Error::io(format!("writing {}", dest.display()), e))?;
         }
         let _ = std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(f.mode & 0o7777));
-        let mtime = std::time::UNIX_EPOCH + std::time::Duration::from_nanos(f.mtime_ns.max(0) as u64);
+        let mtime =
+            std::time::UNIX_EPOCH + std::time::Duration::from_nanos(f.mtime_ns.max(0) as u64);
         if let Ok(file) = std::fs::File::options().write(true).open(&tmp) {
             let _ = file.set_modified(mtime);
         }
-        std::fs::rename(&tmp, &dest).map_err(|e| Error::io(format!("replacing {}", dest.display()), e))?;
+        std::fs::rename(&tmp, &dest)
+            .map_err(|e| Error::io(format!("replacing {}", dest.display()), e))?;
         outcome.files += 1;
         outcome.bytes += f.size;
     }
@@ -127,9 +159,15 @@ pub fn restore_store(repo: &Repository, entry: &StoreEntry, root: &Path) -> Resu
         if entry.file_type().is_dir() {
             continue;
         }
-        let rel = entry.path().strip_prefix(root).unwrap_or(entry.path()).to_string_lossy().into_owned();
+        let rel = entry
+            .path()
+            .strip_prefix(root)
+            .unwrap_or(entry.path())
+            .to_string_lossy()
+            .into_owned();
         if !wanted.contains(rel.as_str()) {
-            std::fs::remove_file(entry.path()).map_err(|e| Error::io(format!("removing orphan {}", entry.path().display()), e))?;
+            std::fs::remove_file(entry.path())
+                .map_err(|e| Error::io(format!("removing orphan {}", entry.path().display()), e))?;
             outcome.orphans_removed.push(rel);
         }
     }
@@ -140,10 +178,18 @@ pub fn restore_store(repo: &Repository, entry: &StoreEntry, root: &Path) -> Resu
 /// Writes a backup as native files into `dir`: the database in the engine's own format
 /// and the store files as a plain tree, plus a README saying how to restore by hand.
 pub fn export(repo: &Repository, m: &Manifest, dir: &Path) -> Result<Vec<PathBuf>> {
-    if dir.exists() && std::fs::read_dir(dir).map(|mut d| d.next().is_some()).unwrap_or(false) {
-        return Err(Error::user(format!("{} exists and is not empty", dir.display())));
+    if dir.exists()
+        && std::fs::read_dir(dir)
+            .map(|mut d| d.next().is_some())
+            .unwrap_or(false)
+    {
+        return Err(Error::user(format!(
+            "{} exists and is not empty",
+            dir.display()
+        )));
     }
-    std::fs::create_dir_all(dir).map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
+    std::fs::create_dir_all(dir)
+        .map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
     let mut written = Vec::new();
     let mut how = format!(
         "Backup {} of instance {} ({}), taken {}.\nRestore with the database's own tools, no ostler needed:\n\n",
@@ -166,11 +212,15 @@ pub fn export(repo: &Repository, m: &Manifest, dir: &Path) -> Result<Vec<PathBuf
     for s in &m.stores {
         let root = dir.join("stores").join(&s.name);
         restore_store(repo, s, &root)?;
-        how += &format!("  store {}:  copy stores/{}/ into place (rsync -a stores/{}/ DEST/)\n", s.name, s.name, s.name);
+        how += &format!(
+            "  store {}:  copy stores/{}/ into place (rsync -a stores/{}/ DEST/)\n",
+            s.name, s.name, s.name
+        );
         written.push(root);
     }
     let readme = dir.join("README.txt");
-    std::fs::write(&readme, how).map_err(|e| Error::io(format!("writing {}", readme.display()), e))?;
+    std::fs::write(&readme, how)
+        .map_err(|e| Error::io(format!("writing {}", readme.display()), e))?;
     written.push(readme);
     Ok(written)
 }
@@ -187,14 +237,21 @@ pub struct TableCheck {
 /// Restores the backup's database into a scratch database of the same engine (a temp
 /// file, or a fresh database on the instance's server), re-captures it and compares
 /// every table's row count and content hash with the catalog. The scratch is removed.
-pub fn restore_test(ostler: &Ostler, repo: &Repository, m: &Manifest, inst: &Instance) -> Result<Vec<TableCheck>> {
+pub fn restore_test(
+    ostler: &Ostler,
+    repo: &Repository,
+    m: &Manifest,
+    inst: &Instance,
+) -> Result<Vec<TableCheck>> {
     let Some(db) = &m.database else {
         return Ok(vec![]);
     };
-    let target = inst
-        .database
-        .as_ref()
-        .ok_or_else(|| Error::user(format!("instance `{}` has no database to borrow a server from", inst.name)))?;
+    let target = inst.database.as_ref().ok_or_else(|| {
+        Error::user(format!(
+            "instance `{}` has no database to borrow a server from",
+            inst.name
+        ))
+    })?;
     let schema = schema_parts(repo, db)?;
     let tmp = tempfile::tempdir().map_err(|e| Error::io("creating a temp dir", e))?;
     let runner = ostler.runner();
@@ -229,7 +286,10 @@ pub fn restore_test(ostler: &Ostler, repo: &Repository, m: &Manifest, inst: &Ins
             scratch.kind()
         )));
     }
-    ostler.reporter.info(&inst.name, &format!("restore test of {} into scratch {}", m.id, scratch.name()));
+    ostler.reporter.info(
+        &inst.name,
+        &format!("restore test of {} into scratch {}", m.id, scratch.name()),
+    );
     if !matches!(scratch, Database::Sqlite { .. }) {
         scratch.nuke(&runner)?;
     }
@@ -243,7 +303,9 @@ pub fn restore_test(ostler: &Ostler, repo: &Repository, m: &Manifest, inst: &Ins
                 .iter()
                 .find(|s| s.name == t.spec.name)
                 .cloned()
-                .ok_or_else(|| Error::failed(format!("table {} missing after restore", t.spec.name)))?;
+                .ok_or_else(|| {
+                    Error::failed(format!("table {} missing after restore", t.spec.name))
+                })?;
             let mut hasher = ostler_rows::ContentHasher::new();
             let mut rows = Vec::new();
             snap.rows(&spec, &mut |row| {
@@ -274,10 +336,18 @@ pub fn restore_test(ostler: &Ostler, repo: &Repository, m: &Manifest, inst: &Ins
 fn drop_scratch(db: &Database, runner: &crate::exec::Runner) -> Result<()> {
     match db {
         Database::Postgres { url, .. } => db
-            .run_sql(runner, Some("postgres"), &format!("DROP DATABASE IF EXISTS \"{}\" WITH (FORCE);", url.database))
+            .run_sql(
+                runner,
+                Some("postgres"),
+                &format!("DROP DATABASE IF EXISTS \"{}\" WITH (FORCE);", url.database),
+            )
             .map(|_| ()),
         Database::Mysql { url, .. } => db
-            .run_sql(runner, Some(""), &format!("DROP DATABASE IF EXISTS `{}`;", url.database))
+            .run_sql(
+                runner,
+                Some(""),
+                &format!("DROP DATABASE IF EXISTS `{}`;", url.database),
+            )
             .map(|_| ()),
         Database::Sqlite { .. } => Ok(()),
     }

@@ -26,7 +26,12 @@ pub struct Decision {
 type Bucket = fn(&jiff::Zoned) -> String;
 
 /// Decides for good backups `(id, instance, time)`; each instance separately.
-pub fn plan(backups: &[(String, String, Timestamp)], policy: &RetentionConfig, tz: &TimeZone, now: Timestamp) -> Vec<Decision> {
+pub fn plan(
+    backups: &[(String, String, Timestamp)],
+    policy: &RetentionConfig,
+    tz: &TimeZone,
+    now: Timestamp,
+) -> Vec<Decision> {
     let mut by_instance: BTreeMap<&str, Vec<&(String, String, Timestamp)>> = BTreeMap::new();
     for b in backups {
         by_instance.entry(&b.1).or_default().push(b);
@@ -43,13 +48,19 @@ pub fn plan(backups: &[(String, String, Timestamp)], policy: &RetentionConfig, t
             }
         }
         let buckets: [(&str, Option<u32>, Bucket); 4] = [
-            ("hourly", policy.keep_hourly, |z| z.strftime("%Y-%m-%d %H").to_string()),
-            ("daily", policy.keep_daily, |z| z.strftime("%Y-%m-%d").to_string()),
+            ("hourly", policy.keep_hourly, |z| {
+                z.strftime("%Y-%m-%d %H").to_string()
+            }),
+            ("daily", policy.keep_daily, |z| {
+                z.strftime("%Y-%m-%d").to_string()
+            }),
             ("weekly", policy.keep_weekly, |z| {
                 let d = z.date().iso_week_date();
                 format!("{}-W{:02}", d.year(), d.week())
             }),
-            ("monthly", policy.keep_monthly, |z| z.strftime("%Y-%m").to_string()),
+            ("monthly", policy.keep_monthly, |z| {
+                z.strftime("%Y-%m").to_string()
+            }),
         ];
         for (name, count, bucket) in buckets {
             let Some(n) = count else { continue };
@@ -66,10 +77,14 @@ pub fn plan(backups: &[(String, String, Timestamp)], policy: &RetentionConfig, t
         }
         if let Some(within) = &policy.keep_within {
             let newest = list[0].2;
-            let span = jiff::SignedDuration::try_from(within.0).unwrap_or(jiff::SignedDuration::ZERO);
+            let span =
+                jiff::SignedDuration::try_from(within.0).unwrap_or(jiff::SignedDuration::ZERO);
             for (i, b) in list.iter().enumerate() {
                 if newest.duration_since(b.2) <= span {
-                    reasons[i].push(format!("keep-within {}", humantime::format_duration(within.0)));
+                    reasons[i].push(format!(
+                        "keep-within {}",
+                        humantime::format_duration(within.0)
+                    ));
                 }
             }
         }
@@ -80,11 +95,19 @@ pub fn plan(backups: &[(String, String, Timestamp)], policy: &RetentionConfig, t
                 instance: b.1.clone(),
                 started_at: b.2,
                 keep: !r.is_empty(),
-                reasons: if r.is_empty() { vec!["no rule keeps it".into()] } else { r },
+                reasons: if r.is_empty() {
+                    vec!["no rule keeps it".into()]
+                } else {
+                    r
+                },
             });
         }
     }
-    out.sort_by(|a, b| a.instance.cmp(&b.instance).then(a.started_at.cmp(&b.started_at)));
+    out.sort_by(|a, b| {
+        a.instance
+            .cmp(&b.instance)
+            .then(a.started_at.cmp(&b.started_at))
+    });
     out
 }
 
@@ -118,22 +141,44 @@ mod tests {
         let kept: Vec<String> = plan(&backups, &policy, &zurich, at("2026-03-30T00:00:00Z"))
             .into_iter()
             .filter(|d| d.keep)
-            .map(|d| d.started_at.to_zoned(zurich.clone()).strftime("%Y-%m-%d %H:%M %:z").to_string())
+            .map(|d| {
+                d.started_at
+                    .to_zoned(zurich.clone())
+                    .strftime("%Y-%m-%d %H:%M %:z")
+                    .to_string()
+            })
             .collect();
         // The last backup of each Zurich day: 03-28 23:00 +01:00, 03-29 23:00 +02:00,
         // and the newest (03-29 23:00 UTC = 03-30 01:00 +02:00).
-        assert_eq!(kept, ["2026-03-28 23:00 +01:00", "2026-03-29 23:00 +02:00", "2026-03-30 01:00 +02:00"]);
-        let utc_kept = plan(&backups, &policy, &TimeZone::UTC, at("2026-03-30T00:00:00Z"))
-            .into_iter()
-            .filter(|d| d.keep)
-            .count();
+        assert_eq!(
+            kept,
+            [
+                "2026-03-28 23:00 +01:00",
+                "2026-03-29 23:00 +02:00",
+                "2026-03-30 01:00 +02:00"
+            ]
+        );
+        let utc_kept = plan(
+            &backups,
+            &policy,
+            &TimeZone::UTC,
+            at("2026-03-30T00:00:00Z"),
+        )
+        .into_iter()
+        .filter(|d| d.keep)
+        .count();
         assert_eq!(utc_kept, 2, "in UTC the 48 hours are exactly two days");
     }
 
     #[test]
     fn the_newest_is_always_kept_and_every_decision_has_a_reason() {
         let backups = hourly(5, "2026-01-01T00:00:00Z");
-        let d = plan(&backups, &RetentionConfig::default(), &TimeZone::UTC, at("2026-01-02T00:00:00Z"));
+        let d = plan(
+            &backups,
+            &RetentionConfig::default(),
+            &TimeZone::UTC,
+            at("2026-01-02T00:00:00Z"),
+        );
         assert_eq!(d.iter().filter(|d| d.keep).count(), 1);
         assert!(d.last().unwrap().keep);
         assert!(d.iter().all(|d| !d.reasons.is_empty()));
@@ -147,10 +192,15 @@ mod tests {
             keep_within: Some(HumanDuration(std::time::Duration::from_secs(4 * 3600))),
             ..Default::default()
         };
-        let kept = plan(&backups, &policy, &TimeZone::UTC, at("2026-01-02T00:00:00Z"))
-            .into_iter()
-            .filter(|d| d.keep)
-            .count();
+        let kept = plan(
+            &backups,
+            &policy,
+            &TimeZone::UTC,
+            at("2026-01-02T00:00:00Z"),
+        )
+        .into_iter()
+        .filter(|d| d.keep)
+        .count();
         assert_eq!(kept, 5, "the newest 5 are within 4h of the newest");
     }
 }

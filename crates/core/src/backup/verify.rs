@@ -39,8 +39,16 @@ impl VerifyReport {
 }
 
 /// Every stream a backup needs, with what it is for (store file streams included).
-fn needed_streams(repo: &Repository, m: &Manifest, problems: &mut Vec<Problem>) -> Vec<(String, StreamRef)> {
-    let mut out: Vec<(String, StreamRef)> = m.streams().into_iter().map(|(w, s)| (w, s.clone())).collect();
+fn needed_streams(
+    repo: &Repository,
+    m: &Manifest,
+    problems: &mut Vec<Problem>,
+) -> Vec<(String, StreamRef)> {
+    let mut out: Vec<(String, StreamRef)> = m
+        .streams()
+        .into_iter()
+        .map(|(w, s)| (w, s.clone()))
+        .collect();
     for s in &m.stores {
         match read_listing(repo, &s.listing) {
             Ok(files) => {
@@ -58,7 +66,11 @@ fn needed_streams(repo: &Repository, m: &Manifest, problems: &mut Vec<Problem>) 
     out
 }
 
-pub fn verify(repo: &Repository, manifests: &[Manifest], reporter: &dyn Reporter) -> Result<VerifyReport> {
+pub fn verify(
+    repo: &Repository,
+    manifests: &[Manifest],
+    reporter: &dyn Reporter,
+) -> Result<VerifyReport> {
     let mut report = VerifyReport {
         backups: manifests.iter().map(|m| m.id.clone()).collect(),
         ..Default::default()
@@ -70,7 +82,10 @@ pub fn verify(repo: &Repository, manifests: &[Manifest], reporter: &dyn Reporter
         let mut problems = Vec::new();
         for (what, stream) in needed_streams(repo, m, &mut problems) {
             for c in &stream.chunks {
-                users.entry(c.id.clone()).or_default().insert((m.id.clone(), what.clone()));
+                users
+                    .entry(c.id.clone())
+                    .or_default()
+                    .insert((m.id.clone(), what.clone()));
                 sizes.insert(c.id.clone(), c.len);
             }
         }
@@ -104,9 +119,8 @@ pub fn verify(repo: &Repository, manifests: &[Manifest], reporter: &dyn Reporter
         }
         let Some(db) = &m.database else { continue };
         for t in &db.tables {
-            let result = chain_rows(repo, &t.base, &t.deltas).and_then(|rows| {
-                ostler_rows::content_hash(rows).map_err(super::capture::rows_err)
-            });
+            let result = chain_rows(repo, &t.base, &t.deltas)
+                .and_then(|rows| ostler_rows::content_hash(rows).map_err(super::capture::rows_err));
             report.tables_checked += 1;
             match result {
                 Ok((n, hash)) if n == t.rows && hash == t.hash => {}

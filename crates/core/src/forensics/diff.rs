@@ -60,7 +60,11 @@ fn show_values(v: &[SqlValue]) -> Vec<String> {
 }
 
 /// Rows of `spec` from the live database, sorted by key.
-fn live_rows(ostler: &Ostler, instance: &str, spec_name: &str) -> Result<(Option<TableSpec>, Vec<Row>)> {
+fn live_rows(
+    ostler: &Ostler,
+    instance: &str,
+    spec_name: &str,
+) -> Result<(Option<TableSpec>, Vec<Row>)> {
     let inst = ostler.instance(instance)?;
     let db = inst
         .database
@@ -81,23 +85,39 @@ fn live_rows(ostler: &Ostler, instance: &str, spec_name: &str) -> Result<(Option
     Ok((spec, rows))
 }
 
-pub fn diff(ostler: &Ostler, a: &str, b: &str, table: Option<&str>, limit: usize) -> Result<DiffReport> {
+pub fn diff(
+    ostler: &Ostler,
+    a: &str,
+    b: &str,
+    table: Option<&str>,
+    limit: usize,
+) -> Result<DiffReport> {
     let state = ostler.state()?;
     let load = |id: &str| -> Result<Manifest> {
         let id = catalog::resolve(&state, id)?;
-        catalog::manifest(&state, &id)?.ok_or_else(|| Error::user(format!("backup {id} is not a good backup")))
+        catalog::manifest(&state, &id)?
+            .ok_or_else(|| Error::user(format!("backup {id} is not a good backup")))
     };
     let ma = load(a)?;
     let mb = if b == "live" { None } else { Some(load(b)?) };
     if let Some(mb) = &mb {
         if mb.instance != ma.instance {
-            ostler.reporter.warn("", &format!("comparing backups of two instances: {} and {}", ma.instance, mb.instance));
+            ostler.reporter.warn(
+                "",
+                &format!(
+                    "comparing backups of two instances: {} and {}",
+                    ma.instance, mb.instance
+                ),
+            );
         }
     }
     let _ = good_manifests;
     let repo = repository(ostler)?;
     let _lock = repo.lock_shared().map_err(repo_err)?;
-    let dba = ma.database.as_ref().ok_or_else(|| Error::user(format!("backup {} has no database", ma.id)))?;
+    let dba = ma
+        .database
+        .as_ref()
+        .ok_or_else(|| Error::user(format!("backup {} has no database", ma.id)))?;
     let kind = dba.kind;
     let mut names: Vec<String> = dba.tables.iter().map(|t| t.spec.name.clone()).collect();
     if let Some(mb) = &mb {
@@ -117,7 +137,10 @@ pub fn diff(ostler: &Ostler, a: &str, b: &str, table: Option<&str>, limit: usize
     for name in names {
         ostler.interrupt.check()?;
         let ta = dba.tables.iter().find(|t| t.spec.name == name);
-        let tb = mb.as_ref().and_then(|m| m.database.as_ref()).and_then(|d| d.tables.iter().find(|t| t.spec.name == name));
+        let tb = mb
+            .as_ref()
+            .and_then(|m| m.database.as_ref())
+            .and_then(|d| d.tables.iter().find(|t| t.spec.name == name));
         if let (Some(x), Some(y)) = (ta, tb) {
             if x.hash == y.hash {
                 tables.push(TableDiff {
@@ -133,13 +156,21 @@ pub fn diff(ostler: &Ostler, a: &str, b: &str, table: Option<&str>, limit: usize
             }
         }
         let rows_a: Box<dyn Iterator<Item = Result<Row>>> = match ta {
-            Some(t) => Box::new(chain_rows(&repo, &t.base, &t.deltas)?.map(|r| r.map_err(rows_err))),
+            Some(t) => {
+                Box::new(chain_rows(&repo, &t.base, &t.deltas)?.map(|r| r.map_err(rows_err)))
+            }
             None => Box::new(std::iter::empty()),
         };
         let (spec, rows_b): (TableSpec, Box<dyn Iterator<Item = Result<Row>>>) = match &mb {
             Some(_) => match tb {
-                Some(t) => (t.spec.clone(), Box::new(chain_rows(&repo, &t.base, &t.deltas)?.map(|r| r.map_err(rows_err)))),
-                None => (ta.expect("in one of them").spec.clone(), Box::new(std::iter::empty())),
+                Some(t) => (
+                    t.spec.clone(),
+                    Box::new(chain_rows(&repo, &t.base, &t.deltas)?.map(|r| r.map_err(rows_err))),
+                ),
+                None => (
+                    ta.expect("in one of them").spec.clone(),
+                    Box::new(std::iter::empty()),
+                ),
             },
             None => {
                 let (spec, rows) = live_rows(ostler, &ma.instance, &name)?;
@@ -179,8 +210,12 @@ fn walk(
     loop {
         let order = match (a.peek(), b.peek()) {
             (None, None) => break,
-            (Some(Err(_)), _) => return Err(a.next().expect("peeked").expect_err("peeked an error")),
-            (_, Some(Err(_))) => return Err(b.next().expect("peeked").expect_err("peeked an error")),
+            (Some(Err(_)), _) => {
+                return Err(a.next().expect("peeked").expect_err("peeked an error"))
+            }
+            (_, Some(Err(_))) => {
+                return Err(b.next().expect("peeked").expect_err("peeked an error"))
+            }
             (Some(_), None) => Ordering::Less,
             (None, Some(_)) => Ordering::Greater,
             (Some(Ok(x)), Some(Ok(y))) => x.key.cmp(&y.key),
@@ -190,14 +225,24 @@ fn walk(
                 let r = a.next().expect("peeked")?;
                 d.removed += 1;
                 if d.details.len() < limit {
-                    d.details.push(RowChange { kind: "removed".into(), key: display_key(&r.key).to_string(), before: show(&r), after: None });
+                    d.details.push(RowChange {
+                        kind: "removed".into(),
+                        key: display_key(&r.key).to_string(),
+                        before: show(&r),
+                        after: None,
+                    });
                 }
             }
             Ordering::Greater => {
                 let r = b.next().expect("peeked")?;
                 d.added += 1;
                 if d.details.len() < limit {
-                    d.details.push(RowChange { kind: "added".into(), key: display_key(&r.key).to_string(), before: None, after: show(&r) });
+                    d.details.push(RowChange {
+                        kind: "added".into(),
+                        key: display_key(&r.key).to_string(),
+                        before: None,
+                        after: show(&r),
+                    });
                 }
             }
             Ordering::Equal => {

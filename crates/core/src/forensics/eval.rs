@@ -77,21 +77,40 @@ impl Matcher {
     /// Prepares `predicate` for rows of `spec`; a predicate SQLite cannot read is an
     /// error naming it.
     pub fn new(kind: DatabaseKind, spec: &TableSpec, predicate: &str) -> Result<Matcher> {
-        let conn = Connection::open_in_memory().map_err(|e| Error::failed(format!("in-memory SQLite: {e}")))?;
-        let affinity = if kind == DatabaseKind::Sqlite { "" } else { " NUMERIC" };
-        let cols: Vec<String> = spec.columns.iter().map(|c| format!("{}{affinity}", quote(c))).collect();
+        let conn = Connection::open_in_memory()
+            .map_err(|e| Error::failed(format!("in-memory SQLite: {e}")))?;
+        let affinity = if kind == DatabaseKind::Sqlite {
+            ""
+        } else {
+            " NUMERIC"
+        };
+        let cols: Vec<String> = spec
+            .columns
+            .iter()
+            .map(|c| format!("{}{affinity}", quote(c)))
+            .collect();
         let table = quote(short_name(&spec.name));
         conn.execute_batch(&format!("CREATE TABLE {table} ({});", cols.join(", ")))
             .map_err(|e| Error::failed(format!("table {}: {e}", spec.name)))?;
-        let marks: Vec<String> = (0..=spec.columns.len()).map(|i| format!("?{}", i + 1)).collect();
+        let marks: Vec<String> = (0..=spec.columns.len())
+            .map(|i| format!("?{}", i + 1))
+            .collect();
         let insert_sql = format!(
             "INSERT INTO {table} (rowid, {}) VALUES ({})",
-            spec.columns.iter().map(|c| quote(c)).collect::<Vec<_>>().join(", "),
+            spec.columns
+                .iter()
+                .map(|c| quote(c))
+                .collect::<Vec<_>>()
+                .join(", "),
             marks.join(", ")
         );
         let select_sql = format!("SELECT rowid FROM {table} WHERE ({predicate})");
         conn.prepare(&select_sql).map_err(|e| {
-            Error::user(format!("cannot use the predicate `{predicate}` on table {}: {e}", spec.name)).with_hint(format!(
+            Error::user(format!(
+                "cannot use the predicate `{predicate}` on table {}: {e}",
+                spec.name
+            ))
+            .with_hint(format!(
                 "columns of {}: {}; the predicate is evaluated by SQLite",
                 spec.name,
                 spec.columns.join(", ")
@@ -128,9 +147,11 @@ impl Matcher {
         {
             let mut ins = tx.prepare_cached(&self.insert_sql).map_err(err)?;
             for (i, (_, vals)) in self.batch.iter().enumerate() {
-                let mut params: Vec<rusqlite::types::Value> = vec![rusqlite::types::Value::Integer(i as i64 + 1)];
+                let mut params: Vec<rusqlite::types::Value> =
+                    vec![rusqlite::types::Value::Integer(i as i64 + 1)];
                 params.extend(vals.iter().map(to_sql));
-                ins.execute(rusqlite::params_from_iter(params)).map_err(err)?;
+                ins.execute(rusqlite::params_from_iter(params))
+                    .map_err(err)?;
             }
         }
         let hits: Vec<i64> = {
@@ -138,8 +159,11 @@ impl Matcher {
             let rows = sel.query_map([], |r| r.get::<_, i64>(0)).map_err(err)?;
             rows.collect::<rusqlite::Result<_>>().map_err(err)?
         };
-        tx.execute_batch(&format!("DELETE FROM {};", quote(short_name(&self.spec.name))))
-            .map_err(err)?;
+        tx.execute_batch(&format!(
+            "DELETE FROM {};",
+            quote(short_name(&self.spec.name))
+        ))
+        .map_err(err)?;
         tx.commit().map_err(err)?;
         let mut batch = std::mem::take(&mut self.batch);
         let mut out = Vec::with_capacity(hits.len());

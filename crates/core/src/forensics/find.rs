@@ -37,8 +37,13 @@ pub struct FindPoint {
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Transition {
-    /// `vanished` (rows went to 0), `appeared` (from 0), `decreased`, `increased`.
+    /// `vanished` (rows went to 0), `appeared` (from 0), `changed` (some matching rows
+    /// went, or others came, even when the count stayed the same).
     pub kind: String,
+    /// Matching rows of the earlier backup missing from the later one.
+    pub lost: u64,
+    /// Matching rows of the later backup missing from the earlier one.
+    pub gained: u64,
     pub before_backup: String,
     pub before_at: Timestamp,
     pub before_rows: u64,
@@ -84,12 +89,22 @@ pub fn good_manifests(ostler: &Ostler, instance: &str) -> Result<Vec<Manifest>> 
     Ok(out)
 }
 
-fn full_scan(repo: &Repository, kind: DatabaseKind, t: &TableEntry, predicate: &str) -> Result<HashSet<Key>> {
+fn full_scan(
+    repo: &Repository,
+    kind: DatabaseKind,
+    t: &TableEntry,
+    predicate: &str,
+) -> Result<HashSet<Key>> {
     let mut matcher = Matcher::new(kind, &t.spec, predicate)?;
     let mut keys = HashSet::new();
     for row in chain_rows(repo, &t.base, &t.deltas)? {
         let row = row.map_err(rows_err)?;
-        keys.extend(matcher.push(row.key, &row.payload)?.into_iter().map(|(k, _)| k));
+        keys.extend(
+            matcher
+                .push(row.key, &row.payload)?
+                .into_iter()
+                .map(|(k, _)| k),
+        );
     }
     keys.extend(matcher.flush()?.into_iter().map(|(k, _)| k));
     Ok(keys)
@@ -113,7 +128,12 @@ fn apply_deltas(
                 }
                 DeltaOp::Upsert(row) => {
                     keys.remove(&row.key);
-                    keys.extend(matcher.push(row.key, &row.payload)?.into_iter().map(|(k, _)| k));
+                    keys.extend(
+                        matcher
+                            .push(row.key, &row.payload)?
+                            .into_iter()
+                            .map(|(k, _)| k),
+                    );
                 }
             }
         }
@@ -127,7 +147,9 @@ pub fn find(ostler: &Ostler, instance: &str, table: &str, predicate: &str) -> Re
     let instance = ostler.config.resolve(instance)?;
     let manifests = good_manifests(ostler, &instance)?;
     if manifests.is_empty() {
-        return Err(Error::user(format!("instance `{instance}` has no good backups to search")));
+        return Err(Error::user(format!(
+            "instance `{instance}` has no good backups to search"
+        )));
     }
     if !manifests.iter().any(|m| table_of(m, table).is_some()) {
         let names: Vec<String> = manifests
@@ -135,21 +157,33 @@ pub fn find(ostler: &Ostler, instance: &str, table: &str, predicate: &str) -> Re
             .and_then(|m| m.database.as_ref())
             .map(|d| d.tables.iter().map(|t| t.spec.name.clone()).collect())
             .unwrap_or_default();
-        return Err(Error::user(format!("no backup of `{instance}` has a table `{table}`"))
-            .with_hint(format!("tables: {}", names.join(", "))));
+        return Err(
+            Error::user(format!("no backup of `{instance}` has a table `{table}`"))
+                .with_hint(format!("tables: {}", names.join(", "))),
+        );
     }
     let repo = repository(ostler)?;
     let _lock = repo.lock_shared().map_err(repo_err)?;
-    let progress = ostler.reporter.progress("backups searched", Some(manifests.len() as u64));
+    let progress = ostler
+        .reporter
+        .progress("backups searched", Some(manifests.len() as u64));
     let mut points = Vec::new();
     // What the previous backup's table was: its entry and the matching keys.
     let mut prev: Option<(TableEntry, HashSet<Key>)> = None;
     let (mut full, mut delta, mut skipped) = (0, 0, 0);
+    // (lost, gained) against the previous backup holding the table, per point.
+    let mut moves: Vec<(u64, u64)> = Vec::new();
+    let mut last_keys: Option<HashSet<Key>> = None;
     for m in &manifests {
         ostler.interrupt.check()?;
         progress.message(&m.id);
         let Some((t, kind)) = table_of(m, table) else {
-            points.push(FindPoint { backup: m.id.clone(), at: m.started_at, rows: None, how: "absent".into() });
+            points.push(FindPoint {
+                backup: m.id.clone(),
+                at: m.started_at,
+                rows: None,
+                how: "absent".into(),
+            });
             prev = None;
             progress.inc(1);
             continue;
@@ -163,9 +197,19 @@ pub fn find(ostler: &Ostler, instance: &str, table: &str, predicate: &str) -> Re
                 if p.spec == t.spec
                     && p.base.hash == t.base.hash
                     && t.deltas.len() >= p.deltas.len()
-                    && t.deltas[..p.deltas.len()].iter().zip(&p.deltas).all(|(a, b)| a.hash == b.hash) =>
+                    && t.deltas[..p.deltas.len()]
+                        .iter()
+                        .zip(&p.deltas)
+                        .all(|(a, b)| a.hash == b.hash) =>
             {
-                apply_deltas(&repo, kind, t, &t.deltas[p.deltas.len()..], predicate, &mut keys)?;
+                apply_deltas(
+                    &repo,
+                    kind,
+                    t,
+                    &t.deltas[p.deltas.len()..],
+                    predicate,
+                    &mut keys,
+                )?;
                 delta += 1;
                 (keys, "delta")
             }
@@ -180,26 +224,36 @@ pub fn find(ostler: &Ostler, instance: &str, table: &str, predicate: &str) -> Re
             rows: Some(keys.len() as u64),
             how: how.into(),
         });
+        moves.push(match &last_keys {
+            Some(before) => (
+                before.difference(&keys).count() as u64,
+                keys.difference(before).count() as u64,
+            ),
+            None => (0, 0),
+        });
+        last_keys = Some(keys.clone());
         prev = Some((t.clone(), keys));
         progress.inc(1);
     }
     drop(progress);
     let mut transitions = Vec::new();
     let present: Vec<&FindPoint> = points.iter().filter(|p| p.rows.is_some()).collect();
-    for w in present.windows(2) {
+    for (i, w) in present.windows(2).enumerate() {
         let (a, b) = (w[0], w[1]);
         let (ra, rb) = (a.rows.unwrap_or(0), b.rows.unwrap_or(0));
-        if ra == rb {
+        let (lost, gained) = moves[i + 1];
+        if lost == 0 && gained == 0 {
             continue;
         }
         let kind = match (ra, rb) {
             (_, 0) => "vanished",
             (0, _) => "appeared",
-            (x, y) if y < x => "decreased",
-            _ => "increased",
+            _ => "changed",
         };
         transitions.push(Transition {
             kind: kind.into(),
+            lost,
+            gained,
             before_backup: a.backup.clone(),
             before_at: a.at,
             before_rows: ra,
@@ -212,7 +266,8 @@ pub fn find(ostler: &Ostler, instance: &str, table: &str, predicate: &str) -> Re
         instance,
         table: table.to_string(),
         predicate: predicate.to_string(),
-        evaluated_by: "SQLite, in memory, on rows read from the repository (no server restore)".into(),
+        evaluated_by: "SQLite, in memory, on rows read from the repository (no server restore)"
+            .into(),
         points,
         transitions,
         read_full: full,

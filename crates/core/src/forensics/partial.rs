@@ -50,8 +50,14 @@ struct Selected {
 }
 
 /// Everything of one table: backup rows by key, with values.
-fn backup_table(repo: &ostler_repo::Repository, kind: DatabaseKind, m: &Manifest, table: &str) -> Result<BackupTable> {
-    let (t, _) = table_of(m, table).ok_or_else(|| Error::user(format!("backup {} has no table `{table}`", m.id)))?;
+fn backup_table(
+    repo: &ostler_repo::Repository,
+    kind: DatabaseKind,
+    m: &Manifest,
+    table: &str,
+) -> Result<BackupTable> {
+    let (t, _) = table_of(m, table)
+        .ok_or_else(|| Error::user(format!("backup {} has no table `{table}`", m.id)))?;
     let mut out = Vec::new();
     for r in chain_rows(repo, &t.base, &t.deltas)? {
         let r = r.map_err(rows_err)?;
@@ -83,7 +89,12 @@ fn live_tables(db: &Database, names: &[String]) -> Result<HashMap<String, HashMa
 
 fn col_values(spec: &TableSpec, vals: &[SqlValue], cols: &[String]) -> Option<Vec<String>> {
     cols.iter()
-        .map(|c| spec.columns.iter().position(|x| x == c).map(|i| canonical(&vals[i])))
+        .map(|c| {
+            spec.columns
+                .iter()
+                .position(|x| x == c)
+                .map(|i| canonical(&vals[i]))
+        })
         .collect()
 }
 
@@ -108,9 +119,18 @@ pub fn restore_rows(
         .database
         .clone()
         .ok_or_else(|| Error::user(format!("instance `{}` has no database", inst.name)))?;
-    let dbe = m.database.as_ref().ok_or_else(|| Error::user(format!("backup {} has no database", m.id)))?;
+    let dbe = m
+        .database
+        .as_ref()
+        .ok_or_else(|| Error::user(format!("backup {} has no database", m.id)))?;
     if dbe.kind != db.kind() {
-        return Err(Error::user(format!("backup {} is {}, instance `{}` is {}", m.id, dbe.kind, inst.name, db.kind())));
+        return Err(Error::user(format!(
+            "backup {} is {}, instance `{}` is {}",
+            m.id,
+            dbe.kind,
+            inst.name,
+            db.kind()
+        )));
     }
     let kind = dbe.kind;
     let repo = repository(ostler)?;
@@ -118,14 +138,22 @@ pub fn restore_rows(
     let (seed_spec, _) = table_of(m, table).ok_or_else(|| {
         Error::user(format!("backup {} has no table `{table}`", m.id)).with_hint(format!(
             "tables: {}",
-            dbe.tables.iter().map(|t| t.spec.name.clone()).collect::<Vec<_>>().join(", ")
+            dbe.tables
+                .iter()
+                .map(|t| t.spec.name.clone())
+                .collect::<Vec<_>>()
+                .join(", ")
         ))
     })?;
     let seed_spec = seed_spec.spec.clone();
     // 1. The rows that match, from the backup.
     let mut matcher = Matcher::new(kind, &seed_spec, predicate)?;
     let mut matched = Vec::new();
-    for r in chain_rows(&repo, &table_of(m, table).expect("checked").0.base, &table_of(m, table).expect("checked").0.deltas)? {
+    for r in chain_rows(
+        &repo,
+        &table_of(m, table).expect("checked").0.base,
+        &table_of(m, table).expect("checked").0.deltas,
+    )? {
         let r = r.map_err(rows_err)?;
         matched.extend(matcher.push(r.key, &r.payload)?);
     }
@@ -133,8 +161,18 @@ pub fn restore_rows(
     let all_names: Vec<String> = dbe.tables.iter().map(|t| t.spec.name.clone()).collect();
     let live = live_tables(&db, &all_names)?;
     let mut selected: BTreeMap<String, Selected> = BTreeMap::new();
-    let add = |selected: &mut BTreeMap<String, Selected>, spec: &TableSpec, key: Key, vals: Vec<SqlValue>, reason: String| -> bool {
-        let s = selected.entry(spec.name.clone()).or_insert_with(|| Selected { spec: spec.clone(), rows: BTreeMap::new() });
+    let add = |selected: &mut BTreeMap<String, Selected>,
+               spec: &TableSpec,
+               key: Key,
+               vals: Vec<SqlValue>,
+               reason: String|
+     -> bool {
+        let s = selected
+            .entry(spec.name.clone())
+            .or_insert_with(|| Selected {
+                spec: spec.clone(),
+                rows: BTreeMap::new(),
+            });
         if s.rows.contains_key(&key) {
             return false;
         }
@@ -153,17 +191,36 @@ pub fn restore_rows(
             }
             Ok(cache[name].clone())
         };
-        let seeds: Vec<Vec<SqlValue>> = selected.get(&seed_spec.name).map(|s| s.rows.values().map(|(v, _)| v.clone()).collect()).unwrap_or_default();
+        let seeds: Vec<Vec<SqlValue>> = selected
+            .get(&seed_spec.name)
+            .map(|s| s.rows.values().map(|(v, _)| v.clone()).collect())
+            .unwrap_or_default();
         for child in &dbe.tables {
-            for fk in child.spec.foreign_keys.iter().filter(|fk| same_table(&fk.ref_table, &seed_spec.name)) {
-                let wanted: HashSet<Vec<String>> = seeds.iter().filter_map(|v| col_values(&seed_spec, v, &fk.ref_columns)).collect();
+            for fk in child
+                .spec
+                .foreign_keys
+                .iter()
+                .filter(|fk| same_table(&fk.ref_table, &seed_spec.name))
+            {
+                let wanted: HashSet<Vec<String>> = seeds
+                    .iter()
+                    .filter_map(|v| col_values(&seed_spec, v, &fk.ref_columns))
+                    .collect();
                 if wanted.is_empty() {
                     continue;
                 }
                 let (cspec, rows) = load(&child.spec.name)?;
                 for (k, _, v) in rows {
-                    if col_values(&cspec, &v, &fk.columns).is_some_and(|cv| wanted.contains(&cv)) && !live[&cspec.name].contains_key(&k) {
-                        add(&mut selected, &cspec, k, v, format!("references {}", short_name(&seed_spec.name)));
+                    if col_values(&cspec, &v, &fk.columns).is_some_and(|cv| wanted.contains(&cv))
+                        && !live[&cspec.name].contains_key(&k)
+                    {
+                        add(
+                            &mut selected,
+                            &cspec,
+                            k,
+                            v,
+                            format!("references {}", short_name(&seed_spec.name)),
+                        );
                     }
                 }
             }
@@ -173,11 +230,22 @@ pub fn restore_rows(
             let mut added = false;
             let snapshot: Vec<(TableSpec, Vec<Vec<SqlValue>>)> = selected
                 .values()
-                .map(|s| (s.spec.clone(), s.rows.values().map(|(v, _)| v.clone()).collect()))
+                .map(|s| {
+                    (
+                        s.spec.clone(),
+                        s.rows.values().map(|(v, _)| v.clone()).collect(),
+                    )
+                })
                 .collect();
             for (spec, rows) in snapshot {
                 for fk in &spec.foreign_keys {
-                    let Some(parent) = dbe.tables.iter().find(|t| same_table(&t.spec.name, &fk.ref_table)) else { continue };
+                    let Some(parent) = dbe
+                        .tables
+                        .iter()
+                        .find(|t| same_table(&t.spec.name, &fk.ref_table))
+                    else {
+                        continue;
+                    };
                     let (pspec, prow) = load(&parent.spec.name)?;
                     let live_vals: HashSet<Vec<String>> = live[&pspec.name]
                         .values()
@@ -185,12 +253,22 @@ pub fn restore_rows(
                         .filter_map(|v| col_values(&pspec, &v, &fk.ref_columns))
                         .collect();
                     for v in &rows {
-                        let Some(need) = col_values(&spec, v, &fk.columns) else { continue };
+                        let Some(need) = col_values(&spec, v, &fk.columns) else {
+                            continue;
+                        };
                         if need.iter().any(|x| x == "\u{0}NULL") || live_vals.contains(&need) {
                             continue;
                         }
-                        if let Some((k, _, pv)) = prow.iter().find(|(_, _, pv)| col_values(&pspec, pv, &fk.ref_columns).as_ref() == Some(&need)) {
-                            if add(&mut selected, &pspec, k.clone(), pv.clone(), format!("needed by {}", short_name(&spec.name))) {
+                        if let Some((k, _, pv)) = prow.iter().find(|(_, _, pv)| {
+                            col_values(&pspec, pv, &fk.ref_columns).as_ref() == Some(&need)
+                        }) {
+                            if add(
+                                &mut selected,
+                                &pspec,
+                                k.clone(),
+                                pv.clone(),
+                                format!("needed by {}", short_name(&spec.name)),
+                            ) {
                                 added = true;
                             }
                         }
@@ -210,18 +288,30 @@ pub fn restore_rows(
     for s in selected.values() {
         let live_rows = &live[&s.spec.name];
         for (k, (v, reason)) in &s.rows {
-            let planned = PlannedRow { table: s.spec.name.clone(), key: display_key(k).to_string(), reason: reason.clone() };
+            let planned = PlannedRow {
+                table: s.spec.name.clone(),
+                key: display_key(k).to_string(),
+                reason: reason.clone(),
+            };
             match live_rows.get(k) {
                 Some(p) if values(kind, &s.spec, p).ok().as_ref() == Some(v) => already_live += 1,
                 Some(_) => conflicts.push(planned),
                 None => {
                     rows.push(planned);
-                    to_write.entry(s.spec.name.clone()).or_default().push(v.clone());
+                    to_write
+                        .entry(s.spec.name.clone())
+                        .or_default()
+                        .push(v.clone());
                 }
             }
         }
     }
-    let order = parents_first(&selected.values().map(|s| s.spec.clone()).collect::<Vec<_>>());
+    let order = parents_first(
+        &selected
+            .values()
+            .map(|s| s.spec.clone())
+            .collect::<Vec<_>>(),
+    );
     let mut statements = vec![begin(kind).to_string()];
     for spec in &order {
         if let Some(vals) = to_write.get(&spec.name) {
@@ -245,7 +335,13 @@ pub fn restore_rows(
         return Err(Error::user(format!(
             "{} rows exist live with the same key and would be overwritten: {}; nothing written",
             outcome.conflicts.len(),
-            outcome.conflicts.iter().take(10).map(|c| format!("{} {}", c.table, c.key)).collect::<Vec<_>>().join(", ")
+            outcome
+                .conflicts
+                .iter()
+                .take(10)
+                .map(|c| format!("{} {}", c.table, c.key))
+                .collect::<Vec<_>>()
+                .join(", ")
         ))
         .with_hint("pass --skip-conflicts to restore the other rows and leave these as they are"));
     }
@@ -253,11 +349,23 @@ pub fn restore_rows(
         return Ok(outcome);
     }
     let sql = outcome.statements.join("\n");
-    let safety = ostler.operate(&inst, "restore-rows", std::time::Duration::from_secs(3600), |runner| {
-        let safety = crate::backup::capture::backup(ostler, &inst, Some(&format!("safety copy before restoring rows of {table} from {}", m.id)))?;
-        db.run_sql(runner, None, &sql)?;
-        Ok(safety.id)
-    })?;
+    let safety = ostler.operate(
+        &inst,
+        "restore-rows",
+        std::time::Duration::from_secs(3600),
+        |runner| {
+            let safety = crate::backup::capture::backup(
+                ostler,
+                &inst,
+                Some(&format!(
+                    "safety copy before restoring rows of {table} from {}",
+                    m.id
+                )),
+            )?;
+            db.run_sql(runner, None, &sql)?;
+            Ok(safety.id)
+        },
+    )?;
     outcome.written = true;
     outcome.safety_backup = Some(safety);
     Ok(outcome)
@@ -271,7 +379,8 @@ fn parents_first(specs: &[TableSpec]) -> Vec<TableSpec> {
         let mut i = 0;
         while i < left.len() {
             let ready = left[i].foreign_keys.iter().all(|fk| {
-                same_table(&fk.ref_table, &left[i].name) || !left.iter().any(|o| same_table(&o.name, &fk.ref_table))
+                same_table(&fk.ref_table, &left[i].name)
+                    || !left.iter().any(|o| same_table(&o.name, &fk.ref_table))
             });
             if ready {
                 out.push(left.remove(i));
@@ -297,7 +406,11 @@ fn begin(kind: DatabaseKind) -> &'static str {
 fn ident(kind: DatabaseKind, name: &str) -> String {
     match kind {
         DatabaseKind::Mysql => format!("`{}`", name.replace('`', "``")),
-        DatabaseKind::Postgres => name.split('.').map(|p| format!("\"{}\"", p.replace('"', "\"\""))).collect::<Vec<_>>().join("."),
+        DatabaseKind::Postgres => name
+            .split('.')
+            .map(|p| format!("\"{}\"", p.replace('"', "\"\"")))
+            .collect::<Vec<_>>()
+            .join("."),
         DatabaseKind::Sqlite => format!("\"{}\"", name.replace('"', "\"\"")),
     }
 }
@@ -322,5 +435,10 @@ fn literal(kind: DatabaseKind, v: &SqlValue) -> String {
 fn insert(kind: DatabaseKind, spec: &TableSpec, v: &[SqlValue]) -> String {
     let cols: Vec<String> = spec.columns.iter().map(|c| ident(kind, c)).collect();
     let vals: Vec<String> = v.iter().map(|x| literal(kind, x)).collect();
-    format!("INSERT INTO {} ({}) VALUES ({});", ident(kind, &spec.name), cols.join(", "), vals.join(", "))
+    format!(
+        "INSERT INTO {} ({}) VALUES ({});",
+        ident(kind, &spec.name),
+        cols.join(", "),
+        vals.join(", ")
+    )
 }

@@ -32,13 +32,20 @@ fn quote_ident(name: &str) -> String {
 impl SqliteSnapshot {
     pub fn open(path: &Path, tmp: &Path) -> Result<SqliteSnapshot> {
         if !path.exists() {
-            return Err(Error::failed(format!("no SQLite database at {}", path.display())));
+            return Err(Error::failed(format!(
+                "no SQLite database at {}",
+                path.display()
+            )));
         }
         let copy = tmp.join("snapshot.sqlite");
         {
-            let src = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)
+            let src = Connection::open_with_flags(
+                path,
+                OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+            )
+            .map_err(sql_err(path))?;
+            src.busy_timeout(Duration::from_secs(30))
                 .map_err(sql_err(path))?;
-            src.busy_timeout(Duration::from_secs(30)).map_err(sql_err(path))?;
             let mut dst = Connection::open(&copy).map_err(sql_err(&copy))?;
             let backup = rusqlite::backup::Backup::new(&src, &mut dst).map_err(sql_err(path))?;
             // Copy in steps of many pages; a writer between steps makes SQLite restart
@@ -47,7 +54,8 @@ impl SqliteSnapshot {
                 .run_to_completion(4096, Duration::from_millis(0), None)
                 .map_err(sql_err(path))?;
         }
-        let conn = Connection::open_with_flags(&copy, OpenFlags::SQLITE_OPEN_READ_ONLY).map_err(sql_err(&copy))?;
+        let conn = Connection::open_with_flags(&copy, OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .map_err(sql_err(&copy))?;
         let (schema, tables) = read_schema(&conn, &copy)?;
         Ok(SqliteSnapshot {
             conn,
@@ -99,7 +107,11 @@ fn table_spec(conn: &Connection, name: &str, sql: &str, path: &Path) -> Result<T
         .map_err(&e)?
         .collect::<rusqlite::Result<_>>()
         .map_err(&e)?;
-    let mut pk: Vec<(i64, String)> = cols.iter().filter(|c| c.1 > 0).map(|c| (c.1, c.0.clone())).collect();
+    let mut pk: Vec<(i64, String)> = cols
+        .iter()
+        .filter(|c| c.1 > 0)
+        .map(|c| (c.1, c.0.clone()))
+        .collect();
     pk.sort();
     let mut fks: Vec<ForeignKey> = Vec::new();
     let mut stmt = conn
@@ -159,7 +171,11 @@ impl Snapshot for SqliteSnapshot {
         let keyed_by_rowid = table.key_columns.is_empty();
         let (select, key_count) = if keyed_by_rowid {
             (
-                format!("SELECT rowid, {} FROM {} ORDER BY rowid", cols.join(", "), quote_ident(&table.name)),
+                format!(
+                    "SELECT rowid, {} FROM {} ORDER BY rowid",
+                    cols.join(", "),
+                    quote_ident(&table.name)
+                ),
                 1,
             )
         } else {
@@ -266,10 +282,15 @@ pub fn decode_values(mut bytes: &[u8]) -> Result<Vec<SqlValue>> {
         };
         out.push(match tag {
             0 => SqlValue::Null,
-            1 => SqlValue::Int(i64::from_le_bytes(take(&mut bytes, 8)?.try_into().map_err(|_| bad())?)),
-            2 => SqlValue::Real(f64::from_le_bytes(take(&mut bytes, 8)?.try_into().map_err(|_| bad())?)),
+            1 => SqlValue::Int(i64::from_le_bytes(
+                take(&mut bytes, 8)?.try_into().map_err(|_| bad())?,
+            )),
+            2 => SqlValue::Real(f64::from_le_bytes(
+                take(&mut bytes, 8)?.try_into().map_err(|_| bad())?,
+            )),
             3 | 4 => {
-                let len = u32::from_le_bytes(take(&mut bytes, 4)?.try_into().map_err(|_| bad())?) as usize;
+                let len = u32::from_le_bytes(take(&mut bytes, 4)?.try_into().map_err(|_| bad())?)
+                    as usize;
                 let data = take(&mut bytes, len)?;
                 if tag == 3 {
                     SqlValue::Text(String::from_utf8(data).map_err(|_| bad())?)
@@ -300,14 +321,20 @@ fn to_sql(v: &SqlValue) -> rusqlite::types::Value {
 }
 
 /// Creates a SQLite database at `path` (which must not exist) from a schema and rows.
-pub fn load(path: &Path, schema: &[SchemaPart], tables: &mut dyn Iterator<Item = Result<TableRows<'_>>>) -> Result<()> {
+pub fn load(
+    path: &Path,
+    schema: &[SchemaPart],
+    tables: &mut dyn Iterator<Item = Result<TableRows<'_>>>,
+) -> Result<()> {
     if path.exists() {
         return Err(Error::failed(format!("{} already exists", path.display())));
     }
     let e = sql_err(path);
     let mut conn = Connection::open(path).map_err(&e)?;
-    conn.pragma_update(None, "journal_mode", "DELETE").map_err(&e)?;
-    conn.pragma_update(None, "foreign_keys", "OFF").map_err(&e)?;
+    conn.pragma_update(None, "journal_mode", "DELETE")
+        .map_err(&e)?;
+    conn.pragma_update(None, "foreign_keys", "OFF")
+        .map_err(&e)?;
     let ddl: String = schema
         .iter()
         .map(|p| String::from_utf8_lossy(&p.bytes).into_owned())
@@ -335,8 +362,10 @@ pub fn load(path: &Path, schema: &[SchemaPart], tables: &mut dyn Iterator<Item =
             .map_err(&e)?;
         for row in rows {
             let row = row?;
-            let values: Vec<rusqlite::types::Value> = decode_values(&row.payload)?.iter().map(to_sql).collect();
-            stmt.execute(rusqlite::params_from_iter(values)).map_err(&e)?;
+            let values: Vec<rusqlite::types::Value> =
+                decode_values(&row.payload)?.iter().map(to_sql).collect();
+            stmt.execute(rusqlite::params_from_iter(values))
+                .map_err(&e)?;
         }
     }
     tx.commit().map_err(&e)?;
