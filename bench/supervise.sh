@@ -6,9 +6,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 N=${1:-20}
 SECS=${2:-30}
-cargo build --release -p ostler -p guestbook >/dev/null 2>&1 || cargo build --release -p ostler -p guestbook
-OSTLER=$PWD/target/release/ostler
-GB=$PWD/target/release/guestbook
+if [ -z "${OSTLER_BIN:-}" ]; then cargo build --release -p ostler -p guestbook >/dev/null 2>&1 || cargo build --release -p ostler -p guestbook; fi
+OSTLER=${OSTLER_BIN:-$PWD/target/release/ostler}
+GB=$(dirname "$OSTLER")/guestbook
 WORK=$(mktemp -d /tmp/ostler-bench-supervise.XXXXXX)
 cleanup() {
     [ -n "${SERVE_PID:-}" ] && kill "$SERVE_PID" 2>/dev/null || true

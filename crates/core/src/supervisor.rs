@@ -89,12 +89,14 @@ pub fn serve(ostler: &Ostler, tick: Duration) -> Result<()> {
             }
         }
     }
-    drop(state);
+    // One connection to the state for the daemon's life: a tick is then a few indexed
+    // reads and a look at /proc per instance.
+    let instances = ostler.instances()?;
     while !ostler.interrupt.is_set() {
         reap();
-        for inst in ostler.instances()? {
+        for inst in &instances {
             if inst.config.autostart {
-                if let Err(e) = tick_instance(ostler, &inst) {
+                if let Err(e) = tick_instance(ostler, &state, inst) {
                     ostler
                         .reporter
                         .warn(&inst.name, &format!("supervision: {e}"));
@@ -116,10 +118,8 @@ fn sleep_interruptibly(ostler: &Ostler, total: Duration) {
     }
 }
 
-fn tick_instance(ostler: &Ostler, inst: &Instance) -> Result<()> {
-    let policy = &ostler.config.supervise;
-    let state = ostler.state()?;
-    let (mut rt, pid, ps) = ops::running_pid(&state, inst)?;
+fn tick_instance(ostler: &Ostler, state: &crate::state::State, inst: &Instance) -> Result<()> {
+    let (mut rt, pid, ps) = ops::running_pid(state, inst)?;
     if pid.is_some() || rt.desired != "running" || rt.supervision == "crash-loop" {
         return Ok(());
     }
@@ -168,7 +168,6 @@ fn tick_instance(ostler: &Ostler, inst: &Instance) -> Result<()> {
             state.set_runtime(&inst.name, &rt)?;
         }
     }
-    let _ = policy;
     Ok(())
 }
 
