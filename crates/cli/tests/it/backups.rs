@@ -565,3 +565,47 @@ fn mirror_copies_production_to_a_test_instance_with_scrub_and_refuses_the_revers
     assert!(body.contains("ann@example.org"));
     svc.ok(&["stop", "gb-1,gb-2"]);
 }
+
+#[test]
+fn copy_sends_what_is_missing_and_backups_where_shows_what_the_copy_holds() {
+    let es = EngineSvc::new(Engine::Sqlite, 1, "");
+    let svc = &es.svc;
+    let config = svc.path().join("ostler.toml");
+    let text = std::fs::read_to_string(&config).unwrap().replace(
+        "[repository]\npath = \"repo\"\n",
+        "[repository]\npath = \"repo\"\n\n[[repository.copies]]\nname = \"offsite\"\nkind = \"dir\"\npath = \"offsite\"\n",
+    );
+    std::fs::write(&config, text).unwrap();
+    svc.ok(&["start,stop", "gb-1"]);
+    let first = backup_id(svc, &["gb-1"]);
+    let out = svc.ok(&["copy"]);
+    assert!(
+        out.contains("offsite: sent") && !out.contains("sent 0 files"),
+        "{out}"
+    );
+    let second = backup_id(svc, &["gb-1"]);
+    let listing = svc.ok(&["backups", "--where", "offsite"]);
+    let line = |id: &str| {
+        listing
+            .lines()
+            .find(|l| l.starts_with(id))
+            .unwrap()
+            .to_string()
+    };
+    assert!(line(&first).contains(" yes"), "{listing}");
+    assert!(line(&second).contains(" no"), "{listing}");
+    svc.ok(&["copy", "offsite"]);
+    let again = svc.ok(&["copy", "offsite"]);
+    assert!(
+        again.contains("sent 0 files"),
+        "a second copy sends nothing: {again}"
+    );
+    // The copy is a repository of its own that verifies.
+    assert!(svc
+        .path()
+        .join("offsite/files/backups")
+        .join(format!("{second}.json"))
+        .exists());
+    let err = svc.fails(&["copy", "nowhere"]);
+    assert!(err.contains("no copy named `nowhere`"), "{err}");
+}
