@@ -58,6 +58,15 @@ pub fn restore_database(
         )));
     }
     let schema = schema_parts(repo, db)?;
+    let progress = runner
+        .reporter()
+        .progress("restore tables", Some(db.tables.len() as u64));
+    let mut tables = table_rows(repo, db).inspect(|t| {
+        if let Ok((spec, _)) = t {
+            progress.message(&spec.name);
+            progress.inc(1);
+        }
+    });
     match target {
         Database::Sqlite { path } => {
             if let Some(dir) = path.parent() {
@@ -66,12 +75,10 @@ pub fn restore_database(
             }
             let fresh = PathBuf::from(format!("{}.ostler-restore", path.display()));
             let _ = std::fs::remove_file(&fresh);
-            engine::load(
-                target_with_path(&fresh),
-                None,
-                &schema,
-                &mut table_rows(repo, db),
-            )?;
+            let fresh_db = Database::Sqlite {
+                path: fresh.clone(),
+            };
+            engine::load(&fresh_db, None, &schema, &mut tables)?;
             for suffix in ["-wal", "-shm", "-journal"] {
                 let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
             }
@@ -81,15 +88,9 @@ pub fn restore_database(
         }
         _ => {
             target.nuke(runner)?;
-            engine::load(target, None, &schema, &mut table_rows(repo, db))
+            engine::load(target, None, &schema, &mut tables)
         }
     }
-}
-
-fn target_with_path(path: &Path) -> &'static Database {
-    Box::leak(Box::new(Database::Sqlite {
-        path: path.to_path_buf(),
-    }))
 }
 
 /// What restoring a store did.
