@@ -87,7 +87,6 @@ pub fn run(ctx: &Context, args: Vec<OsString>) -> Result<i32> {
         }
         return Ok(0);
     }
-    let mut failed_stop = false;
     let outcomes = plan::execute(&ostler, &plan, &Guard { yes }, &mut |o| {
         if json {
             return;
@@ -95,16 +94,12 @@ pub fn run(ctx: &Context, args: Vec<OsString>) -> Result<i32> {
         match o.verb {
             Verb::Echo | Verb::Print | Verb::Processes => println!("{}", o.message),
             _ if o.ok => eprintln!("{}", o.message),
-            _ => {
-                failed_stop = true;
-                eprintln!("warning: {} (continuing)", o.message)
-            }
+            _ => eprintln!("warning: {} (continuing)", o.message),
         }
     })?;
     if json {
         super::print_json(&outcomes)?;
     }
-    let _ = failed_stop;
     // A chain that was only a stop and failed reports it in its status.
     let all_failed_stops = !outcomes.is_empty() && outcomes.iter().all(|o| !o.ok);
     Ok(if all_failed_stops { 1 } else { 0 })

@@ -10,7 +10,6 @@ use ostler_rows::{display_key, Row};
 use serde::Serialize;
 
 use super::eval::values;
-use super::find::good_manifests;
 use crate::backup::capture::{chain_rows, repo_err, repository, rows_err};
 use crate::backup::catalog;
 use crate::backup::engine::{self, SqlValue, TableSpec};
@@ -111,7 +110,6 @@ pub fn diff(
             );
         }
     }
-    let _ = good_manifests;
     let repo = repository(ostler)?;
     let _lock = repo.lock_shared().map_err(repo_err)?;
     let dba = ma
