@@ -454,7 +454,9 @@ fn restore_at_a_time_with_a_zone_picks_the_newest_backup_before_it() {
     let list = backups(svc);
     let t1: jiff::Timestamp = list[0]["started_at"].as_str().unwrap().parse().unwrap();
     // Between the two backups, written in New York time.
-    let between = (t1 + jiff::SignedDuration::from_millis(500))
+    // Printed to the second: t1 + 1 s truncated is at or after t1 and before the second
+    // backup (taken 1.1 s or more later). (Regression: + 0.5 s truncated could fall before t1.)
+    let between = (t1 + jiff::SignedDuration::from_millis(1000))
         .to_zoned(jiff::tz::TimeZone::get("America/New_York").unwrap());
     let text = between
         .strftime("%Y-%m-%d %H:%M:%S America/New_York")
