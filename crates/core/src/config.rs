@@ -13,6 +13,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use toml::Spanned;
 
+use crate::database::DatabaseIdentity;
 use crate::error::{Diagnostic, Error, Result};
 
 /// The file name looked for in the current directory.
@@ -90,7 +91,7 @@ fn default_stop_timeout() -> HumanDuration {
     HumanDuration(Duration::from_secs(10))
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum DatabaseKind {
     Sqlite,
@@ -476,15 +477,49 @@ impl Config {
     }
 
     pub fn is_production(&self, instance: &str) -> bool {
-        self.roles
-            .get("production")
-            .is_some_and(|t| t.get_ref() == instance)
+        self.production() == Some(instance)
     }
 
-    /// The effective config as TOML, secrets masked (passwords are never in the file,
-    /// but a password file's path and env var name are shown; any userinfo password in a
-    /// URL is masked).
-    pub fn show(&self) -> String {
+    /// The instance the `production` role points at, if there is one.
+    pub fn production(&self) -> Option<&str> {
+        self.roles.get("production").map(|t| t.get_ref().as_str())
+    }
+
+    /// An instance's dir, relative paths resolved against the config file's directory.
+    pub fn instance_dir(&self, instance: &str) -> Option<PathBuf> {
+        self.instances
+            .get(instance)
+            .map(|i| self.base_dir().join(&i.dir))
+    }
+
+    /// Which database an instance points at (without reading its password).
+    pub fn database_identity(&self, instance: &str) -> Option<DatabaseIdentity> {
+        let inst = self.instances.get(instance)?;
+        DatabaseIdentity::of_config(inst.database.as_ref()?, &self.instance_dir(instance)?)
+    }
+
+    /// Each database that more than one instance points at, with those instances in name
+    /// order. Sharing is allowed (blue-green upgrades do it); `config show` and
+    /// `status` say it so nobody is surprised.
+    pub fn shared_databases(&self) -> Vec<SharedDatabase> {
+        let mut by_identity: BTreeMap<DatabaseIdentity, Vec<String>> = BTreeMap::new();
+        for name in self.instances.keys() {
+            if let Some(id) = self.database_identity(name) {
+                by_identity.entry(id).or_default().push(name.clone());
+            }
+        }
+        by_identity
+            .into_iter()
+            .filter(|(_, instances)| instances.len() > 1)
+            .map(|(database, instances)| SharedDatabase {
+                database,
+                instances,
+            })
+            .collect()
+    }
+
+    /// The config with every secret a URL could hold masked, for showing.
+    pub fn masked(&self) -> Config {
         let mut shown = self.clone();
         for inst in shown.instances.values_mut() {
             if let Some(db) = &mut inst.database {
@@ -493,8 +528,34 @@ impl Config {
                 }
             }
         }
-        toml::to_string_pretty(&shown).unwrap_or_else(|e| format!("# cannot render: {e}\n"))
+        shown
     }
+
+    /// The effective config as TOML, secrets masked (passwords are never in the file,
+    /// but a password file's path and env var name are shown; any userinfo password in a
+    /// URL is masked), after a comment for each database that instances share.
+    pub fn show(&self) -> String {
+        let shown = self.masked();
+        let mut out = String::new();
+        for shared in self.shared_databases() {
+            out += &format!(
+                "# instances {} share one database: {}\n",
+                shared.instances.join(", "),
+                shared.database
+            );
+        }
+        match toml::to_string_pretty(&shown) {
+            Ok(text) => out + &text,
+            Err(e) => out + &format!("# cannot render: {e}\n"),
+        }
+    }
+}
+
+/// One database and the instances that point at it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SharedDatabase {
+    pub database: DatabaseIdentity,
+    pub instances: Vec<String>,
 }
 
 /// Rewrites `[roles] ROLE = "INSTANCE"` in the file, keeping its comments and layout.

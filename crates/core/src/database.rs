@@ -6,6 +6,8 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use serde::Serialize;
+
 use crate::config::{Config, DatabaseConfig, DatabaseKind};
 use crate::error::{Error, Result};
 use crate::exec::Runner;
@@ -57,6 +59,114 @@ impl DbUrl {
             port: url.port().unwrap_or(default_port),
             database,
         })
+    }
+}
+
+/// Which database an instance's `[database]` points at, as a value two instances can be
+/// compared by: the SQLite file after resolving relative paths, `..` and symlinks, or a
+/// server database by engine, host, port and name. Two instances with the same identity
+/// share one database (legitimate in a blue-green upgrade), so whatever one does to it
+/// the other sees: the production guard uses this to protect production's database
+/// whatever instance names it.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum DatabaseIdentity {
+    Sqlite {
+        path: PathBuf,
+    },
+    Server {
+        engine: DatabaseKind,
+        host: String,
+        port: u16,
+        database: String,
+    },
+}
+
+impl DatabaseIdentity {
+    /// The identity of a SQLite file: canonical where the file (or a parent) exists,
+    /// so `../p/data.db` and a symlink to it name the file they reach.
+    pub fn sqlite(path: &Path) -> DatabaseIdentity {
+        DatabaseIdentity::Sqlite {
+            path: resolve_path(path),
+        }
+    }
+
+    /// The identity of a database on a server. Loopback names (`localhost`,
+    /// `127.0.0.1`, `::1`) are one host; other names are compared as written (no DNS
+    /// lookup: a guard must not hang on a resolver).
+    pub fn server(engine: DatabaseKind, url: &DbUrl) -> DatabaseIdentity {
+        let host = url.host.trim_start_matches('[').trim_end_matches(']');
+        let loopback = host.eq_ignore_ascii_case("localhost")
+            || host
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|ip| ip.is_loopback());
+        DatabaseIdentity::Server {
+            engine,
+            host: if loopback {
+                "localhost".into()
+            } else {
+                host.to_ascii_lowercase()
+            },
+            port: url.port,
+            database: url.database.clone(),
+        }
+    }
+
+    /// The identity of a `[database]` section of an instance whose dir is `dir`, without
+    /// reading its password; `None` if the section is invalid (validation reports it).
+    pub fn of_config(db: &DatabaseConfig, dir: &Path) -> Option<DatabaseIdentity> {
+        match db.kind {
+            DatabaseKind::Sqlite => db.path.as_ref().map(|p| Self::sqlite(&dir.join(p))),
+            kind => db
+                .url
+                .as_ref()
+                .and_then(|u| DbUrl::parse(u.get_ref(), kind).ok())
+                .map(|u| Self::server(kind, &u)),
+        }
+    }
+}
+
+impl std::fmt::Display for DatabaseIdentity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DatabaseIdentity::Sqlite { path } => write!(f, "sqlite {}", path.display()),
+            DatabaseIdentity::Server {
+                engine,
+                host,
+                port,
+                database,
+            } => write!(f, "{engine} {host}:{port}/{database}"),
+        }
+    }
+}
+
+/// `path` made absolute with symlinks resolved as far as it exists; the rest (a file
+/// not created yet) is appended with `.` and `..` applied by hand.
+fn resolve_path(path: &Path) -> PathBuf {
+    let absolute = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+    let mut existing = absolute.as_path();
+    let mut rest = Vec::new();
+    loop {
+        if let Ok(real) = existing.canonicalize() {
+            let mut out = real;
+            for part in rest.iter().rev() {
+                match part {
+                    std::path::Component::ParentDir => {
+                        out.pop();
+                    }
+                    std::path::Component::CurDir => {}
+                    other => out.push(other.as_os_str()),
+                }
+            }
+            return out;
+        }
+        match (existing.parent(), existing.components().next_back()) {
+            (Some(parent), Some(last)) => {
+                rest.push(last);
+                existing = parent;
+            }
+            _ => return absolute,
+        }
     }
 }
 
@@ -112,6 +222,15 @@ impl Database {
                 }
             }
         })
+    }
+
+    /// Which database this is, for telling whether two instances share one.
+    pub fn identity(&self) -> DatabaseIdentity {
+        match self {
+            Database::Sqlite { path } => DatabaseIdentity::sqlite(path),
+            Database::Postgres { url, .. } => DatabaseIdentity::server(DatabaseKind::Postgres, url),
+            Database::Mysql { url, .. } => DatabaseIdentity::server(DatabaseKind::Mysql, url),
+        }
     }
 
     pub fn kind(&self) -> DatabaseKind {
@@ -364,4 +483,53 @@ fn read_password(config: &Config, instance: &str, db: &DatabaseConfig) -> Result
         };
     }
     Ok(None)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sqlite_identity_sees_through_dot_dot_and_symlinks() {
+        let tmp = tempfile::tempdir().unwrap();
+        let p = tmp.path().join("p");
+        std::fs::create_dir_all(&p).unwrap();
+        std::fs::create_dir_all(tmp.path().join("q")).unwrap();
+        std::fs::write(p.join("data.db"), b"").unwrap();
+        std::os::unix::fs::symlink(p.join("data.db"), tmp.path().join("q/link.db")).unwrap();
+        let real = DatabaseIdentity::sqlite(&p.join("data.db"));
+        assert_eq!(
+            DatabaseIdentity::sqlite(&tmp.path().join("q/../p/data.db")),
+            real
+        );
+        assert_eq!(
+            DatabaseIdentity::sqlite(&tmp.path().join("q/link.db")),
+            real
+        );
+        assert_ne!(
+            DatabaseIdentity::sqlite(&tmp.path().join("q/data.db")),
+            real
+        );
+        // A file not created yet, under a dir not created yet, is still one place.
+        assert_eq!(
+            DatabaseIdentity::sqlite(&tmp.path().join("q/new/../../p/later.db")),
+            DatabaseIdentity::sqlite(&p.join("later.db"))
+        );
+    }
+
+    #[test]
+    fn server_identity_treats_loopback_names_as_one_host() {
+        let id = |text: &str| {
+            DatabaseIdentity::server(
+                DatabaseKind::Postgres,
+                &DbUrl::parse(text, DatabaseKind::Postgres).unwrap(),
+            )
+        };
+        let a = id("postgres://app@127.0.0.1:5432/shop");
+        assert_eq!(id("postgres://other@localhost/shop"), a);
+        assert_eq!(id("postgres://app@[::1]:5432/shop"), a);
+        assert_ne!(id("postgres://app@127.0.0.1:5433/shop"), a);
+        assert_ne!(id("postgres://app@127.0.0.1:5432/shop2"), a);
+        assert_ne!(id("postgres://app@db.example:5432/shop"), a);
+    }
 }

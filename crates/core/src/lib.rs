@@ -12,6 +12,7 @@ pub mod database;
 pub mod error;
 pub mod exec;
 pub mod forensics;
+pub mod guard;
 pub mod instance;
 pub mod ops;
 pub mod plan;

@@ -417,6 +417,8 @@ pub struct InstanceStatus {
     pub recent_crashes: usize,
     pub lock: Option<LockInfo>,
     pub autostart: bool,
+    /// Other instances whose database is this one's (the same file or server database).
+    pub shares_database_with: Vec<String>,
 }
 
 pub fn status(ostler: &Ostler, inst: &Instance) -> Result<InstanceStatus> {
@@ -450,5 +452,13 @@ pub fn status_with(state: &State, ostler: &Ostler, inst: &Instance) -> Result<In
         recent_crashes: rt.crashes.len(),
         lock,
         autostart: inst.config.autostart,
+        shares_database_with: ostler
+            .config
+            .shared_databases()
+            .into_iter()
+            .filter(|s| s.instances.contains(&inst.name))
+            .flat_map(|s| s.instances)
+            .filter(|n| n != &inst.name)
+            .collect(),
     })
 }

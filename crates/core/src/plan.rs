@@ -2,14 +2,16 @@
 //! Verbs may be abbreviated to any unique prefix; `restart` and `rebuild` expand to
 //! their steps; the plan is the ordered list of (instance, verb) steps, printable
 //! before it runs. Execution stops at the first failure except a failed `stop`, and
-//! between steps on Ctrl-C. Destructive verbs on the production instance need a
-//! confirmation that the front end supplies.
+//! between steps on Ctrl-C. Each step carries its effect; the production guard
+//! (`guard`) judges the plan by those effects, not by the verbs' names.
 
 use std::time::Duration;
 
 use serde::Serialize;
 
+use crate::config::Config;
 use crate::error::{Error, Result};
+use crate::guard::{self, Action, Confirm, Effect};
 use crate::instance::Ostler;
 use crate::ops;
 
@@ -104,10 +106,36 @@ impl Verb {
         }
     }
 
-    /// Whether this verb, as asked, destroys something on the instance it runs on and
-    /// so needs confirmation on production.
-    pub fn is_destructive(self) -> bool {
-        matches!(self, Verb::DbNuke | Verb::Rebuild)
+    /// What this step will do to `instance`, judged before anything runs: a
+    /// build in a dir that already holds one replaces what the instance runs, a first
+    /// build does not.
+    pub fn effect(self, config: &Config, instance: &str) -> Effect {
+        match self {
+            Verb::Build => {
+                let has_build = config
+                    .instance_dir(instance)
+                    .and_then(|d| std::fs::read_dir(d).ok())
+                    .is_some_and(|mut entries| entries.next().is_some());
+                if has_build {
+                    Effect::ReplacesBuild
+                } else {
+                    Effect::CreatesBuild
+                }
+            }
+            Verb::Start => Effect::StartsService,
+            Verb::Stop => Effect::InterruptsService,
+            // The gravest effect of their steps (plans hold only expanded steps).
+            Verb::Restart | Verb::Rebuild => self
+                .expand()
+                .into_iter()
+                .map(|v| v.effect(config, instance))
+                .max()
+                .unwrap_or(Effect::Reads),
+            Verb::Print | Verb::Echo | Verb::Processes => Effect::Reads,
+            Verb::Configure => Effect::Reconfigures,
+            Verb::LogNuke => Effect::EmptiesLogs,
+            Verb::DbNuke => Effect::DestroysDatabase,
+        }
     }
 
     fn lock_ttl(self) -> Duration {
@@ -124,6 +152,8 @@ pub struct Step {
     pub verb: Verb,
     /// The verb the user typed that this step comes from (`rebuild` for its `build`).
     pub from: Verb,
+    /// What the step will do, as the production guard judges it.
+    pub effect: Effect,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -156,6 +186,7 @@ pub fn plan(ostler: &Ostler, verbs: &str, targets: &str) -> Result<Plan> {
                     instance: instance.clone(),
                     verb: step,
                     from: *v,
+                    effect: step.effect(&ostler.config, instance),
                 });
             }
         }
@@ -172,11 +203,6 @@ pub struct StepOutcome {
     pub message: String,
 }
 
-/// Asks the front end whether a destructive verb may run on the production instance.
-pub trait Confirm {
-    fn confirm(&self, instance: &str, verb: Verb) -> bool;
-}
-
 /// Runs a plan. `on_step` receives each outcome as it happens (the CLI prints it).
 pub fn execute(
     ostler: &Ostler,
@@ -184,24 +210,22 @@ pub fn execute(
     confirm: &dyn Confirm,
     on_step: &mut dyn FnMut(&StepOutcome),
 ) -> Result<Vec<StepOutcome>> {
-    // The guard is checked for the whole plan before anything runs: a chain must not
-    // stop half-way because its fourth step needed a confirmation.
-    let mut asked = std::collections::BTreeSet::new();
-    for s in &plan.steps {
-        let destructive = s.verb.is_destructive() || s.from.is_destructive();
-        if destructive
-            && ostler.config.is_production(&s.instance)
-            && asked.insert((s.instance.clone(), s.from))
-            && !confirm.confirm(&s.instance, s.from)
-        {
-            return Err(Error::user(format!(
-                "refusing to {} {}: it is the production instance",
-                s.from.name(),
-                s.instance
-            ))
-            .with_hint("pass --yes-really-production, or run it on a terminal and type the instance's name"));
-        }
-    }
+    // The guard judges the whole plan before anything runs: a chain must not stop
+    // half-way because its fourth step needed a confirmation.
+    let actions: Vec<(String, Action)> = plan
+        .steps
+        .iter()
+        .map(|s| {
+            (
+                s.instance.clone(),
+                Action {
+                    operation: s.from.name().to_string(),
+                    effect: s.effect,
+                },
+            )
+        })
+        .collect();
+    guard::check(&ostler.config, &actions, confirm)?;
     let mut outcomes = Vec::new();
     for s in &plan.steps {
         ostler.interrupt.check()?;

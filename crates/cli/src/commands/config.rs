@@ -1,4 +1,4 @@
-use ostler_core::config::Config;
+use ostler_core::config::{Config, SharedDatabase};
 use ostler_core::{Error, Result};
 
 use crate::cli::Context;
@@ -16,6 +16,15 @@ pub enum Action {
     Check,
     /// Print the effective config (defaults filled in, secrets masked).
     Show,
+}
+
+/// `config show --json`: the effective config, secrets masked, and which instances
+/// share a database.
+#[derive(serde::Serialize)]
+struct Shown<'a> {
+    #[serde(flatten)]
+    config: &'a Config,
+    shared_databases: Vec<SharedDatabase>,
 }
 
 pub fn run(ctx: &Context, args: Args) -> Result<i32> {
@@ -49,7 +58,10 @@ pub fn run(ctx: &Context, args: Args) -> Result<i32> {
         Action::Show => {
             let c = config?;
             if ctx.json {
-                super::print_json(&c)?;
+                super::print_json(&Shown {
+                    config: &c.masked(),
+                    shared_databases: c.shared_databases(),
+                })?;
             } else {
                 print!("{}", c.show());
             }

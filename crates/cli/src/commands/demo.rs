@@ -5,7 +5,8 @@
 
 use std::path::{Path, PathBuf};
 
-use ostler_core::plan::{self, Confirm, Verb};
+use ostler_core::guard::{Confirm, Danger};
+use ostler_core::plan;
 use ostler_core::{Error, Ostler, Result};
 
 use crate::cli::Context;
@@ -23,7 +24,7 @@ pub struct Args {
 
 struct No;
 impl Confirm for No {
-    fn confirm(&self, _: &str, _: Verb) -> bool {
+    fn confirm(&self, _: &Danger) -> bool {
         false
     }
 }
@@ -96,17 +97,26 @@ pub fn run(ctx: &Context, args: Args) -> Result<i32> {
         eprintln!("using the existing {}", config_path.display());
     }
     let ostler = Ostler::load(&config_path, ctx.reporter(), ctx.interrupt.clone())?;
-    let running = ostler_core::ops::status(&ostler, &ostler.instance("gb-1")?)?.state == "running";
-    let chain = if running { "build" } else { "build,start" };
-    let plan = plan::plan(&ostler, chain, "gb-1")?;
-    plan::execute(&ostler, &plan, &No, &mut |o| eprintln!("{}", o.message))?;
+    // gb-1 is production: a demo run again starts it if needed but never rebuilds it
+    // (the guard would rightly ask first).
+    let gb1 = ostler.instance("gb-1")?;
+    let running = ostler_core::ops::status(&ostler, &gb1)?.state == "running";
+    let built = gb1.dir.join("guestbook").is_file();
+    let chain = match (running, built) {
+        (true, _) => None,
+        (false, true) => Some("start"),
+        (false, false) => Some("build,start"),
+    };
+    if let Some(chain) = chain {
+        let plan = plan::plan(&ostler, chain, "gb-1")?;
+        plan::execute(&ostler, &plan, &No, &mut |o| eprintln!("{}", o.message))?;
+    }
     plan::execute(
         &ostler,
         &plan::plan(&ostler, "build", "gb-2")?,
         &No,
         &mut |o| eprintln!("{}", o.message),
     )?;
-    let gb1 = ostler.instance("gb-1")?;
     seed_entries(gb1.port)?;
     // ostler's main job: a consistent backup of the running service.
     let backup = ostler_core::backup::procedures::take(&ostler, "gb-1", Some("demo"))?;

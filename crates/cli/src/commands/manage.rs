@@ -4,17 +4,20 @@
 use std::ffi::OsString;
 use std::io::{BufRead, IsTerminal, Write};
 
-use ostler_core::plan::{self, Confirm, Verb};
+use ostler_core::guard::{self, Confirm, Danger, Effect, Exposure};
+use ostler_core::plan::{self, Verb};
 use ostler_core::{Error, Result};
 
 use crate::cli::Context;
 
+/// The production guard's confirmation: `--yes-really-production`, or the instance's
+/// name typed on a terminal; never a yes when nobody is there to type it.
 pub struct Guard {
     pub yes: bool,
 }
 
 impl Confirm for Guard {
-    fn confirm(&self, instance: &str, verb: Verb) -> bool {
+    fn confirm(&self, danger: &Danger) -> bool {
         if self.yes {
             return true;
         }
@@ -22,15 +25,51 @@ impl Confirm for Guard {
             return false;
         }
         eprint!(
-            "{instance} is the PRODUCTION instance. {} will destroy data on it.\nType the instance's name to go on: ",
-            verb.name()
+            "{}\nType the instance's name to go on: ",
+            describe_danger(danger)
         );
         let _ = std::io::stderr().flush();
         let mut line = String::new();
         if std::io::stdin().lock().read_line(&mut line).is_err() {
             return false;
         }
-        line.trim() == instance
+        line.trim() == danger.instance
+    }
+}
+
+/// What the guard asks about, in words: why the instance is guarded and what each
+/// action will do to it.
+pub fn describe_danger(danger: &Danger) -> String {
+    let who = match &danger.exposure {
+        Exposure::Production => format!("{} is the PRODUCTION instance.", danger.instance),
+        Exposure::SharesProductionDatabase {
+            production,
+            database,
+        } => format!(
+            "{}'s database is the PRODUCTION instance {production}'s database ({database}).",
+            danger.instance
+        ),
+    };
+    let what: Vec<String> = danger
+        .actions
+        .iter()
+        .map(|a| format!("{} {}", a.operation, effect_words(a.effect)))
+        .collect();
+    format!("{who} {}.", what.join("; "))
+}
+
+fn effect_words(effect: Effect) -> &'static str {
+    match effect {
+        Effect::Reads => "only reads",
+        Effect::CreatesBuild => "builds it",
+        Effect::StartsService => "starts it",
+        Effect::InterruptsService => "stops its service",
+        Effect::ReplacesBuild => "replaces the build it runs",
+        Effect::Reconfigures => "rewrites its configuration",
+        Effect::EmptiesLogs => "empties its logs",
+        Effect::WritesDatabase => "writes rows into its database",
+        Effect::ReplacesData => "replaces its database and stores",
+        Effect::DestroysDatabase => "destroys its database",
     }
 }
 
@@ -82,7 +121,15 @@ pub fn run(ctx: &Context, args: Vec<OsString>) -> Result<i32> {
             super::print_json(&plan)?;
         } else {
             for s in &plan.steps {
-                println!("{} {}", s.verb.name(), s.instance);
+                match guard::exposure(&ostler.config, &s.instance, s.effect) {
+                    Some(_) => println!(
+                        "{} {}  (guarded: {})",
+                        s.verb.name(),
+                        s.instance,
+                        effect_words(s.effect)
+                    ),
+                    None => println!("{} {}", s.verb.name(), s.instance),
+                }
             }
         }
         return Ok(0);

@@ -20,7 +20,8 @@ pub struct Args {
     /// Restore into this other instance instead (same database engine).
     #[arg(long, value_name = "OTHER")]
     pub into: Option<String>,
-    /// Confirms a restore over the production instance.
+    /// Confirms a restore over the production instance (or one sharing its database),
+    /// whole or partial.
     #[arg(long)]
     pub yes_really_production: bool,
     /// Partial restore: put back only rows of this table (with --where).
@@ -130,6 +131,9 @@ fn partial(
         args.with_references,
         args.dry_run,
         args.skip_conflicts,
+        &Guard {
+            yes: args.yes_really_production,
+        },
     )?;
     if ctx.json {
         super::print_json(&out)?;

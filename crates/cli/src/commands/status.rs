@@ -61,5 +61,12 @@ pub fn run(ctx: &Context, args: Args) -> Result<i32> {
             lock
         );
     }
+    for shared in ostler.config.shared_databases() {
+        println!(
+            "note: {} share one database ({})",
+            shared.instances.join(", "),
+            shared.database
+        );
+    }
     Ok(0)
 }

@@ -157,6 +157,7 @@ fn amy(engine: Engine) {
         "--where",
         "name = 'DC'",
         "--with-references",
+        "--yes-really-production",
     ]);
     assert!(
         out.status.success(),

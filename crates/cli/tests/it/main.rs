@@ -8,6 +8,7 @@ mod backups;
 mod config;
 mod databases;
 mod forensics;
+mod guards;
 mod logs;
 mod manage;
 mod processes;

@@ -15,9 +15,9 @@ use super::manifest::Manifest;
 use super::restore::{restore_database, restore_store, StoreOutcome};
 use super::retention::{self, Decision};
 use crate::error::{Error, Result};
+use crate::guard::{self, Confirm, Confirmed, Effect};
 use crate::instance::{Instance, Ostler};
 use crate::ops;
-use crate::plan::{Confirm, Verb};
 
 /// Takes a backup of `instance` (name or role) under its lock.
 pub fn take(ostler: &Ostler, instance: &str, note: Option<&str>) -> Result<Manifest> {
@@ -87,15 +87,13 @@ pub fn restore(
     scrub: Option<&str>,
 ) -> Result<RestoreOutcome> {
     let target = ostler.instance(target_name)?;
-    if ostler.config.is_production(&target.name) && !confirm.confirm(&target.name, Verb::DbNuke) {
-        return Err(Error::user(format!(
-            "refusing to restore over {}: it is the production instance",
-            target.name
-        ))
-        .with_hint(
-            "pass --yes-really-production, or run it on a terminal and type the instance's name",
-        ));
-    }
+    guard::check_one(
+        &ostler.config,
+        &target.name,
+        "restore over",
+        Effect::ReplacesData,
+        confirm,
+    )?;
     if let (Some(db), Some(tdb)) = (&m.database, &target.database) {
         if db.kind != tdb.kind() {
             return Err(Error::user(format!(
@@ -232,12 +230,13 @@ pub fn mirror(
             .with_hint("use `ostler restore` to put a backup back"));
     }
     // "Almost certainly an error to mirror onto OPS" (CRDS): ask before anything runs.
-    if ostler.config.is_production(&dst) && !confirm.confirm(&dst, Verb::DbNuke) {
-        return Err(Error::user(format!(
-            "refusing to mirror onto {dst}: it is the production instance"
-        ))
-        .with_hint("pass --yes-really-production if you really mean it"));
-    }
+    guard::check_one(
+        &ostler.config,
+        &dst,
+        "mirror onto",
+        Effect::ReplacesData,
+        confirm,
+    )?;
     let m = if fresh {
         take(
             ostler,
@@ -355,12 +354,4 @@ pub fn prune(ostler: &Ostler, dry_run: bool) -> Result<PruneOutcome> {
         freed_bytes: gc.freed_bytes,
         dry_run,
     })
-}
-
-/// A confirmation already given.
-struct Confirmed;
-impl Confirm for Confirmed {
-    fn confirm(&self, _: &str, _: Verb) -> bool {
-        true
-    }
 }

@@ -2,7 +2,8 @@
 //! transaction, never overwriting a live row. With `--with-references` it also brings
 //! back, from the same backup, the rows of other tables that reference the restored
 //! rows by foreign key and are missing live (the join-table rows in AMY's case), and
-//! the rows those need in turn (their other parents), parents inserted first.
+//! the rows those need in turn (their other parents), parents inserted first. Writing
+//! into production, or into a database that is production's, asks first (`guard`).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
@@ -17,6 +18,7 @@ use crate::backup::manifest::Manifest;
 use crate::config::DatabaseKind;
 use crate::database::Database;
 use crate::error::{Error, Result};
+use crate::guard::{self, Confirm, Effect};
 use crate::instance::Ostler;
 
 #[derive(Debug, Clone, Serialize)]
@@ -113,6 +115,7 @@ pub fn restore_rows(
     with_references: bool,
     dry_run: bool,
     skip_conflicts: bool,
+    confirm: &dyn Confirm,
 ) -> Result<PartialOutcome> {
     let inst = ostler.instance(instance)?;
     let db = inst
@@ -348,6 +351,15 @@ pub fn restore_rows(
     if dry_run || outcome.rows.is_empty() {
         return Ok(outcome);
     }
+    // Judged once it is known that rows will be written: a dry run, or a restore that
+    // finds every row live, asks nothing.
+    guard::check_one(
+        &ostler.config,
+        &inst.name,
+        "restore rows into",
+        Effect::WritesDatabase,
+        confirm,
+    )?;
     let sql = outcome.statements.join("\n");
     let safety = ostler.operate(
         &inst,

@@ -1,0 +1,266 @@
+//! The production guard judged by effect, instances sharing production's database,
+//! and input that must never panic or surprise (instance names, offsets, URLs, ports,
+//! stale locks). Each test is named after the defect it pins.
+
+use ostler_testsupport::PgServer;
+
+use crate::databases::{Engine, EngineSvc};
+use crate::support::*;
+
+/// gb-1 (production) and gb-2, each on its own SQLite file, plus `extra` config.
+fn production_and_another(extra: &str) -> Svc {
+    let (p1, p2) = (free_port(), free_port());
+    Svc::new(&format!(
+        "{}[repository]\npath = \"repo\"\n\n[roles]\nproduction = \"gb-1\"\n{}{}{extra}",
+        service_header(""),
+        guestbook_instance("gb-1", p1, ""),
+        guestbook_instance("gb-2", p2, "")
+    ))
+}
+
+fn post_entry(svc: &Svc, instance: &str, message: &str) {
+    let port = svc.instance_status(instance)["port"].as_u64().unwrap() as u16;
+    let (code, body) = http_post(
+        port,
+        "/entries",
+        &format!(r#"{{"author":"a","message":"{message}","tags":[]}}"#),
+    );
+    assert_eq!(code, 201, "{body}");
+}
+
+fn count_entries(db: &std::path::Path) -> i64 {
+    let out = std::process::Command::new("sqlite3")
+        .arg(db)
+        .arg("SELECT count(*) FROM entries")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
+}
+
+/// A bare instance `name` on the SQLite file `path` (relative to its dir `dir`).
+fn sqlite_instance(name: &str, dir: &str, path: &str) -> String {
+    format!(
+        "\n[instances.{name}]\ndir = \"{dir}\"\nstart = \"sleep 60\"\nport = {}\n\n[instances.{name}.database]\nkind = \"sqlite\"\npath = \"{path}\"\n",
+        free_port()
+    )
+}
+
+#[test]
+fn a_chain_spelling_out_rebuild_on_production_is_guarded_like_rebuild() {
+    let svc = production_and_another("");
+    // A first build replaces nothing: no question.
+    svc.ok(&["build,start", "production"]);
+    let pid = svc.pid("gb-1").unwrap();
+    for chain in ["stop,print,build,start", "rebuild", "bu"] {
+        let err = svc.fails(&[chain, "production"]);
+        assert!(
+            err.contains("gb-1: it is the production instance"),
+            "{chain}: {err}"
+        );
+        // Judged before anything ran: still running, same process.
+        assert_eq!(svc.pid("gb-1"), Some(pid), "{chain}");
+    }
+    // The dry run says which steps are guarded.
+    let dry = svc.ok(&["stop,print,build,start", "production", "--dry-run"]);
+    assert!(dry.contains("stop gb-1\n"), "{dry}");
+    assert!(
+        dry.contains("build gb-1  (guarded: replaces the build it runs)"),
+        "{dry}"
+    );
+    // Stopping and starting lose nothing and stay unguarded; confirmed, the chain runs.
+    svc.ok(&[
+        "stop,print,build,start",
+        "production",
+        "--yes-really-production",
+    ]);
+    assert_ne!(svc.pid("gb-1"), Some(pid));
+    svc.ok(&["restart", "production"]);
+    svc.ok(&["stop", "gb-1"]);
+    // Not production: the same chain needs nothing.
+    svc.ok(&["build,build", "gb-2"]);
+}
+
+#[test]
+fn log_nuke_of_production_asks_before_emptying_its_logs() {
+    let svc = production_and_another("");
+    svc.ok(&["build,start", "gb-1"]);
+    post_entry(&svc, "gb-1", "logged");
+    svc.ok(&["stop", "gb-1"]);
+    let log = svc.path().join(".ostler/logs/gb-1.log");
+    let before = std::fs::metadata(&log).unwrap().len();
+    assert!(before > 0);
+    let err = svc.fails(&["log-nuke", "production"]);
+    assert!(
+        err.contains("refusing to log-nuke gb-1: it is the production instance"),
+        "{err}"
+    );
+    assert_eq!(std::fs::metadata(&log).unwrap().len(), before, "untouched");
+    svc.ok(&["log-nuke", "production", "--yes-really-production"]);
+    assert_eq!(std::fs::metadata(&log).unwrap().len(), 0);
+}
+
+#[test]
+fn db_nuke_of_an_instance_whose_path_reaches_productions_sqlite_file_is_guarded() {
+    // q reaches production's file through `..`; r through a symlink in its own dir.
+    let svc = production_and_another(&format!(
+        "{}{}",
+        sqlite_instance("q", "instances/q", "../gb-1/data.db"),
+        sqlite_instance("r", "instances/r", "data.db")
+    ));
+    svc.ok(&["build,start", "gb-1"]);
+    post_entry(&svc, "gb-1", "keep me");
+    svc.ok(&["stop", "gb-1"]);
+    let live = svc.path().join("instances/gb-1/data.db");
+    std::fs::create_dir_all(svc.path().join("instances/q")).unwrap();
+    std::fs::create_dir_all(svc.path().join("instances/r")).unwrap();
+    std::os::unix::fs::symlink(&live, svc.path().join("instances/r/data.db")).unwrap();
+    for name in ["q", "r"] {
+        let err = svc.fails(&["db-nuke", name]);
+        assert!(
+            err.contains(&format!(
+                "refusing to db-nuke {name}: its database is the production instance gb-1's"
+            )) && err.contains("--yes-really-production"),
+            "{err}"
+        );
+        assert_eq!(
+            count_entries(&live),
+            1,
+            "production's database is untouched"
+        );
+    }
+    // Stopping or printing q touches no database: not guarded.
+    svc.ok(&["print", "q"]);
+    // An instance with a database of its own is not guarded.
+    svc.ok(&["build,db-nuke", "gb-2"]);
+    // Confirmed, it does what was asked, after a safety dump.
+    let out = svc.run(&["db-nuke", "q", "--yes-really-production"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("safety dump:"));
+    assert!(!live.exists());
+}
+
+#[test]
+fn restore_over_an_instance_sharing_productions_database_is_guarded() {
+    let svc = production_and_another(&sqlite_instance("q", "instances/q", "../gb-1/data.db"));
+    svc.ok(&["build,start", "gb-1"]);
+    post_entry(&svc, "gb-1", "one");
+    svc.ok(&["backup", "gb-1"]);
+    post_entry(&svc, "gb-1", "two");
+    svc.ok(&["stop", "gb-1"]);
+    let err = svc.fails(&["restore", "gb-1", "--into", "q"]);
+    assert!(
+        err.contains("refusing to restore over q: its database is the production instance gb-1's"),
+        "{err}"
+    );
+    assert_eq!(count_entries(&svc.path().join("instances/gb-1/data.db")), 2);
+}
+
+#[test]
+fn partial_restore_into_production_asks_before_writing() {
+    let es = EngineSvc::new(Engine::Sqlite, 1, "");
+    let svc = &es.svc;
+    svc.ok(&["start", "gb-1"]);
+    es.post_entry(0, "ada", &["x"]);
+    es.post_entry(0, "bob", &["x"]);
+    svc.ok(&["backup", "gb-1"]);
+    es.sql(0, "DELETE FROM entries WHERE author = 'bob';");
+    let before = es.all_rows(0);
+    let args = [
+        "restore",
+        "gb-1",
+        "--table",
+        "entries",
+        "--where",
+        "author = 'bob'",
+    ];
+    // A dry run writes nothing and asks nothing.
+    svc.ok(&[&args[..], &["--dry-run"]].concat());
+    let err = svc.fails(&args);
+    assert!(
+        err.contains("refusing to restore rows into gb-1: it is the production instance"),
+        "{err}"
+    );
+    assert_eq!(es.all_rows(0), before, "nothing written");
+    svc.ok(&[&args[..], &["--yes-really-production"]].concat());
+    assert_eq!(es.rows(0, "entries").len(), 2);
+    // With every row live there is nothing to write, and nothing to ask.
+    assert!(svc.ok(&args).contains("nothing to restore"));
+    svc.ok(&["stop", "gb-1"]);
+}
+
+#[test]
+fn db_nuke_of_an_instance_on_productions_postgres_database_is_guarded() {
+    let pg = PgServer::shared();
+    let db = pg.unique_database("guard").unwrap();
+    pg.sql(
+        &db,
+        "CREATE TABLE t (id int primary key); INSERT INTO t VALUES (1);",
+    )
+    .unwrap();
+    let url = pg.url(&db);
+    // The same server database, written with `localhost` instead of 127.0.0.1.
+    let same = url.replace("127.0.0.1", "localhost");
+    assert_ne!(url, same, "the test expects a loopback address in {url}");
+    let section = |name: &str, url: &str| {
+        format!(
+            "\n[instances.{name}]\ndir = \"{name}\"\nstart = \"sleep 60\"\nport = {}\n\n[instances.{name}.database]\nkind = \"postgres\"\nurl = \"{url}\"\npassword_file = \"pg.pw\"\n",
+            free_port()
+        )
+    };
+    let svc = Svc::new(&format!(
+        "{}[roles]\nproduction = \"blue\"\n{}{}",
+        service_header(""),
+        section("blue", &url),
+        section("green", &same)
+    ));
+    std::fs::write(svc.path().join("pg.pw"), pg.password()).unwrap();
+    let err = svc.fails(&["db-nuke", "green"]);
+    assert!(
+        err.contains("refusing to db-nuke green: its database is the production instance blue's"),
+        "{err}"
+    );
+    assert_eq!(pg.sql(&db, "SELECT count(*) FROM t;").unwrap().trim(), "1");
+    // Sharing is allowed, and said.
+    let shown = svc.ok(&["config", "show"]);
+    assert!(
+        shown.contains("# instances blue, green share one database: postgres localhost:"),
+        "{shown}"
+    );
+}
+
+#[test]
+fn config_show_and_status_say_which_instances_share_a_database() {
+    let svc = production_and_another(&sqlite_instance("q", "instances/q", "../gb-1/data.db"));
+    let shown = svc.ok(&["config", "show"]);
+    let expected = format!(
+        "# instances gb-1, q share one database: sqlite {}",
+        svc.path()
+            .canonicalize()
+            .unwrap()
+            .join("instances/gb-1/data.db")
+            .display()
+    );
+    assert!(shown.contains(&expected), "{shown}");
+    assert!(!shown.contains("gb-2, "), "{shown}");
+    let status = svc.status_json();
+    let q = status
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "q")
+        .unwrap();
+    assert_eq!(q["shares_database_with"], serde_json::json!(["gb-1"]));
+    let gb2 = svc.instance_status("gb-2");
+    assert_eq!(gb2["shares_database_with"], serde_json::json!([]));
+    let text = svc.ok(&["status"]);
+    assert!(text.contains("gb-1, q share one database"), "{text}");
+}

@@ -1,0 +1,212 @@
+//! The production guard. It judges what a step will do, not what the verb is called:
+//! `rebuild production` and `stop,print,build,start production` replace production's
+//! build alike, so both ask; `log-nuke` empties production's logs, so it asks; a
+//! partial restore writes into production's database, so it asks. Each step has an
+//! [`Effect`]; the effects that lose data or replace what production runs need a
+//! confirmation the front end supplies ([`Confirm`]), asked once per instance before
+//! anything runs.
+//!
+//! An instance is guarded as production when it is production, and, for the effects
+//! that touch the database, when its database *is* production's database (the same
+//! SQLite file once paths and symlinks are resolved, or the same server database; see
+//! [`DatabaseIdentity`]). Sharing is legitimate (a blue-green upgrade runs two
+//! instances on one database), so it is not refused, only guarded.
+
+use serde::Serialize;
+
+use crate::config::Config;
+use crate::database::DatabaseIdentity;
+use crate::error::{Error, Result};
+
+/// What a step does to the instance it runs on, as far as the guard is concerned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Effect {
+    /// Only looks (print, echo, processes).
+    Reads,
+    /// Builds an instance that has no build yet (its dir is missing or empty).
+    CreatesBuild,
+    /// Starts the service.
+    StartsService,
+    /// Stops the service: an outage, but nothing is lost and `start` undoes it.
+    InterruptsService,
+    /// Replaces the build the instance runs (a build in a dir that holds one).
+    ReplacesBuild,
+    /// Runs the instance's configure command, rewriting its configuration.
+    Reconfigures,
+    /// Empties the instance's log files.
+    EmptiesLogs,
+    /// Inserts rows into the live database (a partial restore).
+    WritesDatabase,
+    /// Replaces the database and stores with a backup's (restore, mirror).
+    ReplacesData,
+    /// Drops the database (db-nuke).
+    DestroysDatabase,
+}
+
+impl Effect {
+    /// Whether this effect on production needs a confirmation. Stopping and starting do
+    /// not: they are the operator's daily tools and lose nothing. What loses data, or
+    /// replaces what production runs, does.
+    pub fn needs_confirmation(self) -> bool {
+        matches!(
+            self,
+            Effect::ReplacesBuild
+                | Effect::Reconfigures
+                | Effect::EmptiesLogs
+                | Effect::WritesDatabase
+                | Effect::ReplacesData
+                | Effect::DestroysDatabase
+        )
+    }
+
+    /// Whether the effect reaches the instance's database, and so production's when
+    /// the two share it.
+    pub fn touches_database(self) -> bool {
+        matches!(
+            self,
+            Effect::WritesDatabase | Effect::ReplacesData | Effect::DestroysDatabase
+        )
+    }
+}
+
+/// Why an instance is guarded.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "why", rename_all = "kebab-case")]
+pub enum Exposure {
+    /// It is the instance the `production` role points at.
+    Production,
+    /// Its database is the production instance's database.
+    SharesProductionDatabase {
+        production: String,
+        database: DatabaseIdentity,
+    },
+}
+
+/// One thing a plan will do to an instance: the operation as the user asked for it
+/// (`rebuild`, `db-nuke`, `restore over`) and its effect.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Action {
+    pub operation: String,
+    pub effect: Effect,
+}
+
+/// What needs a confirmation: the instance, why it is guarded, what will be done to it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Danger {
+    pub instance: String,
+    pub exposure: Exposure,
+    pub actions: Vec<Action>,
+}
+
+/// Asks the front end whether the actions may run on a guarded instance.
+pub trait Confirm {
+    fn confirm(&self, danger: &Danger) -> bool;
+}
+
+/// A confirmation already given (earlier in the same procedure).
+pub struct Confirmed;
+
+impl Confirm for Confirmed {
+    fn confirm(&self, _: &Danger) -> bool {
+        true
+    }
+}
+
+/// Why `instance` is guarded for `effect`, if it is.
+pub fn exposure(config: &Config, instance: &str, effect: Effect) -> Option<Exposure> {
+    if !effect.needs_confirmation() {
+        return None;
+    }
+    let production = config.production()?;
+    if production == instance {
+        return Some(Exposure::Production);
+    }
+    if !effect.touches_database() {
+        return None;
+    }
+    let database = config.database_identity(instance)?;
+    (config.database_identity(production).as_ref() == Some(&database)).then(|| {
+        Exposure::SharesProductionDatabase {
+            production: production.to_string(),
+            database,
+        }
+    })
+}
+
+/// Judges `actions` (instance, action) before anything runs: for each guarded instance,
+/// asks once for all that will be done to it, and refuses at the first "no", naming
+/// the instance and why it is guarded.
+pub fn check(config: &Config, actions: &[(String, Action)], confirm: &dyn Confirm) -> Result<()> {
+    let mut dangers: Vec<Danger> = Vec::new();
+    for (instance, action) in actions {
+        let Some(exposure) = exposure(config, instance, action.effect) else {
+            continue;
+        };
+        match dangers.iter_mut().find(|d| &d.instance == instance) {
+            Some(d) => {
+                if !d.actions.contains(action) {
+                    d.actions.push(action.clone());
+                }
+                // Production outranks sharing its database: say the stronger reason.
+                if exposure == Exposure::Production {
+                    d.exposure = exposure;
+                }
+            }
+            None => dangers.push(Danger {
+                instance: instance.clone(),
+                exposure,
+                actions: vec![action.clone()],
+            }),
+        }
+    }
+    for d in &dangers {
+        if !confirm.confirm(d) {
+            return Err(refusal(d));
+        }
+    }
+    Ok(())
+}
+
+/// [`check`] for one action on one instance.
+pub fn check_one(
+    config: &Config,
+    instance: &str,
+    operation: &str,
+    effect: Effect,
+    confirm: &dyn Confirm,
+) -> Result<()> {
+    check(
+        config,
+        &[(
+            instance.to_string(),
+            Action {
+                operation: operation.to_string(),
+                effect,
+            },
+        )],
+        confirm,
+    )
+}
+
+fn refusal(d: &Danger) -> Error {
+    let mut operations: Vec<&str> = Vec::new();
+    for a in &d.actions {
+        if !operations.contains(&a.operation.as_str()) {
+            operations.push(&a.operation);
+        }
+    }
+    let why = match &d.exposure {
+        Exposure::Production => "it is the production instance".to_string(),
+        Exposure::SharesProductionDatabase {
+            production,
+            database,
+        } => format!("its database is the production instance {production}'s ({database})"),
+    };
+    Error::user(format!(
+        "refusing to {} {}: {why}",
+        operations.join(", "),
+        d.instance
+    ))
+    .with_hint("pass --yes-really-production, or run it on a terminal and type the instance's name")
+}
