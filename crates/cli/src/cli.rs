@@ -9,6 +9,7 @@ use ostler_core::report::Interrupt;
 use ostler_core::{Error, Ostler};
 
 use crate::commands;
+use crate::output::{StdoutClosed, StdoutFailed};
 use crate::reporter::TerminalReporter;
 
 /// ostler tends a database-backed web service: builds, starts, stops and supervises its
@@ -119,11 +120,9 @@ impl Context {
 }
 
 pub fn main() -> i32 {
-    // A closed pipe (`ostler journal | head`) is a clean exit, not a panic.
-    #[cfg(unix)]
-    unsafe {
-        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
-    }
+    // SIGPIPE stays ignored (Rust's default): a closed stdout is a quiet exit through
+    // `output`, and a dead internal pipe is an error with its real cause, never a
+    // silent death by signal.
     let _ = tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::from_env("OSTLER_LOG"))
         .with_writer(std::io::stderr)
@@ -150,29 +149,42 @@ pub fn main() -> i32 {
         tz,
         interrupt,
     };
-    let result = match cli.command {
-        Command::Status(args) => commands::status::run(&ctx, args),
-        Command::Role(args) => commands::role::run(&ctx, args),
-        Command::Config(args) => commands::config::run(&ctx, args),
-        Command::Journal(args) => commands::journal::run(&ctx, args),
-        Command::Serve(args) => commands::serve::run(&ctx, args),
-        Command::Demo(args) => commands::demo::run(&ctx, args),
-        Command::Backup(args) => commands::backup::run(&ctx, args),
-        Command::Backups(args) => commands::backups::run(&ctx, args),
-        Command::Verify(args) => commands::verify::run(&ctx, args),
-        Command::Restore(args) => commands::restore::run(&ctx, args),
-        Command::Mirror(args) => commands::mirror::run(&ctx, args),
-        Command::Export(args) => commands::export::run(&ctx, args),
-        Command::Prune(args) => commands::prune::run(&ctx, args),
-        Command::Copy(args) => commands::copy::run(&ctx, args),
-        Command::Find(args) => commands::find::run(&ctx, args),
-        Command::Logs(args) => commands::logs::run(&ctx, args),
-        Command::Diff(args) => commands::diff::run(&ctx, args),
-        Command::Manage(args) => commands::manage::run(&ctx, args),
-    };
-    match result {
-        Ok(code) => code,
-        Err(e) => report_error(&e),
+    // A write to a closed stdout unwinds to here (see `output`).
+    let dispatched =
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| dispatch(&ctx, cli.command)));
+    match dispatched {
+        Ok(Ok(code)) => code,
+        Ok(Err(e)) => report_error(&e),
+        Err(payload) => match payload.downcast::<StdoutClosed>() {
+            Ok(_) => 0,
+            Err(payload) => match payload.downcast::<StdoutFailed>() {
+                Ok(failed) => report_error(&Error::io("writing to stdout", failed.0)),
+                Err(payload) => std::panic::resume_unwind(payload),
+            },
+        },
+    }
+}
+
+fn dispatch(ctx: &Context, command: Command) -> ostler_core::Result<i32> {
+    match command {
+        Command::Status(args) => commands::status::run(ctx, args),
+        Command::Role(args) => commands::role::run(ctx, args),
+        Command::Config(args) => commands::config::run(ctx, args),
+        Command::Journal(args) => commands::journal::run(ctx, args),
+        Command::Serve(args) => commands::serve::run(ctx, args),
+        Command::Demo(args) => commands::demo::run(ctx, args),
+        Command::Backup(args) => commands::backup::run(ctx, args),
+        Command::Backups(args) => commands::backups::run(ctx, args),
+        Command::Verify(args) => commands::verify::run(ctx, args),
+        Command::Restore(args) => commands::restore::run(ctx, args),
+        Command::Mirror(args) => commands::mirror::run(ctx, args),
+        Command::Export(args) => commands::export::run(ctx, args),
+        Command::Prune(args) => commands::prune::run(ctx, args),
+        Command::Copy(args) => commands::copy::run(ctx, args),
+        Command::Find(args) => commands::find::run(ctx, args),
+        Command::Logs(args) => commands::logs::run(ctx, args),
+        Command::Diff(args) => commands::diff::run(ctx, args),
+        Command::Manage(args) => commands::manage::run(ctx, args),
     }
 }
 

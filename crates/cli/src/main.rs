@@ -1,5 +1,7 @@
 //! The `ostler` binary: parse, run, render. Everything else is in `ostler-core`.
 
+#[macro_use]
+mod output;
 mod cli;
 mod commands;
 mod reporter;

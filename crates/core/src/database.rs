@@ -350,17 +350,24 @@ impl Database {
     /// Writes a dump of everything in the database to `dest` (a file), for the safety
     /// copy taken before destructive steps. Returns the file written.
     pub fn safety_dump(&self, runner: &Runner, dest_dir: &Path, stem: &str) -> Result<PathBuf> {
-        std::fs::create_dir_all(dest_dir)
-            .map_err(|e| Error::io(format!("creating {}", dest_dir.display()), e))?;
+        ostler_repo::private::create_dir_all(dest_dir)
+            .map_err(|e| Error::io_at("create", dest_dir, e))?;
+        // Created owner-only before the dumper opens it: SQLite, pg_dump and
+        // mariadb-dump all keep the mode of a file that exists.
+        let private = |dest: PathBuf| -> Result<PathBuf> {
+            ostler_repo::private::create_file(&dest)
+                .map_err(|e| Error::io_at("create", &dest, e))?;
+            Ok(dest)
+        };
         match self {
             Database::Sqlite { path } => {
-                let dest = dest_dir.join(format!("{stem}.sqlite"));
                 if !path.exists() {
                     return Err(Error::failed(format!(
                         "no database file at {}",
                         path.display()
                     )));
                 }
+                let dest = private(dest_dir.join(format!("{stem}.sqlite")))?;
                 let src = rusqlite::Connection::open_with_flags(
                     path,
                     rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
@@ -368,11 +375,15 @@ impl Database {
                 .map_err(|e| Error::failed(format!("opening {}: {e}", path.display())))?;
                 src.busy_timeout(std::time::Duration::from_secs(10)).ok();
                 src.backup(rusqlite::DatabaseName::Main, &dest, None)
-                    .map_err(|e| Error::failed(format!("backing up {}: {e}", path.display())))?;
+                    .map_err(|e| {
+                        Error::sqlite_no_space(&dest, &e).unwrap_or_else(|| {
+                            Error::failed(format!("backing up {}: {e}", path.display()))
+                        })
+                    })?;
                 Ok(dest)
             }
             Database::Postgres { url, .. } => {
-                let dest = dest_dir.join(format!("{stem}.pgdump"));
+                let dest = private(dest_dir.join(format!("{stem}.pgdump")))?;
                 let mut c = Command::new("pg_dump");
                 c.args(self.client_args())
                     .arg("-Fc")
@@ -384,7 +395,7 @@ impl Database {
                 Ok(dest)
             }
             Database::Mysql { url, .. } => {
-                let dest = dest_dir.join(format!("{stem}.sql"));
+                let dest = private(dest_dir.join(format!("{stem}.sql")))?;
                 let mut c = Command::new("mariadb-dump");
                 c.args(self.client_args())
                     .args([

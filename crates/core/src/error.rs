@@ -2,7 +2,9 @@
 //! to an exit status without parsing messages, and the context a user needs to act:
 //! which instance, which file and line, which command failed and what it printed.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+
+pub use ostler_repo::NoSpace;
 
 /// What sort of failure this is; the CLI maps each kind to an exit status.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -90,6 +92,10 @@ pub enum Error {
     #[error("interrupted")]
     Interrupted,
 
+    /// A disk (repository, state dir, copy target, restore target, TMPDIR) is full.
+    #[error("{0}")]
+    NoSpace(NoSpace),
+
     #[error("{context}: {source}")]
     Io {
         context: String,
@@ -112,7 +118,7 @@ impl Error {
             Error::User { .. } => ErrorKind::User,
             Error::Config { .. } | Error::ConfigIo { .. } => ErrorKind::Config,
             Error::Busy { .. } => ErrorKind::Busy,
-            Error::Failed { .. } | Error::Io { .. } => ErrorKind::Failed,
+            Error::Failed { .. } | Error::Io { .. } | Error::NoSpace(_) => ErrorKind::Failed,
             Error::Interrupted => ErrorKind::Interrupted,
             Error::State { .. } | Error::Other(_) => ErrorKind::Internal,
         }
@@ -123,8 +129,59 @@ impl Error {
             Error::User { hint, .. } | Error::Busy { hint, .. } | Error::Failed { hint, .. } => {
                 hint.as_deref()
             }
+            Error::NoSpace(_) => Some(
+                "free space on that filesystem (or move what lives there to a larger one) and run \
+                 it again: nothing partial was kept",
+            ),
             _ => None,
         }
+    }
+
+    /// An I/O error on `path`: [`Error::NoSpace`] for a full disk, else [`Error::Io`]
+    /// with `what` and the path as its context.
+    pub fn io_at(what: &'static str, path: &Path, source: std::io::Error) -> Error {
+        match NoSpace::from_io(what, path, &source) {
+            Some(full) => Error::NoSpace(full),
+            None => Error::Io {
+                context: format!("{what} {}", path.display()),
+                source,
+            },
+        }
+    }
+
+    /// An error of ostler's state database at `path`; a full disk is [`Error::NoSpace`].
+    pub fn state(path: &Path, source: rusqlite::Error) -> Error {
+        Error::sqlite_no_space(path, &source).unwrap_or_else(|| Error::State {
+            path: path.to_path_buf(),
+            source,
+        })
+    }
+
+    /// A repository error: a full disk stays a full disk, anything else fails the
+    /// operation with the repository's own message.
+    pub fn repository(e: ostler_repo::RepoError) -> Error {
+        match e {
+            ostler_repo::RepoError::NoSpace(full) => Error::NoSpace(full),
+            other => Error::failed(format!("repository: {other}")),
+        }
+    }
+
+    /// A SQLite error on the database file `path` (ostler's state, a snapshot copy,
+    /// a restore target): [`Error::NoSpace`] when its disk is full, else `None`.
+    /// SQLite reports a full disk as `SQLITE_FULL`, or, when the shared-memory file
+    /// cannot grow, as an I/O error; the latter counts only if `statvfs` agrees.
+    pub fn sqlite_no_space(path: &Path, e: &rusqlite::Error) -> Option<Error> {
+        let rusqlite::Error::SqliteFailure(f, _) = e else {
+            return None;
+        };
+        let full = match f.code {
+            rusqlite::ErrorCode::DiskFull => true,
+            rusqlite::ErrorCode::SystemIoFailure => {
+                ostler_repo::space::free_space(path).is_some_and(|free| free < 64 * 1024)
+            }
+            _ => false,
+        };
+        full.then(|| Error::NoSpace(NoSpace::at("write", path, None, false)))
     }
 
     pub fn user(message: impl Into<String>) -> Error {

@@ -138,13 +138,16 @@ fn ts(text: String) -> Timestamp {
 impl State {
     /// Opens (creating if needed) the state database in `state_dir`.
     pub fn open(state_dir: &Path) -> Result<State> {
-        std::fs::create_dir_all(state_dir)
-            .map_err(|e| Error::io(format!("creating state dir {}", state_dir.display()), e))?;
+        ostler_repo::private::create_dir_all(state_dir)
+            .map_err(|e| Error::io_at("create state dir", state_dir, e))?;
         let path = state_dir.join("state.db");
-        let err = |source| Error::State {
-            path: path.clone(),
-            source,
-        };
+        // SQLite gives its -wal and -shm files the mode of the database file.
+        match ostler_repo::private::create_new_file(&path) {
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(Error::io_at("create", &path, e)),
+        }
+        let err = |source| Error::state(&path, source);
         let mut conn = Connection::open(&path).map_err(err)?;
         conn.busy_timeout(Duration::from_secs(15)).map_err(err)?;
         conn.pragma_update(None, "journal_mode", "WAL")
@@ -189,10 +192,7 @@ impl State {
     }
 
     fn err(&self) -> impl Fn(rusqlite::Error) -> Error + '_ {
-        move |source| Error::State {
-            path: self.path.clone(),
-            source,
-        }
+        move |source| Error::state(&self.path, source)
     }
 
     // ---- journal ----

@@ -25,10 +25,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::error::{IoContext, Result};
 
-/// Mode for files the repository creates.
-pub(crate) const FILE_MODE: u32 = 0o600;
-/// Mode for directories the repository creates.
-pub(crate) const DIR_MODE: u32 = 0o700;
+pub(crate) use crate::private::{DIR_MODE, FILE_MODE};
 /// Suffix of every temporary file, so a stray one is recognisable.
 pub(crate) const TMP_SUFFIX: &str = ".tmp";
 
@@ -68,7 +65,21 @@ pub(crate) fn write_atomic(
     existing: Existing,
 ) -> Result<bool> {
     let tmp = tmp_path(tmp_dir);
-    let result = write_tmp_then_place(&tmp, dest, parts, existing);
+    let result = write_tmp_then_place(&tmp, dest, parts, existing).map_err(|e| match e {
+        // The temporary name means nothing to the operator; the file being
+        // written and its size do.
+        crate::RepoError::NoSpace(full) => {
+            let bytes = parts.iter().map(|p| p.len() as u64).sum();
+            crate::RepoError::NoSpace(
+                crate::NoSpace {
+                    path: dest.to_path_buf(),
+                    ..full
+                }
+                .needing(bytes),
+            )
+        }
+        other => other,
+    });
     if result.is_err() || existing == Existing::Keep {
         // Best effort: on success with Keep the tmp name is a second link (or
         // already renamed away); on failure it is garbage. Either way clean_tmp

@@ -9,6 +9,8 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use crate::space::NoSpace;
+
 /// Result alias used throughout the crate.
 pub type Result<T, E = RepoError> = std::result::Result<T, E>;
 
@@ -50,6 +52,11 @@ pub enum RepoError {
         #[source]
         source: io::Error,
     },
+
+    /// A write failed because the filesystem (or quota) is full: which path,
+    /// how many bytes, how many are free. Never hidden behind an [`RepoError::Io`].
+    #[error("{0}")]
+    NoSpace(NoSpace),
 
     /// Reading the caller's input stream failed (not the repository's fault).
     #[error("reading the input stream failed after {offset} bytes: {source}")]
@@ -102,12 +109,23 @@ pub enum RepoError {
 }
 
 impl RepoError {
-    /// Shorthand for [`RepoError::Io`].
+    /// Shorthand for [`RepoError::Io`], or [`RepoError::NoSpace`] for `ENOSPC`/`EDQUOT`.
     pub(crate) fn io(op: &'static str, path: impl AsRef<Path>, source: io::Error) -> Self {
+        if let Some(full) = NoSpace::from_io(op, path.as_ref(), &source) {
+            return RepoError::NoSpace(full);
+        }
         RepoError::Io {
             op,
             path: path.as_ref().to_path_buf(),
             source,
+        }
+    }
+
+    /// The full disk behind this error, if that is what it is.
+    pub fn no_space(&self) -> Option<&NoSpace> {
+        match self {
+            RepoError::NoSpace(full) => Some(full),
+            _ => None,
         }
     }
 

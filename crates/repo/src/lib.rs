@@ -32,7 +32,9 @@ mod error;
 mod files;
 mod lock;
 mod maintenance;
+pub mod private;
 mod reader;
+pub mod space;
 mod stream;
 
 use std::fs;
@@ -51,6 +53,7 @@ pub use error::{RepoError, Result};
 pub use lock::{LockMode, RepoLock};
 pub use maintenance::{GcStats, RepoStats, TMP_MAX_AGE};
 pub use reader::StreamReader;
+pub use space::NoSpace;
 pub use stream::{ChunkRef, StreamRef, WriteStats};
 
 use durable::{Existing, DIR_MODE};

@@ -21,7 +21,7 @@ pub fn run(ctx: &Context, args: Args) -> Result<i32> {
     } else {
         let tables = m.database.as_ref().map(|d| d.tables.len()).unwrap_or(0);
         let files: u64 = m.stores.iter().map(|s| s.files).sum();
-        println!(
+        outln!(
             "backup {} of {}: {} tables, {} store files, {} logical, {} newly stored, in {:.1}s",
             m.id,
             m.instance,

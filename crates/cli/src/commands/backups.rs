@@ -52,7 +52,7 @@ pub fn run(ctx: &Context, args: Args) -> Result<i32> {
         super::print_json(&v)?;
         return Ok(0);
     }
-    println!(
+    outln!(
         "{:<9} {:<10} {:<26} {:>8} {:>10} {:>10}  {:<11}{}",
         "ID",
         "INSTANCE",
@@ -64,7 +64,7 @@ pub fn run(ctx: &Context, args: Args) -> Result<i32> {
         if held.is_some() { " IN COPY" } else { "" }
     );
     for b in &list {
-        println!(
+        outln!(
             "{:<9} {:<10} {:<26} {:>8} {:>10} {:>10}  {:<11}{}{}",
             b.id,
             b.instance,
@@ -84,11 +84,11 @@ pub fn run(ctx: &Context, args: Args) -> Result<i32> {
                 .unwrap_or_default()
         );
         if let Some(e) = &b.error {
-            println!("          error: {}", e.lines().next().unwrap_or(""));
+            outln!("          error: {}", e.lines().next().unwrap_or(""));
         }
         if args.tables {
             for t in &b.tables {
-                println!(
+                outln!(
                     "          {:<28} {:>10} rows  {}",
                     t.name,
                     t.rows,

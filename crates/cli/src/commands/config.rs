@@ -38,7 +38,7 @@ pub fn run(ctx: &Context, args: Args) -> Result<i32> {
                         &serde_json::json!({"ok": true, "file": path, "instances": c.instance_names()}),
                     )?;
                 } else {
-                    println!(
+                    outln!(
                         "{}: ok ({} instances: {})",
                         path.display(),
                         c.instances.len(),
@@ -63,7 +63,7 @@ pub fn run(ctx: &Context, args: Args) -> Result<i32> {
                     shared_databases: c.shared_databases(),
                 })?;
             } else {
-                print!("{}", c.show());
+                out!("{}", c.show());
             }
             Ok(0)
         }

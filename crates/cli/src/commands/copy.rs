@@ -75,7 +75,7 @@ pub fn run(ctx: &Context, args: Args) -> Result<i32> {
         }
         let (stats, pruned) = result?;
         if !ctx.json {
-            println!(
+            outln!(
                 "{}: sent {} files ({}), {} already there{}",
                 c.name,
                 stats.files_sent,

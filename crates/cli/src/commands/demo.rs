@@ -131,7 +131,7 @@ pub fn run(ctx: &Context, args: Args) -> Result<i32> {
         super::human_bytes(backup.new_bytes)
     );
     let cfg = config_path.display();
-    println!(
+    outln!(
         "\nThe demo is running: guestbook instance gb-1 (role production) on http://127.0.0.1:{port}/entries\n\
          \nTry next (from {dir}, or with --config {cfg}):\n\
          \x20 ostler status\n\

@@ -25,38 +25,41 @@ pub fn run(ctx: &Context, args: Args) -> Result<i32> {
         super::print_json(&report)?;
         return Ok(0);
     }
-    println!("diff {} -> {}", report.a, report.b);
+    outln!("diff {} -> {}", report.a, report.b);
     for t in &report.tables {
         if t.same_hash {
-            println!("  {:<28} unchanged (same content hash)", t.table);
+            outln!("  {:<28} unchanged (same content hash)", t.table);
         } else {
-            println!(
+            outln!(
                 "  {:<28} +{} added  -{} removed  ~{} changed",
-                t.table, t.added, t.removed, t.changed
+                t.table,
+                t.added,
+                t.removed,
+                t.changed
             );
         }
     }
     for t in report.tables.iter().filter(|t| !t.details.is_empty()) {
-        println!("\n{} ({})", t.table, t.columns.join(", "));
+        outln!("\n{} ({})", t.table, t.columns.join(", "));
         for d in &t.details {
             match d.kind.as_str() {
-                "added" => println!(
+                "added" => outln!(
                     "  + {}  {}",
                     d.key,
                     d.after.clone().unwrap_or_default().join(" | ")
                 ),
-                "removed" => println!(
+                "removed" => outln!(
                     "  - {}  {}",
                     d.key,
                     d.before.clone().unwrap_or_default().join(" | ")
                 ),
                 _ => {
-                    println!(
+                    outln!(
                         "  ~ {}  {}",
                         d.key,
                         d.before.clone().unwrap_or_default().join(" | ")
                     );
-                    println!(
+                    outln!(
                         "    {}  {}",
                         " ".repeat(d.key.len()),
                         d.after.clone().unwrap_or_default().join(" | ")
@@ -66,7 +69,7 @@ pub fn run(ctx: &Context, args: Args) -> Result<i32> {
         }
         let total = t.added + t.removed + t.changed;
         if total > t.details.len() as u64 {
-            println!("  ... {} more (--limit)", total - t.details.len() as u64);
+            outln!("  ... {} more (--limit)", total - t.details.len() as u64);
         }
     }
     Ok(0)

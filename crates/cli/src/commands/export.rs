@@ -24,7 +24,7 @@ pub fn run(ctx: &Context, args: Args) -> Result<i32> {
         super::print_json(&files)?;
     } else {
         for f in files {
-            println!("{}", f.display());
+            outln!("{}", f.display());
         }
     }
     Ok(0)

@@ -24,7 +24,7 @@ pub fn run(ctx: &Context, args: Args) -> Result<i32> {
         super::print_json(&report)?;
         return Ok(0);
     }
-    println!(
+    outln!(
         "{} rows of {} where {} — {} backups ({} read whole, {} by their deltas, {} unchanged and skipped)",
         report.instance,
         report.table,
@@ -35,7 +35,7 @@ pub fn run(ctx: &Context, args: Args) -> Result<i32> {
         report.skipped_unchanged
     );
     for p in &report.points {
-        println!(
+        outln!(
             "  {:<9} {}  {:>8}  {}",
             p.backup,
             ctx.show_time(p.at),
@@ -44,7 +44,7 @@ pub fn run(ctx: &Context, args: Args) -> Result<i32> {
         );
     }
     if report.transitions.is_empty() {
-        println!("no change: the count is the same in every backup");
+        outln!("no change: the count is the same in every backup");
     }
     for t in &report.transitions {
         let what = match t.kind.as_str() {
@@ -55,7 +55,7 @@ pub fn run(ctx: &Context, args: Args) -> Result<i32> {
                 t.lost, t.gained, t.before_rows, t.after_rows
             ),
         };
-        println!(
+        outln!(
             "{what} between backup {} ({}) and backup {} ({})",
             t.before_backup,
             ctx.show_time(t.before_at),
@@ -63,12 +63,12 @@ pub fn run(ctx: &Context, args: Args) -> Result<i32> {
             ctx.show_time(t.after_at)
         );
         if t.kind == "vanished" {
-            println!(
+            outln!(
                 "  present up to {}, absent from {} on; to put them back: ostler restore {} --from {} --table {} --where \"{}\" --with-references --dry-run",
                 t.before_backup, t.after_backup, report.instance, t.before_backup, report.table, report.predicate
             );
         }
     }
-    println!("(predicate {})", report.evaluated_by);
+    outln!("(predicate {})", report.evaluated_by);
     Ok(0)
 }

@@ -29,7 +29,7 @@ pub fn run(ctx: &Context, args: Args) -> Result<i32> {
             .finished_at
             .map(|f| format!(" in {:.1}s", f.duration_since(e.started_at).as_secs_f64()))
             .unwrap_or_default();
-        println!(
+        outln!(
             "#{} {} {} {} by {} (pid {}): {}{}",
             e.id,
             ctx.show_time(e.started_at),
@@ -42,11 +42,11 @@ pub fn run(ctx: &Context, args: Args) -> Result<i32> {
         );
         if let Some(d) = &e.detail {
             for line in d.lines() {
-                println!("    {line}");
+                outln!("    {line}");
             }
         }
         for c in e.commands {
-            println!(
+            outln!(
                 "    !!! CMD: {}  -> {} ({} ms)",
                 c.command,
                 c.exit_status

@@ -109,22 +109,22 @@ fn scan(ctx: &Context, args: &ScanArgs) -> Result<i32> {
         return Ok(0);
     }
     print_summary(ctx, &report.summary, &plural(report.urls as u64, "URL"));
-    println!();
+    outln!();
     let rule = format!(
         "size {}x either way and {} bytes apart, or a new status class",
         args.min_ratio, args.min_bytes
     );
     match report.changes.len() {
-        0 => println!("No sharp changes ({rule})."),
-        1 => println!("1 sharp change ({rule}):"),
-        n => println!("{n} sharp changes ({rule}), by time:"),
+        0 => outln!("No sharp changes ({rule})."),
+        1 => outln!("1 sharp change ({rule}):"),
+        n => outln!("{n} sharp changes ({rule}), by time:"),
     }
     for c in shown {
-        println!();
+        outln!();
         print_change(ctx, c);
     }
     if more > 0 {
-        println!(
+        outln!(
             "\n... and {more} more (--limit {} shows them all).",
             args.limit + more
         );
@@ -134,7 +134,7 @@ fn scan(ctx: &Context, args: &ScanArgs) -> Result<i32> {
 
 fn print_change(ctx: &Context, c: &Change) {
     let (b, a) = (&c.before, &c.after);
-    println!("{}  {}", ctx.show_time(a.time), c.url);
+    outln!("{}  {}", ctx.show_time(a.time), c.url);
     let how = if a.size == b.size {
         "same".to_string()
     } else if c.ratio >= 1.0 {
@@ -142,24 +142,24 @@ fn print_change(ctx: &Context, c: &Change) {
     } else {
         format!("{:.2}x smaller", 1.0 / c.ratio)
     };
-    println!("    size    {} -> {} bytes ({how})", b.size, a.size);
+    outln!("    size    {} -> {} bytes ({how})", b.size, a.size);
     match c.kind {
-        ChangeKind::Status => println!(
+        ChangeKind::Status => outln!(
             "    status  {} -> {} ({}xx -> {}xx)",
             b.status,
             a.status,
             b.status / 100,
             a.status / 100
         ),
-        ChangeKind::Size => println!("    status  {} -> {}", b.status, a.status),
+        ChangeKind::Size => outln!("    status  {} -> {}", b.status, a.status),
     }
-    println!(
+    outln!(
         "    before  {}  {}:{}",
         ctx.show_time(b.time),
         b.file.display(),
         b.line
     );
-    println!(
+    outln!(
         "    after   {}  {}:{}",
         ctx.show_time(a.time),
         a.file.display(),
@@ -216,7 +216,7 @@ fn timeline(ctx: &Context, args: &ScanArgs, pattern: &UrlPattern) -> Result<i32>
     );
     print_summary(ctx, &tl.summary, &matched);
     if tl.urls.is_empty() {
-        println!("\nNo request matches `{}`.", tl.pattern);
+        outln!("\nNo request matches `{}`.", tl.pattern);
     }
     for (u, runs) in urls {
         if !runs.is_empty() {
@@ -224,7 +224,7 @@ fn timeline(ctx: &Context, args: &ScanArgs, pattern: &UrlPattern) -> Result<i32>
         }
     }
     if more > 0 {
-        println!(
+        outln!(
             "\n... and {more} more lines (--limit {} shows them all).",
             args.limit + more
         );
@@ -237,7 +237,7 @@ fn print_timeline(ctx: &Context, u: &UrlTimeline, runs: &[Run]) {
         plural(u.requests, "request"),
         plural(u.runs.len() as u64, "run"),
     );
-    println!("\n{}: {requests} in {runs_}", u.url);
+    outln!("\n{}: {requests} in {runs_}", u.url);
     for r in runs {
         let first = ctx.show_time(r.first);
         let when = if r.count == 1 {
@@ -250,16 +250,18 @@ fn print_timeline(ctx: &Context, u: &UrlTimeline, runs: &[Run]) {
         } else {
             r.client.clone()
         };
-        println!(
+        outln!(
             "  {when:<56} {:>7}x  {}  {:>10} bytes  {who}",
-            r.count, r.status, r.size
+            r.count,
+            r.status,
+            r.size
         );
     }
 }
 
 /// What was read: files in the order read, malformed lines, disorder.
 fn print_summary(ctx: &Context, s: &Summary, what: &str) {
-    println!(
+    outln!(
         "Read {} from {}: {}, {what}, {} malformed.",
         plural(s.lines, "line"),
         plural(s.files.len() as u64, "file"),
@@ -277,7 +279,7 @@ fn print_summary(ctx: &Context, s: &Summary, what: &str) {
             (Some(a), Some(b)) => format!("{} .. {}", ctx.show_time(a), ctx.show_time(b)),
             _ => "no requests".into(),
         };
-        println!(
+        outln!(
             "  {:<width$}  {:<5}  {:>9} lines  {span}",
             f.path.display().to_string(),
             f.compression,
@@ -286,7 +288,7 @@ fn print_summary(ctx: &Context, s: &Summary, what: &str) {
     }
     for m in &s.malformed_examples {
         let text: String = m.text.chars().take(60).collect();
-        println!(
+        outln!(
             "  malformed {}:{}: {} ({text})",
             m.file.display(),
             m.line,
@@ -294,13 +296,13 @@ fn print_summary(ctx: &Context, s: &Summary, what: &str) {
         );
     }
     if s.malformed > s.malformed_examples.len() as u64 {
-        println!(
+        outln!(
             "  ... and {} more malformed lines",
             s.malformed - s.malformed_examples.len() as u64
         );
     }
     if s.out_of_order > 0 {
-        println!(
+        outln!(
             "  {} requests were logged more than {} s out of time order; each was compared where it was logged.",
             s.out_of_order,
             logs::input::WINDOW_SECONDS

@@ -122,13 +122,13 @@ pub fn run(ctx: &Context, args: Vec<OsString>) -> Result<i32> {
         } else {
             for s in &plan.steps {
                 match guard::exposure(&ostler.config, &s.instance, s.effect) {
-                    Some(_) => println!(
+                    Some(_) => outln!(
                         "{} {}  (guarded: {})",
                         s.verb.name(),
                         s.instance,
                         effect_words(s.effect)
                     ),
-                    None => println!("{} {}", s.verb.name(), s.instance),
+                    None => outln!("{} {}", s.verb.name(), s.instance),
                 }
             }
         }
@@ -139,7 +139,7 @@ pub fn run(ctx: &Context, args: Vec<OsString>) -> Result<i32> {
             return;
         }
         match o.verb {
-            Verb::Echo | Verb::Print | Verb::Processes => println!("{}", o.message),
+            Verb::Echo | Verb::Print | Verb::Processes => outln!("{}", o.message),
             _ if o.ok => eprintln!("{}", o.message),
             _ => eprintln!("warning: {} (continuing)", o.message),
         }

@@ -45,7 +45,7 @@ pub fn run(ctx: &Context, args: Args) -> Result<i32> {
     if ctx.json {
         super::print_json(&outcome)?;
     } else {
-        println!(
+        outln!(
             "mirrored backup {} onto {}{}",
             outcome.backup,
             outcome.instance,

@@ -23,7 +23,7 @@ pub mod verify;
 pub fn print_json<T: serde::Serialize>(value: &T) -> ostler_core::Result<()> {
     let text =
         serde_json::to_string_pretty(value).map_err(|e| ostler_core::Error::Other(e.into()))?;
-    println!("{text}");
+    outln!("{text}");
     Ok(())
 }
 

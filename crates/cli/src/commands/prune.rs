@@ -19,7 +19,7 @@ pub fn run(ctx: &Context, args: Args) -> Result<i32> {
         return Ok(0);
     }
     for d in &out.decisions {
-        println!(
+        outln!(
             "{} {:<9} {:<10} {}  {}",
             if d.keep { "keep" } else { "drop" },
             d.id,
@@ -29,13 +29,13 @@ pub fn run(ctx: &Context, args: Args) -> Result<i32> {
         );
     }
     for id in &out.cleared {
-        println!("clear {id} (failed or interrupted)");
+        outln!("clear {id} (failed or interrupted)");
     }
     let dropped = out.decisions.iter().filter(|d| !d.keep).count();
     if out.dry_run {
-        println!("dry run: would drop {dropped} backups; nothing changed");
+        outln!("dry run: would drop {dropped} backups; nothing changed");
     } else {
-        println!(
+        outln!(
             "dropped {dropped} backups; removed {} chunks, freed {}",
             out.removed_chunks,
             super::human_bytes(out.freed_bytes)

@@ -86,7 +86,7 @@ pub fn run(ctx: &Context, args: Args) -> Result<i32> {
         super::print_json(&outcome)?;
     } else {
         for s in &outcome.stores {
-            println!(
+            outln!(
                 "store {}: {} files restored, {} orphans removed{}",
                 s.name,
                 s.files,
@@ -99,11 +99,11 @@ pub fn run(ctx: &Context, args: Args) -> Result<i32> {
             );
         }
         if let Some(s) = &outcome.safety_backup {
-            println!("safety backup of what was there before: {s}");
+            outln!("safety backup of what was there before: {s}");
         }
         match &outcome.started {
-            Some(msg) => println!("{msg}"),
-            None => println!(
+            Some(msg) => outln!("{msg}"),
+            None => outln!(
                 "{target} restored from {} (it was not running; not started)",
                 outcome.backup
             ),
@@ -140,14 +140,14 @@ fn partial(
         return Ok(0);
     }
     if args.dry_run {
-        println!(
+        outln!(
             "-- dry run: rows from backup {} ({}) that {} lacks",
             out.backup,
             ctx.show_time(m.started_at),
             out.instance
         );
         for s in &out.statements {
-            println!("{s}");
+            outln!("{s}");
         }
     }
     for r in &out.rows {
@@ -173,9 +173,9 @@ fn partial(
         );
     }
     if out.rows.is_empty() {
-        println!("nothing to restore: every matching row is live");
+        outln!("nothing to restore: every matching row is live");
     } else if out.written {
-        println!(
+        outln!(
             "restored {} rows into {} in one transaction (safety backup {})",
             out.rows.len(),
             out.instance,

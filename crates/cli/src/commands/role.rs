@@ -31,7 +31,7 @@ pub fn run(ctx: &Context, args: Args) -> Result<i32> {
                 super::print_json(&map)?;
             } else {
                 for (role, target) in &ostler.config.roles {
-                    println!("{role} -> {}", target.get_ref());
+                    outln!("{role} -> {}", target.get_ref());
                 }
             }
         }

@@ -29,9 +29,14 @@ pub fn run(ctx: &Context, args: Args) -> Result<i32> {
         super::print_json(&all)?;
         return Ok(0);
     }
-    println!(
+    outln!(
         "{:<14} {:<12} {:<11} {:>7} {:>6}  {:<27} LOCK",
-        "INSTANCE", "ROLES", "STATE", "PID", "PORT", "SINCE"
+        "INSTANCE",
+        "ROLES",
+        "STATE",
+        "PID",
+        "PORT",
+        "SINCE"
     );
     for s in all {
         let lock = s
@@ -44,7 +49,7 @@ pub fn run(ctx: &Context, args: Args) -> Result<i32> {
         } else {
             s.state.clone()
         };
-        println!(
+        outln!(
             "{:<14} {:<12} {:<11} {:>7} {:>6}  {:<27} {}",
             s.name,
             if s.roles.is_empty() {
@@ -62,7 +67,7 @@ pub fn run(ctx: &Context, args: Args) -> Result<i32> {
         );
     }
     for shared in ostler.config.shared_databases() {
-        println!(
+        outln!(
             "note: {} share one database ({})",
             shared.instances.join(", "),
             shared.database

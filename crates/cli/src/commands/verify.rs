@@ -31,7 +31,7 @@ pub fn run(ctx: &Context, args: Args) -> Result<i32> {
             super::print_json(&serde_json::json!({"backup": m.id, "ok": ok, "tables": checks}))?;
         } else {
             for c in &checks {
-                println!(
+                outln!(
                     "{:<30} {:>10} rows expected {:>10} restored  {}",
                     c.table,
                     c.rows_expected,
@@ -43,7 +43,7 @@ pub fn run(ctx: &Context, args: Args) -> Result<i32> {
                     }
                 );
             }
-            println!(
+            outln!(
                 "restore test of {}: {}",
                 m.id,
                 if ok { "ok" } else { "FAILED" }
@@ -69,14 +69,14 @@ pub fn run(ctx: &Context, args: Args) -> Result<i32> {
     } else {
         for p in &report.problems {
             match &p.chunk {
-                Some(c) => println!("BAD chunk {c}: {}", p.message),
-                None => println!("BAD: {}", p.message),
+                Some(c) => outln!("BAD chunk {c}: {}", p.message),
+                None => outln!("BAD: {}", p.message),
             }
             for (backup, what) in verify::by_backup(p) {
-                println!("    affects backup {backup}: {}", what.join(", "));
+                outln!("    affects backup {backup}: {}", what.join(", "));
             }
         }
-        println!(
+        outln!(
             "verified {} backups: {} chunks ({}), {} tables replayed: {}",
             report.backups.len(),
             report.chunks_checked,

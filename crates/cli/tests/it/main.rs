@@ -7,6 +7,7 @@ mod support;
 mod backups;
 mod config;
 mod databases;
+mod disks;
 mod forensics;
 mod guards;
 mod logs;

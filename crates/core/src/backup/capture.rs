@@ -43,7 +43,7 @@ pub fn repository(ostler: &Ostler) -> Result<Repository> {
 }
 
 pub fn repo_err(e: ostler_repo::RepoError) -> Error {
-    Error::failed(format!("repository: {e}"))
+    Error::repository(e)
 }
 
 pub fn rows_err(e: RowsError) -> Error {
@@ -462,12 +462,14 @@ fn full_table_once(
         let stored = store
             .join()
             .map_err(|_| TableError::Other(Error::failed("store thread panicked")))?;
+        // When the store side failed (a full repository disk), the row side only saw
+        // its pipe close (EPIPE): the store's error is the cause, so it wins.
+        let (stream, stats) = stored.map_err(|e| TableError::Other(repo_err(e)))?;
         let (rows, hash, logical) = match result {
             Ok(Ok(v)) => v,
             Ok(Err(())) => return Err(TableError::Order),
             Err(e) => return Err(TableError::Other(e)),
         };
-        let (stream, stats) = stored.map_err(|e| TableError::Other(repo_err(e)))?;
         Ok((
             TableEntry {
                 spec: spec.clone(),

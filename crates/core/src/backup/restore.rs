@@ -133,16 +133,24 @@ pub fn restore_store(repo: &Repository, entry: &StoreEntry, root: &Path) -> Resu
                 .map(|n| n.to_string_lossy().into_owned())
                 .unwrap_or_default()
         ));
-        {
+        let written = (|| {
             let mut out = std::io::BufWriter::new(
-                std::fs::File::create(&tmp)
-                    .map_err(|e| Error::io(format!("creating {}", tmp.display()), e))?,
+                std::fs::File::create(&tmp).map_err(|e| Error::io_at("create", &tmp, e))?,
             );
             let mut reader = repo.read_stream(&f.stream);
             std::io::copy(&mut reader, &mut out)
-                .map_err(|e| Error::io(format!("restoring {}", dest.display()), e))?;
-            out.flush()
-                .map_err(|e| Error::io(format!("writing {}", dest.display()), e))?;
+                .and_then(|_| out.flush())
+                .map_err(
+                    |e| match ostler_repo::NoSpace::from_io("write", &dest, &e) {
+                        Some(full) => Error::NoSpace(full.needing(f.size)),
+                        None => Error::io(format!("restoring {}", dest.display()), e),
+                    },
+                )
+        })();
+        if let Err(e) = written {
+            // Never leave a half-written temporary beside the store's files.
+            let _ = std::fs::remove_file(&tmp);
+            return Err(e);
         }
         let _ = std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(f.mode & 0o7777));
         let mtime =
@@ -189,8 +197,9 @@ pub fn export(repo: &Repository, m: &Manifest, dir: &Path) -> Result<Vec<PathBuf
             dir.display()
         )));
     }
-    std::fs::create_dir_all(dir)
-        .map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
+    // Owner-only: nobody else reaches anything inside. Store files keep the modes
+    // recorded in the backup, so `rsync -a stores/NAME/ DEST/` puts them back as they were.
+    ostler_repo::private::create_dir_all(dir).map_err(|e| Error::io_at("create", dir, e))?;
     let mut written = Vec::new();
     let mut how = format!(
         "Backup {} of instance {} ({}), taken {}.\nRestore with the database's own tools, no ostler needed:\n\n",
@@ -210,6 +219,11 @@ pub fn export(repo: &Repository, m: &Manifest, dir: &Path) -> Result<Vec<PathBuf
         };
         written.extend(files);
     }
+    if !m.stores.is_empty() {
+        let stores = dir.join("stores");
+        ostler_repo::private::create_dir_all(&stores)
+            .map_err(|e| Error::io_at("create", &stores, e))?;
+    }
     for s in &m.stores {
         let root = dir.join("stores").join(&s.name);
         restore_store(repo, s, &root)?;
@@ -220,8 +234,8 @@ pub fn export(repo: &Repository, m: &Manifest, dir: &Path) -> Result<Vec<PathBuf
         written.push(root);
     }
     let readme = dir.join("README.txt");
-    std::fs::write(&readme, how)
-        .map_err(|e| Error::io(format!("writing {}", readme.display()), e))?;
+    ostler_repo::private::write_file(&readme, how.as_bytes())
+        .map_err(|e| Error::io_at("write", &readme, e))?;
     written.push(readme);
     Ok(written)
 }

@@ -9,7 +9,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 use super::{check_path, temp_path, Backend};
-use crate::error::{Error, Result};
+use crate::error::{Error, NoSpace, Result};
 
 pub struct DirBackend {
     root: PathBuf,
@@ -28,7 +28,10 @@ impl DirBackend {
         Ok(self.root.join(path))
     }
 
-    fn io(&self, what: &str, path: &Path, e: io::Error) -> Error {
+    fn io(&self, what: &'static str, path: &Path, e: io::Error) -> Error {
+        if let Some(full) = NoSpace::from_io(what, path, &e) {
+            return Error::NoSpace(full);
+        }
         Error::io(
             format!("copy to {}: {what} {}", self.describe(), path.display()),
             e,
@@ -43,7 +46,7 @@ impl DirBackend {
         if let Some(parent) = dir.parent() {
             self.ensure_dir(parent)?;
         }
-        match fs::create_dir(dir) {
+        match ostler_repo::private::create_dir(dir) {
             Ok(()) => sync_dir(dir.parent().unwrap_or(Path::new("/")))
                 .map_err(|e| self.io("fsync", dir, e)),
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists && dir.is_dir() => Ok(()),
@@ -104,15 +107,16 @@ impl Backend for DirBackend {
         self.ensure_dir(&dir)?;
         let write = || -> io::Result<()> {
             let mut src = fs::File::open(local_file)?;
-            let mut out = fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .open(&tmp)?;
+            let mut out = ostler_repo::private::create_new_file(&tmp)?;
             io::copy(&mut src, &mut out)?;
             out.sync_all()
         };
         if let Err(e) = write() {
             let _ = fs::remove_file(&tmp);
+            if let Some(full) = NoSpace::from_io("write", &dest, &e) {
+                let size = fs::metadata(local_file).map_or(0, |m| m.len());
+                return Err(Error::NoSpace(full.needing(size)));
+            }
             return Err(Error::io(
                 format!(
                     "copy to {}: write {} from {}",

@@ -166,13 +166,13 @@ pub fn copy_repository(
     reporter: &dyn Reporter,
     interrupt: &Interrupt,
 ) -> Result<CopyStats> {
-    let repo = Repository::open(repo_dir).map_err(repo_err)?;
+    let repo = Repository::open(repo_dir).map_err(Error::repository)?;
     // Keeps the local gc out while we read: a chunk listed here stays until sent.
-    let _lock = repo.lock_shared().map_err(repo_err)?;
+    let _lock = repo.lock_shared().map_err(Error::repository)?;
     // Named files before chunks: a backup writes its chunks before its manifest, so
     // every manifest listed now has its chunks in the chunk listing taken after it.
-    let files = repo.list_files("").map_err(repo_err)?;
-    let chunks = repo.chunk_ids().map_err(repo_err)?;
+    let files = repo.list_files("").map_err(Error::repository)?;
+    let chunks = repo.chunk_ids().map_err(Error::repository)?;
     let present: HashSet<String> = backend.list("")?.into_iter().collect();
     check_same_repository(repo_dir, backend, &present)?;
 
@@ -194,7 +194,7 @@ pub fn copy_repository(
     let mut middle = Vec::new();
     for id in &chunks {
         let path = format!("{CHUNKS_DIR}/{}/{id}", &id[..2]);
-        if let Some(p) = missing(path, repo.chunk_path(id).map_err(repo_err)?)? {
+        if let Some(p) = missing(path, repo.chunk_path(id).map_err(Error::repository)?)? {
             middle.push(p);
         }
     }
@@ -343,10 +343,6 @@ fn check_same_repository(
         ))
         .with_hint("give each repository its own copy destination")),
     }
-}
-
-fn repo_err(e: ostler_repo::RepoError) -> Error {
-    Error::failed(format!("repository: {e}"))
 }
 
 /// Refuses paths that could leave the copy's root or be mistaken for something else.

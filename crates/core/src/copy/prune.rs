@@ -19,7 +19,7 @@ use std::path::Path;
 use ostler_repo::{Repository, StreamRef};
 use serde_json::Value;
 
-use super::{check_same_repository, is_temp_path, repo_err, Backend, CHUNKS_DIR, CONFIG_FILE};
+use super::{check_same_repository, is_temp_path, Backend, CHUNKS_DIR, CONFIG_FILE};
 use crate::error::{Error, Result};
 
 /// What [`prune_copy`] would remove, as paths at the destination.
@@ -43,8 +43,8 @@ pub struct PruneStats {
 
 /// What pruning the copy would remove, without removing anything (`--dry-run`).
 pub fn plan_prune_copy(repo_dir: &Path, backend: &dyn Backend) -> Result<PrunePlan> {
-    let repo = Repository::open(repo_dir).map_err(repo_err)?;
-    let _lock = repo.lock_shared().map_err(repo_err)?;
+    let repo = Repository::open(repo_dir).map_err(Error::repository)?;
+    let _lock = repo.lock_shared().map_err(Error::repository)?;
     plan(&repo, backend)
 }
 
@@ -52,9 +52,9 @@ pub fn plan_prune_copy(repo_dir: &Path, backend: &dyn Backend) -> Result<PrunePl
 /// longer has, then the chunks no local manifest needs, then stale temporaries.
 /// Must not run while a copy to the same destination is running.
 pub fn prune_copy(repo_dir: &Path, backend: &dyn Backend) -> Result<PruneStats> {
-    let repo = Repository::open(repo_dir).map_err(repo_err)?;
+    let repo = Repository::open(repo_dir).map_err(Error::repository)?;
     // Keeps local gc out, so the needed set stays true until we are done.
-    let _lock = repo.lock_shared().map_err(repo_err)?;
+    let _lock = repo.lock_shared().map_err(Error::repository)?;
     let plan = plan(&repo, backend)?;
     let mut stats = PruneStats::default();
     for path in &plan.files {
@@ -80,7 +80,11 @@ pub fn prune_copy(repo_dir: &Path, backend: &dyn Backend) -> Result<PruneStats> 
 }
 
 fn plan(repo: &Repository, backend: &dyn Backend) -> Result<PrunePlan> {
-    let local_files: HashSet<String> = repo.list_files("").map_err(repo_err)?.into_iter().collect();
+    let local_files: HashSet<String> = repo
+        .list_files("")
+        .map_err(Error::repository)?
+        .into_iter()
+        .collect();
     let present = backend.list("")?;
     if present.is_empty() {
         return Ok(PrunePlan::default());
@@ -129,7 +133,7 @@ fn needed_chunks(repo: &Repository, names: &HashSet<String>) -> Result<HashSet<S
     let mut ids = HashSet::new();
     let mut listings = Vec::new();
     for name in names {
-        let bytes = repo.get_file(name).map_err(repo_err)?;
+        let bytes = repo.get_file(name).map_err(Error::repository)?;
         match serde_json::from_slice::<Value>(&bytes) {
             Ok(value) => collect(&value, &mut ids, &mut listings),
             Err(e) if name.ends_with(".json") => {

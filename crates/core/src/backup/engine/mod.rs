@@ -109,6 +109,9 @@ pub fn export(
         crate::config::DatabaseKind::Sqlite => {
             let path = dir.join("database.sqlite");
             sqlite::load(&path, schema, tables)?;
+            // SQLite creates its files 0644; an export holds the whole database.
+            ostler_repo::private::narrow(&path)
+                .map_err(|e| crate::Error::io_at("chmod", &path, e))?;
             Ok(vec![path])
         }
         crate::config::DatabaseKind::Postgres => postgres::export(schema, tables, dir),

@@ -1076,11 +1076,10 @@ pub fn export(
     tables: &mut dyn Iterator<Item = Result<TableRows<'_>>>,
     dir: &Path,
 ) -> Result<Vec<PathBuf>> {
-    std::fs::create_dir_all(dir)
-        .map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
+    ostler_repo::private::create_dir_all(dir).map_err(|e| Error::io_at("create", dir, e))?;
     let path = dir.join("database.sql");
-    let io = |e: std::io::Error| Error::io(format!("writing {}", path.display()), e);
-    let file = std::fs::File::create(&path).map_err(io)?;
+    let io = |e: std::io::Error| Error::io_at("write", &path, e);
+    let file = ostler_repo::private::create_file(&path).map_err(io)?;
     let mut w = BufWriter::with_capacity(1 << 20, file);
     w.write_all(
         b"-- MySQL/MariaDB database exported by ostler.\n\

@@ -22,7 +22,10 @@ pub struct SqliteSnapshot {
 }
 
 fn sql_err(path: &Path) -> impl Fn(rusqlite::Error) -> Error + '_ {
-    move |e| Error::failed(format!("sqlite {}: {e}", path.display()))
+    move |e| {
+        Error::sqlite_no_space(path, &e)
+            .unwrap_or_else(|| Error::failed(format!("sqlite {}: {e}", path.display())))
+    }
 }
 
 fn quote_ident(name: &str) -> String {
@@ -50,9 +53,13 @@ impl SqliteSnapshot {
             let backup = rusqlite::backup::Backup::new(&src, &mut dst).map_err(sql_err(path))?;
             // Copy in steps of many pages; a writer between steps makes SQLite restart
             // the copy, so the result is always one consistent state.
+            // A failure here is the source's or the copy's (TMPDIR full): a full
+            // disk is the copy's, anything else is reported on the source.
             backup
                 .run_to_completion(4096, Duration::from_millis(0), None)
-                .map_err(sql_err(path))?;
+                .map_err(|e| {
+                    Error::sqlite_no_space(&copy, &e).unwrap_or_else(|| sql_err(path)(e))
+                })?;
         }
         let conn = Connection::open_with_flags(&copy, OpenFlags::SQLITE_OPEN_READ_ONLY)
             .map_err(sql_err(&copy))?;
