@@ -84,11 +84,15 @@ pub fn is_no_space(e: &io::Error) -> bool {
 
 /// Bytes an unprivileged writer may still use on the filesystem holding
 /// `path` (or, if `path` does not exist yet, its nearest existing ancestor).
+// `fsblkcnt_t` and `c_ulong` are u64 here but u32 on 32-bit targets.
+#[allow(clippy::useless_conversion)]
 pub fn free_space(path: &Path) -> Option<u64> {
     let mut probe = Some(path);
     while let Some(p) = probe {
         if let Ok(s) = nix::sys::statvfs::statvfs(p) {
-            return Some((s.blocks_available() as u64).saturating_mul(s.fragment_size() as u64));
+            return Some(
+                u64::from(s.blocks_available()).saturating_mul(u64::from(s.fragment_size())),
+            );
         }
         probe = p.parent().filter(|p| !p.as_os_str().is_empty());
     }

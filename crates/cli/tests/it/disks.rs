@@ -65,9 +65,10 @@ impl Tmpfs {
         use std::io::Write;
         let path = self.dir.join("filler");
         let mut f = std::fs::File::create(&path).unwrap();
+        #[allow(clippy::useless_conversion)] // u32 on 32-bit targets
         let free = || {
             let s = nix::sys::statvfs::statvfs(&self.dir).unwrap();
-            s.blocks_available() as u64 * s.fragment_size() as u64
+            u64::from(s.blocks_available()) * u64::from(s.fragment_size())
         };
         let block = vec![0x5au8; 4096];
         while free() > leave {
