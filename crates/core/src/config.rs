@@ -354,6 +354,22 @@ impl Config {
                 ));
             }
         }
+        for (table, names) in [
+            ("roles", self.roles.keys().collect::<Vec<_>>()),
+            ("instances", self.instances.keys().collect()),
+        ] {
+            for name in names {
+                if let Err(e) = check_name(name) {
+                    out.push(at(
+                        key_offset(text, table, name).unwrap_or(0),
+                        format!(
+                            "{} name `{name}` is not allowed: {e}",
+                            if table == "roles" { "role" } else { "instance" }
+                        ),
+                    ));
+                }
+            }
+        }
         let mut ports: BTreeMap<u16, &str> = BTreeMap::new();
         for (name, inst) in &self.instances {
             if self.roles.contains_key(name) {
@@ -549,6 +565,53 @@ impl Config {
             Err(e) => out + &format!("# cannot render: {e}\n"),
         }
     }
+}
+
+/// The longest instance or role name: it becomes part of file names.
+pub const MAX_NAME_LEN: usize = 64;
+
+/// Why a name cannot name an instance or a role. Names become parts of file names
+/// (`logs/NAME.log`, safety dumps) and are joined by commas on the command line, so
+/// they are `[A-Za-z0-9][A-Za-z0-9._-]*`: no `/`, no `..`, no `,`, not empty.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BadName {
+    #[error("a name cannot be empty")]
+    Empty,
+    #[error("a name must start with a letter or a digit, not `{0}`")]
+    BadStart(char),
+    #[error("`{0}` cannot be part of a name (letters, digits, `.`, `_` and `-` only)")]
+    BadChar(char),
+    #[error("a name has at most {MAX_NAME_LEN} characters")]
+    TooLong,
+}
+
+/// Checks that `name` can name an instance or a role (see [`BadName`]).
+pub fn check_name(name: &str) -> std::result::Result<(), BadName> {
+    let mut chars = name.chars();
+    match chars.next() {
+        None => return Err(BadName::Empty),
+        Some(c) if !c.is_ascii_alphanumeric() => return Err(BadName::BadStart(c)),
+        Some(_) => {}
+    }
+    if let Some(c) = chars.find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))) {
+        return Err(BadName::BadChar(c));
+    }
+    if name.len() > MAX_NAME_LEN {
+        return Err(BadName::TooLong);
+    }
+    Ok(())
+}
+
+/// Where key `key` of top-level table `table` is written in `text`, for messages that
+/// point at it (serde gives no spans for map keys; toml_edit keeps them).
+fn key_offset(text: &str, table: &str, key: &str) -> Option<usize> {
+    let doc = toml_edit::ImDocument::parse(text).ok()?;
+    doc.as_table()
+        .get(table)?
+        .as_table_like()?
+        .key(key)?
+        .span()
+        .map(|s| s.start)
 }
 
 /// One database and the instances that point at it.

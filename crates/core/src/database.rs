@@ -37,7 +37,7 @@ impl DbUrl {
                 schemes[0]
             ));
         }
-        if url.password().is_some() {
+        if url.password().is_some() || password_in_query(&url) {
             return Err(
                 "the database url holds a password; put it in `password_file` or `password_env` so it never reaches argv, logs or the journal"
                     .into(),
@@ -46,7 +46,8 @@ impl DbUrl {
         let database = url.path().trim_start_matches('/').to_string();
         if database.is_empty() {
             return Err(format!(
-                "database url `{text}` names no database (add /DBNAME)"
+                "database url `{}` names no database (add /DBNAME)",
+                mask_url(text)
             ));
         }
         Ok(DbUrl {
@@ -170,15 +171,40 @@ fn resolve_path(path: &Path) -> PathBuf {
     }
 }
 
-/// Replaces a URL's password with `***`.
+/// Whether the URL carries a password as a query parameter (`?password=...`, which
+/// libpq and MySQL connectors accept).
+fn password_in_query(url: &url::Url) -> bool {
+    url.query_pairs()
+        .any(|(k, _)| k.eq_ignore_ascii_case("password"))
+}
+
+/// Replaces a URL's password, in its userinfo or in a `password` query parameter, with
+/// `***`.
 pub fn mask_url(text: &str) -> String {
-    match url::Url::parse(text) {
-        Ok(mut u) if u.password().is_some() => {
-            let _ = u.set_password(Some("***"));
-            u.to_string()
-        }
-        _ => text.to_string(),
+    let Ok(mut u) = url::Url::parse(text) else {
+        return text.to_string();
+    };
+    if u.password().is_none() && !password_in_query(&u) {
+        return text.to_string();
     }
+    if u.password().is_some() {
+        let _ = u.set_password(Some("***"));
+    }
+    if password_in_query(&u) {
+        let pairs: Vec<(String, String)> = u
+            .query_pairs()
+            .map(|(k, v)| {
+                let v = if k.eq_ignore_ascii_case("password") {
+                    "***".to_string()
+                } else {
+                    v.into_owned()
+                };
+                (k.into_owned(), v)
+            })
+            .collect();
+        u.query_pairs_mut().clear().extend_pairs(pairs);
+    }
+    u.to_string()
 }
 
 /// One instance's database, resolved against its config: where it is and how to reach it.
@@ -526,6 +552,18 @@ mod tests {
             DatabaseIdentity::sqlite(&tmp.path().join("q/new/../../p/later.db")),
             DatabaseIdentity::sqlite(&p.join("later.db"))
         );
+    }
+
+    #[test]
+    fn a_password_in_the_url_query_is_masked_and_refused() {
+        let text = "postgres://gb@127.0.0.1/gb?sslmode=disable&password=hunter2";
+        let masked = mask_url(text);
+        assert!(!masked.contains("hunter2"), "{masked}");
+        assert!(masked.contains("sslmode=disable"), "{masked}");
+        let e = DbUrl::parse(text, DatabaseKind::Postgres).unwrap_err();
+        assert!(e.contains("holds a password"), "{e}");
+        // Nothing to hide: the URL is shown as written.
+        assert_eq!(mask_url("mysql://u@h:1/db"), "mysql://u@h:1/db");
     }
 
     #[test]

@@ -62,6 +62,10 @@ impl Ostler {
     /// Resolves an instance or role name.
     pub fn instance(&self, name: &str) -> Result<Instance> {
         let name = self.config.resolve(name)?;
+        // Validated with the config already; checked again here, where the name becomes
+        // part of paths (`logs/NAME.log`, safety dumps), whatever built the config.
+        crate::config::check_name(&name)
+            .map_err(|e| Error::user(format!("instance name `{name}` is not allowed: {e}")))?;
         let config = self.config.instances[&name].clone();
         let base = self.config.base_dir();
         let dir = base.join(&config.dir);

@@ -60,13 +60,28 @@ pub fn parse_user_time(text: &str) -> Result<Timestamp> {
     })
 }
 
+/// `+HH:MM`, `-HHMM`, `+HH` or `+H`: one sign, then ASCII digits only, so `+-5` and
+/// `+1é1` are errors rather than a second sign read by `i32::parse` or a slice cut
+/// inside a character.
 fn parse_offset(text: &str) -> Option<jiff::tz::Offset> {
-    let sign = if text.starts_with('-') { -1 } else { 1 };
-    let rest = &text[1..];
+    let (sign, rest) = match text.as_bytes().first()? {
+        b'+' => (1, &text[1..]),
+        b'-' => (-1, &text[1..]),
+        _ => return None,
+    };
+    // Only digits and one colon from here on, so slicing by bytes is slicing by chars.
+    if !rest.bytes().all(|b| b.is_ascii_digit() || b == b':') {
+        return None;
+    }
+    let digits = |s: &str, len: std::ops::RangeInclusive<usize>| {
+        (len.contains(&s.len()) && s.bytes().all(|b| b.is_ascii_digit()))
+            .then(|| s.parse::<i32>().ok())
+            .flatten()
+    };
     let (h, m) = match rest.split_once(':') {
-        Some((h, m)) => (h.parse::<i32>().ok()?, m.parse::<i32>().ok()?),
-        None if rest.len() == 4 => (rest[..2].parse().ok()?, rest[2..].parse().ok()?),
-        None => (rest.parse().ok()?, 0),
+        Some((h, m)) => (digits(h, 1..=2)?, digits(m, 2..=2)?),
+        None if rest.len() == 4 => (digits(&rest[..2], 2..=2)?, digits(&rest[2..], 2..=2)?),
+        None => (digits(rest, 1..=2)?, 0),
     };
     if h > 18 || m > 59 {
         return None;
@@ -94,6 +109,45 @@ mod tests {
         assert_eq!(a, c);
         assert_eq!(b, c);
         assert_eq!(d, c);
+    }
+
+    #[test]
+    fn an_offset_with_a_multibyte_character_is_an_error_not_a_panic() {
+        for text in [
+            "2016-04-06 17:00 +1é1",
+            "2016-04-06 17:00 +é",
+            "2016-04-06 17:00 -00é",
+        ] {
+            let e = parse_user_time(text).unwrap_err();
+            assert!(
+                e.to_string().contains("cannot read the time"),
+                "{text}: {e}"
+            );
+        }
+    }
+
+    #[test]
+    fn an_offset_with_two_signs_is_refused() {
+        for text in [
+            "2016-04-06 17:00 +-5",
+            "2016-04-06 17:00 -+05:00",
+            "2016-04-06 17:00 +05:-3",
+            "2016-04-06 17:00 +",
+            "2016-04-06 17:00 +123",
+            "2016-04-06 17:00 +19",
+        ] {
+            assert!(parse_user_time(text).is_err(), "{text} was accepted");
+        }
+        // The forms people write still work.
+        let utc = parse_user_time("2016-04-06T21:00:00Z").unwrap();
+        for text in [
+            "2016-04-06 17:00 -04:00",
+            "2016-04-06 17:00 -0400",
+            "2016-04-06 17:00 -04",
+            "2016-04-06 17:00 -4",
+        ] {
+            assert_eq!(parse_user_time(text).unwrap(), utc, "{text}");
+        }
     }
 
     #[test]

@@ -150,3 +150,32 @@ fn role_set_rewrites_the_file_keeping_comments() {
     assert!(ostler_core::config::write_role(&path, "old", "gb-9").is_err());
     assert_eq!(std::fs::read_to_string(&path).unwrap(), after);
 }
+
+#[test]
+fn a_password_in_the_url_query_is_refused() {
+    let text = BASE.replace(
+        "port = 18082",
+        "port = 18082\n[instances.gb-2.database]\nkind = \"postgres\"\nurl = \"postgres://gb@127.0.0.1/gb?sslmode=disable&password=hunter2\"",
+    );
+    let out = check(&text);
+    assert!(
+        !out.contains("hunter2"),
+        "the password leaked into the message: {out}"
+    );
+    insta::assert_snapshot!(out);
+}
+
+#[test]
+fn an_instance_name_that_climbs_out_of_the_state_dir_is_refused() {
+    let text = BASE.replace("[instances.gb-2]", "[instances.\"../../victim\"]");
+    insta::assert_snapshot!(check(&text));
+}
+
+#[test]
+fn instance_and_role_names_with_a_slash_a_comma_or_nothing_are_refused() {
+    let text = format!(
+        "{BASE}\n[instances.\"a/b\"]\ndir = \"x\"\nstart = \"x\"\nport = 1\n\n[instances.\"a,b\"]\ndir = \"y\"\nstart = \"y\"\nport = 2\n\n[instances.\"\"]\ndir = \"z\"\nstart = \"z\"\nport = 3\n"
+    )
+    .replace("production = \"gb-1\"", "production = \"gb-1\"\n\".\" = \"gb-1\"");
+    insta::assert_snapshot!(check(&text));
+}

@@ -18,7 +18,7 @@ pub struct Args {
     #[arg(default_value = "ostler-demo")]
     pub dir: PathBuf,
     /// First port to use (gb-1; gb-2 gets the next free one).
-    #[arg(long, default_value_t = 18081)]
+    #[arg(long, default_value_t = 18081, value_parser = clap::value_parser!(u16).range(1..))]
     pub port: u16,
 }
 
@@ -44,10 +44,27 @@ fn guestbook_binary() -> Result<PathBuf> {
     .with_hint("build the whole workspace: cargo build --release --workspace"))
 }
 
-fn free_port_from(start: u16, skip: &[u16]) -> u16 {
-    (start..start.saturating_add(200))
+/// The first free port among the 200 from `start` up, never past 65535.
+fn free_port_from(start: u16, skip: &[u16]) -> Option<u16> {
+    (start..=u16::MAX)
+        .take(200)
         .find(|p| !skip.contains(p) && !ostler_core::process::port_in_use(*p))
-        .unwrap_or(start)
+}
+
+/// Ports for gb-1 and gb-2, both from `start` up; an error rather than a wrap to 0.
+fn demo_ports(start: u16) -> Result<[u16; 2]> {
+    let none = |instance: &str, from: u16| {
+        Error::user(format!(
+            "no free port for {instance} from {from} up to 65535"
+        ))
+        .with_hint("pass a lower --port")
+    };
+    let p1 = free_port_from(start, &[]).ok_or_else(|| none("gb-1", start))?;
+    let p2 = p1
+        .checked_add(1)
+        .and_then(|from| free_port_from(from, &[p1]))
+        .ok_or_else(|| none("gb-2", p1.saturating_add(1)))?;
+    Ok([p1, p2])
 }
 
 pub fn config_text(guestbook: &Path, ports: [u16; 2]) -> String {
@@ -86,11 +103,10 @@ pub fn run(ctx: &Context, args: Args) -> Result<i32> {
     let config_path = dir.join("ostler.toml");
     if !config_path.exists() {
         let gb = guestbook_binary()?;
+        let ports = demo_ports(args.port)?;
         std::fs::create_dir_all(&dir)
             .map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
-        let p1 = free_port_from(args.port, &[]);
-        let p2 = free_port_from(p1 + 1, &[p1]);
-        std::fs::write(&config_path, config_text(&gb, [p1, p2]))
+        std::fs::write(&config_path, config_text(&gb, ports))
             .map_err(|e| Error::io(format!("writing {}", config_path.display()), e))?;
         eprintln!("wrote {}", config_path.display());
     } else {

@@ -264,3 +264,71 @@ fn config_show_and_status_say_which_instances_share_a_database() {
     let text = svc.ok(&["status"]);
     assert!(text.contains("gb-1, q share one database"), "{text}");
 }
+
+#[test]
+fn time_with_a_multibyte_character_in_its_offset_is_an_error_not_a_panic() {
+    let svc = production_and_another("");
+    for at in ["2016-04-06 17:00 +1é1", "2016-04-06 17:00 +-5"] {
+        let out = svc.run(&["restore", "gb-1", "--at", at]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{at}: {err}");
+        assert!(err.contains("cannot read the time"), "{at}: {err}");
+        assert!(!err.contains("panicked"), "{err}");
+    }
+}
+
+#[test]
+fn an_instance_name_cannot_reach_a_file_outside_the_state_dir() {
+    let svc = Svc::new("");
+    let victim = svc.path().join("victim.log");
+    std::fs::write(&victim, "precious\n").unwrap();
+    std::fs::write(
+        svc.path().join("ostler.toml"),
+        format!(
+            "{}\n[instances.\"../../victim\"]\ndir = \"v\"\nstart = \"sleep 60\"\nport = {}\n",
+            service_header(""),
+            free_port()
+        ),
+    )
+    .unwrap();
+    let err = svc.fails(&["log-nuke", "../../victim"]);
+    assert!(
+        err.contains("ostler.toml:6:12: instance name `../../victim` is not allowed"),
+        "{err}"
+    );
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious\n");
+}
+
+#[test]
+fn a_password_in_the_url_query_is_refused_and_never_shown() {
+    let svc = Svc::new(&format!(
+        "{}\n[instances.a]\ndir = \"a\"\nstart = \"sleep 60\"\nport = {}\n\n[instances.a.database]\nkind = \"postgres\"\nurl = \"postgres://gb@127.0.0.1/gb?password=hunter2\"\n",
+        service_header(""),
+        free_port()
+    ));
+    for args in [&["config", "check"][..], &["config", "show"], &["status"]] {
+        let out = svc.run(args);
+        assert_eq!(out.status.code(), Some(78), "{args:?}");
+        let all = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(all.contains("holds a password"), "{args:?}: {all}");
+        assert!(!all.contains("hunter2"), "{args:?}: {all}");
+    }
+}
+
+#[test]
+fn demo_on_the_last_port_refuses_instead_of_writing_port_0() {
+    let svc = Svc::new("");
+    let err = svc.fails(&["demo", "d", "--port", "65535"]);
+    assert!(
+        err.contains("no free port for gb-2 from") && err.contains("--port"),
+        "{err}"
+    );
+    assert!(!svc.path().join("d/ostler.toml").exists());
+    let err = svc.fails(&["demo", "d", "--port", "0"]);
+    assert!(err.contains("0"), "{err}");
+    assert!(!svc.path().join("d/ostler.toml").exists());
+}
