@@ -130,8 +130,7 @@ impl Error {
                 hint.as_deref()
             }
             Error::NoSpace(_) => Some(
-                "free space on that filesystem (or move what lives there to a larger one) and run \
-                 it again: nothing partial was kept",
+                "free space on that filesystem, or give it more room, and run the command again",
             ),
             _ => None,
         }

@@ -28,8 +28,7 @@ pub struct DaemonLock {
 /// Takes the daemon lock, or fails naming the running daemon's pid.
 pub fn daemon_lock(ostler: &Ostler) -> Result<DaemonLock> {
     let dir = ostler.state_dir();
-    std::fs::create_dir_all(&dir)
-        .map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
+    ostler_repo::private::create_dir_all(&dir).map_err(|e| Error::io_at("create", &dir, e))?;
     let path = dir.join("serve.lock");
     let file = OpenOptions::new()
         .read(true)

@@ -72,6 +72,7 @@ pub(crate) fn write_atomic(
             let bytes = parts.iter().map(|p| p.len() as u64).sum();
             crate::RepoError::NoSpace(
                 crate::NoSpace {
+                    op: "write",
                     path: dest.to_path_buf(),
                     ..full
                 }

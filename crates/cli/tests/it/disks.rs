@@ -161,7 +161,8 @@ fn a_closed_stdout_is_a_quiet_exit_not_death_by_sigpipe() {
 
 #[test]
 fn a_full_repository_disk_fails_the_backup_with_the_path_not_sigpipe() {
-    let es = sqlite_with_rows(40_000, "");
+    // Far more than fits, so the disk fills while rows are still being piped in.
+    let es = sqlite_with_rows(150_000, "");
     let svc = &es.svc;
     let repo = svc.path().join("repo");
     let Some(disk) = Tmpfs::mount(&repo, "1m") else {
@@ -254,16 +255,15 @@ fn a_full_copy_target_fails_the_copy_with_the_path_and_leaves_no_partial_file() 
     assert!(listing.contains(" yes"), "{listing}");
 }
 
-#[test]
-fn a_full_restore_target_fails_the_restore_and_leaves_the_instance_as_it_was() {
-    // The instance's database and store live on one small disk.
+/// A guestbook whose database and uploads store live on a tmpfs of `size` at
+/// `<svc>/small`, started once so it has its schema.
+fn on_a_small_disk(size: &str) -> Option<(Svc, Tmpfs)> {
     let svc = Svc::new("");
     let small = svc.path().join("small");
-    let port = free_port();
     let text = format!(
         "{}[repository]\npath = \"repo\"\n{}",
         service_header(""),
-        guestbook_instance("gb-1", port, "")
+        guestbook_instance("gb-1", free_port(), "")
             .replace(
                 "path = \"data.db\"",
                 &format!("path = \"{}/data.db\"", small.display())
@@ -278,17 +278,36 @@ fn a_full_restore_target_fails_the_restore_and_leaves_the_instance_as_it_was() {
             )
     );
     std::fs::write(svc.path().join("ostler.toml"), text).unwrap();
-    let Some(disk) = Tmpfs::mount(&small, "2m") else {
+    let disk = Tmpfs::mount(&small, size)?;
+    svc.ok(&["build,start,stop", "gb-1"]);
+    std::fs::create_dir_all(small.join("uploads")).unwrap();
+    Some((svc, disk))
+}
+
+fn backup_id(svc: &Svc) -> String {
+    let v: serde_json::Value =
+        serde_json::from_str(&svc.ok(&["--json", "backup", "gb-1"])).unwrap();
+    v["id"].as_str().unwrap().to_string()
+}
+
+/// Paths under `dir` that are restore temporaries.
+fn restore_temporaries(dir: &Path) -> Vec<PathBuf> {
+    tree(dir)
+        .into_iter()
+        .filter(|p| p.to_string_lossy().contains("ostler-restore"))
+        .collect()
+}
+
+#[test]
+fn a_full_restore_target_fails_the_store_restore_naming_the_path_and_leaves_no_temporaries() {
+    let Some((svc, disk)) = on_a_small_disk("2m") else {
         return;
     };
-    svc.ok(&["build,start,stop", "gb-1"]);
+    let small = disk.dir.clone();
     let uploads = small.join("uploads");
-    std::fs::create_dir_all(&uploads).unwrap();
     let original: Vec<u8> = (0..400_000u32).map(|i| (i * 7919 % 251) as u8).collect();
     std::fs::write(uploads.join("big.bin"), &original).unwrap();
-    let id: serde_json::Value =
-        serde_json::from_str(&svc.ok(&["--json", "backup", "gb-1"])).unwrap();
-    let id = id["id"].as_str().unwrap().to_string();
+    let id = backup_id(&svc);
     std::fs::write(uploads.join("big.bin"), b"changed since").unwrap();
     let filler = disk.fill(100 * 1024);
 
@@ -296,12 +315,12 @@ fn a_full_restore_target_fails_the_restore_and_leaves_the_instance_as_it_was() {
     assert_eq!(signal, None, "{stderr}");
     assert_eq!(code, Some(1), "{stderr}");
     assert!(stderr.contains("no space left on device"), "{stderr}");
-    assert!(stderr.contains(&small.display().to_string()), "{stderr}");
-    let leftovers: Vec<_> = tree(&small)
-        .into_iter()
-        .filter(|p| p.to_string_lossy().contains("ostler-restore"))
-        .collect();
-    assert_eq!(leftovers, Vec::<PathBuf>::new());
+    assert!(
+        stderr.contains(&uploads.join("big.bin").display().to_string()),
+        "{stderr}"
+    );
+    assert!(stderr.contains("400000 bytes to write"), "{stderr}");
+    assert_eq!(restore_temporaries(&small), Vec::<PathBuf>::new());
     assert!(
         std::fs::read(uploads.join("big.bin")).unwrap() == b"changed since",
         "a failed restore leaves the store file as it was"
@@ -313,6 +332,47 @@ fn a_full_restore_target_fails_the_restore_and_leaves_the_instance_as_it_was() {
         std::fs::read(uploads.join("big.bin")).unwrap() == original,
         "the restore on a disk with room puts the backup back"
     );
+}
+
+#[test]
+fn a_full_restore_target_fails_the_database_restore_and_removes_the_half_built_file() {
+    let Some((svc, disk)) = on_a_small_disk("16m") else {
+        return;
+    };
+    let small = disk.dir.clone();
+    let db = small.join("data.db");
+    let sql = |sql: &str| {
+        let out = Command::new("sqlite3").arg(&db).arg(sql).output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    sql("WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 40000)
+         INSERT INTO entries (author, message, created_at) SELECT 'author ' || i, hex(randomblob(40)), '2026-01-01T00:00:00Z' FROM n;");
+    let full = sql("SELECT count(*) FROM entries");
+    let id = backup_id(&svc);
+    sql("DELETE FROM entries WHERE id % 2 = 0; VACUUM;");
+    let left = sql("SELECT count(*) FROM entries");
+    let filler = disk.fill(1 << 20);
+
+    let (code, signal, stderr) = run_status(&mut svc.cmd(&["restore", "gb-1", "--from", &id]));
+    assert_eq!(signal, None, "{stderr}");
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(stderr.contains("no space left on device"), "{stderr}");
+    assert!(stderr.contains(&small.display().to_string()), "{stderr}");
+    assert_eq!(restore_temporaries(&small), Vec::<PathBuf>::new());
+    assert_eq!(
+        sql("SELECT count(*) FROM entries"),
+        left,
+        "the database is as it was"
+    );
+
+    std::fs::remove_file(filler).unwrap();
+    svc.ok(&["restore", "gb-1", "--from", &id]);
+    assert_eq!(sql("SELECT count(*) FROM entries"), full);
 }
 
 #[test]

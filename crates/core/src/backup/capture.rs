@@ -75,7 +75,7 @@ pub fn backup(ostler: &Ostler, inst: &Instance, note: Option<&str>) -> Result<Ma
         let tmp = tempfile::Builder::new()
             .prefix("ostler-backup-")
             .tempdir_in(std::env::temp_dir())
-            .map_err(|e| Error::io("creating a temp dir", e))?;
+            .map_err(|e| Error::io_at("create a temp dir in", &std::env::temp_dir(), e))?;
         let mut new_bytes = 0u64;
         let mut logical = 0u64;
         let database = match &inst.database {

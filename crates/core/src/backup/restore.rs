@@ -78,7 +78,12 @@ pub fn restore_database(
             let fresh_db = Database::Sqlite {
                 path: fresh.clone(),
             };
-            engine::load(&fresh_db, None, &schema, &mut tables)?;
+            if let Err(e) = engine::load(&fresh_db, None, &schema, &mut tables) {
+                // Half a database is of no use, and a full disk wants its room back.
+                let _ = std::fs::remove_file(&fresh);
+                let _ = std::fs::remove_file(format!("{}-journal", fresh.display()));
+                return Err(e);
+            }
             for suffix in ["-wal", "-shm", "-journal"] {
                 let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
             }
