@@ -16,7 +16,7 @@ use crate::error::{Error, Result};
 use crate::exec::{tail, Runner};
 use crate::instance::{Instance, Ostler};
 use crate::process::{self, PidState};
-use crate::state::{LockInfo, Runtime, State};
+use crate::state::{LockInfo, LockStale, Runtime, State};
 
 pub fn build(_ostler: &Ostler, inst: &Instance, runner: &Runner) -> Result<String> {
     std::fs::create_dir_all(&inst.dir)
@@ -402,6 +402,15 @@ pub fn db_nuke(ostler: &Ostler, inst: &Instance, runner: &Runner) -> Result<Stri
     ))
 }
 
+/// An instance's lock as `status` shows it: who holds it, and whether it is stale
+/// (held by nobody alive, or past its lease), so the next operation will reclaim it.
+#[derive(Debug, Clone, Serialize)]
+pub struct LockStatus {
+    #[serde(flatten)]
+    pub lock: LockInfo,
+    pub stale: Option<LockStale>,
+}
+
 /// What `ostler status` shows for one instance.
 #[derive(Debug, Clone, Serialize)]
 pub struct InstanceStatus {
@@ -415,7 +424,7 @@ pub struct InstanceStatus {
     pub desired: String,
     pub supervision: String,
     pub recent_crashes: usize,
-    pub lock: Option<LockInfo>,
+    pub lock: Option<LockStatus>,
     pub autostart: bool,
     /// Other instances whose database is this one's (the same file or server database).
     pub shares_database_with: Vec<String>,
@@ -428,7 +437,15 @@ pub fn status(ostler: &Ostler, inst: &Instance) -> Result<InstanceStatus> {
 
 pub fn status_with(state: &State, ostler: &Ostler, inst: &Instance) -> Result<InstanceStatus> {
     let (rt, pid, ps) = running_pid(state, inst)?;
-    let lock = state.locks()?.into_iter().find(|l| l.instance == inst.name);
+    let now = Timestamp::now();
+    let lock = state
+        .locks()?
+        .into_iter()
+        .find(|l| l.instance == inst.name)
+        .map(|lock| LockStatus {
+            stale: lock.stale(now),
+            lock,
+        });
     let state_word = if pid.is_some() {
         "running".to_string()
     } else if rt.supervision == "crash-loop" {

@@ -116,6 +116,39 @@ pub struct LockInfo {
     pub expires_at: Timestamp,
 }
 
+/// Why a lock no longer protects anything. Such a lock is reclaimed, and the reclaim
+/// journaled, by the next operation that needs it; `status` shows it as stale.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum LockStale {
+    /// The process that took it is gone (killed, crashed, host rebooted).
+    HolderGone,
+    /// Its lease ran out while the holder lives on.
+    Expired,
+}
+
+impl std::fmt::Display for LockStale {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            LockStale::HolderGone => "its holder is gone",
+            LockStale::Expired => "expired",
+        })
+    }
+}
+
+impl LockInfo {
+    /// Whether the lock is stale at `now`, and why; `None` while it is held.
+    pub fn stale(&self, now: Timestamp) -> Option<LockStale> {
+        if !crate::process::pid_alive(self.holder_pid as i32) {
+            Some(LockStale::HolderGone)
+        } else if self.expires_at <= now {
+            Some(LockStale::Expired)
+        } else {
+            None
+        }
+    }
+}
+
 /// What ostler remembers of an instance's process and supervision.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Runtime {
@@ -324,18 +357,12 @@ impl State {
             .optional()
             .map_err(self.err())?;
         if let Some(l) = existing {
-            let alive = crate::process::pid_alive(l.holder_pid as i32);
-            if l.expires_at > now && alive {
+            let Some(why) = l.stale(now) else {
                 return Err(Error::busy(format!(
                     "instance `{instance}` is busy: {} (pid {}) holds its lock for `{}` since {}",
                     l.holder, l.holder_pid, l.purpose, l.acquired_at
                 ))
                 .with_hint("wait for it to finish; `ostler status` shows the lock"));
-            }
-            let why = if alive {
-                "expired"
-            } else {
-                "its holder is gone"
             };
             tx.execute(
                 "INSERT INTO journal (operation, instance, who, pid, started_at, finished_at, status, detail) VALUES ('lock-reclaim', ?1, ?2, ?3, ?4, ?4, 'ok', ?5)",

@@ -42,7 +42,16 @@ pub fn run(ctx: &Context, args: Args) -> Result<i32> {
         let lock = s
             .lock
             .as_ref()
-            .map(|l| format!("{} by {} (pid {})", l.purpose, l.holder, l.holder_pid))
+            .map(|l| {
+                let held = format!(
+                    "{} by {} (pid {})",
+                    l.lock.purpose, l.lock.holder, l.lock.holder_pid
+                );
+                match l.stale {
+                    Some(why) => format!("stale, reclaimable ({why}): {held}"),
+                    None => held,
+                }
+            })
             .unwrap_or_else(|| "-".into());
         let state = if s.state == "crash-loop" || s.state == "backoff" {
             format!("{} ({})", s.state, s.recent_crashes)

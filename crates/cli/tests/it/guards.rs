@@ -332,3 +332,38 @@ fn demo_on_the_last_port_refuses_instead_of_writing_port_0() {
     assert!(err.contains("0"), "{err}");
     assert!(!svc.path().join("d/ostler.toml").exists());
 }
+
+#[test]
+fn status_shows_the_lock_of_a_dead_holder_as_stale_not_held() {
+    let port = free_port();
+    let svc = Svc::new(&format!(
+        "{}[instances.x]\ndir = \"x\"\nbuild = \"sleep 30\"\nstart = \"sleep 60\"\nport = {port}\n",
+        service_header("")
+    ));
+    std::fs::create_dir_all(svc.path().join("x")).unwrap();
+    let mut holder = svc.cmd(&["build", "x"]).spawn().unwrap();
+    wait_for(
+        std::time::Duration::from_secs(10),
+        "the build to take the lock",
+        || svc.status_json()[0]["lock"].is_object(),
+    );
+    // Held by a live process: not stale.
+    assert_eq!(
+        svc.status_json()[0]["lock"]["stale"],
+        serde_json::Value::Null
+    );
+    assert!(!svc.ok(&["status"]).contains("stale"));
+    holder.kill().unwrap();
+    holder.wait().unwrap();
+    let lock = &svc.status_json()[0]["lock"];
+    assert_eq!(lock["stale"], "holder-gone", "{lock}");
+    assert_eq!(lock["purpose"], "build", "{lock}");
+    let text = svc.ok(&["status"]);
+    assert!(
+        text.contains("stale, reclaimable (its holder is gone): build by"),
+        "{text}"
+    );
+    // And the next operation does reclaim it.
+    svc.ok(&["start,stop", "x"]);
+    assert!(svc.status_json()[0]["lock"].is_null());
+}
