@@ -320,6 +320,12 @@ pub fn print(ostler: &Ostler, inst: &Instance) -> Result<String> {
     if !st.roles.is_empty() {
         out += &format!("  roles:    {}\n", st.roles.join(", "));
     }
+    if !st.shares_database_with.is_empty() {
+        out += &format!(
+            "  shares its database with: {}\n",
+            st.shares_database_with.join(", ")
+        );
+    }
     out += &format!("  status:   {}", st.state);
     if let Some(pid) = st.pid {
         out += &format!(" (pid {pid})");

@@ -261,6 +261,11 @@ fn config_show_and_status_say_which_instances_share_a_database() {
     assert_eq!(q["shares_database_with"], serde_json::json!(["gb-1"]));
     let gb2 = svc.instance_status("gb-2");
     assert_eq!(gb2["shares_database_with"], serde_json::json!([]));
+    let printed = svc.ok(&["print", "q"]);
+    assert!(
+        printed.contains("shares its database with: gb-1"),
+        "{printed}"
+    );
     let text = svc.ok(&["status"]);
     assert!(text.contains("gb-1, q share one database"), "{text}");
 }
