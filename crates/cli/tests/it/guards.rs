@@ -372,3 +372,81 @@ fn status_shows_the_lock_of_a_dead_holder_as_stale_not_held() {
     svc.ok(&["start,stop", "x"]);
     assert!(svc.status_json()[0]["lock"].is_null());
 }
+
+/// Runs `ostler ARGS` on a real terminal (util-linux `script` gives it a pty), types
+/// `answer` once the guard's question is on the screen, and returns (success, screen).
+fn answer_on_a_terminal(svc: &Svc, args: &str, answer: &str) -> (bool, String) {
+    use std::io::{Read, Write};
+    use std::sync::{Arc, Mutex};
+    let mut child = std::process::Command::new("script")
+        .args([
+            "-qec",
+            &format!("{} {args}", ostler_bin().display()),
+            "/dev/null",
+        ])
+        .current_dir(svc.path())
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("HOME", svc.path())
+        .env("TZ", "UTC")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("script(1) from util-linux");
+    let screen = Arc::new(Mutex::new(String::new()));
+    let mut stdout = child.stdout.take().unwrap();
+    let reader = {
+        let screen = screen.clone();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = stdout.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                screen
+                    .lock()
+                    .unwrap()
+                    .push_str(&String::from_utf8_lossy(&buf[..n]));
+            }
+        })
+    };
+    wait_for(
+        std::time::Duration::from_secs(20),
+        "the guard's question",
+        || screen.lock().unwrap().contains("Type the instance's name"),
+    );
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(format!("{answer}\n").as_bytes()).unwrap();
+    let status = child.wait().unwrap();
+    drop(stdin);
+    reader.join().unwrap();
+    let screen = screen.lock().unwrap().clone();
+    (status.success(), screen)
+}
+
+#[test]
+fn the_guard_on_a_terminal_goes_on_only_when_the_instance_is_named() {
+    let svc = production_and_another(&sqlite_instance("q", "instances/q", "../gb-1/data.db"));
+    let log = svc.path().join(".ostler/logs/gb-1.log");
+    std::fs::create_dir_all(log.parent().unwrap()).unwrap();
+    std::fs::write(&log, "keep\n").unwrap();
+    let (ok, screen) = answer_on_a_terminal(&svc, "log-nuke production", "production");
+    assert!(!ok, "{screen}");
+    assert!(
+        screen.contains("gb-1 is the PRODUCTION instance. log-nuke empties its logs."),
+        "{screen}"
+    );
+    assert!(screen.contains("refusing to log-nuke gb-1"), "{screen}");
+    assert_eq!(std::fs::read_to_string(&log).unwrap(), "keep\n");
+    let (ok, screen) = answer_on_a_terminal(&svc, "log-nuke production", "gb-1");
+    assert!(ok, "{screen}");
+    assert_eq!(std::fs::read_to_string(&log).unwrap(), "");
+    // The question says why an instance that is not production is guarded.
+    let (ok, screen) = answer_on_a_terminal(&svc, "db-nuke q", "no");
+    assert!(!ok, "{screen}");
+    assert!(
+        screen.contains("q's database is the PRODUCTION instance gb-1's database (sqlite ")
+            && screen.contains("db-nuke destroys its database."),
+        "{screen}"
+    );
+}
