@@ -2,7 +2,7 @@
 //! and input that must never panic or surprise (instance names, offsets, URLs, ports,
 //! stale locks). Each test is named after the defect it pins.
 
-use ostler_testsupport::PgServer;
+use ostler_testsupport::{MariaDbServer, PgServer};
 
 use crate::databases::{Engine, EngineSvc};
 use crate::support::*;
@@ -197,22 +197,39 @@ fn partial_restore_into_production_asks_before_writing() {
     svc.ok(&["stop", "gb-1"]);
 }
 
-#[test]
-fn db_nuke_of_an_instance_on_productions_postgres_database_is_guarded() {
-    let pg = PgServer::shared();
-    let db = pg.unique_database("guard").unwrap();
-    pg.sql(
+/// blue (production) and green on one server database of `engine`, green's URL saying
+/// `localhost` where blue's says 127.0.0.1: green's db-nuke is guarded.
+fn db_nuke_on_productions_server_database_is_guarded(engine: Engine) {
+    let sql = |db: &str, text: &str| match engine {
+        Engine::Postgres => PgServer::shared().sql(db, text).unwrap(),
+        _ => MariaDbServer::shared().sql(db, text).unwrap(),
+    };
+    let (db, url, password, kind) = match engine {
+        Engine::Postgres => {
+            let pg = PgServer::shared();
+            let db = pg.unique_database("guard").unwrap();
+            (
+                db.clone(),
+                pg.url(&db),
+                pg.password().to_string(),
+                "postgres",
+            )
+        }
+        _ => {
+            let my = MariaDbServer::shared();
+            let db = my.unique_database("guard").unwrap();
+            (db.clone(), my.url(&db), my.password().to_string(), "mysql")
+        }
+    };
+    sql(
         &db,
         "CREATE TABLE t (id int primary key); INSERT INTO t VALUES (1);",
-    )
-    .unwrap();
-    let url = pg.url(&db);
-    // The same server database, written with `localhost` instead of 127.0.0.1.
+    );
     let same = url.replace("127.0.0.1", "localhost");
     assert_ne!(url, same, "the test expects a loopback address in {url}");
     let section = |name: &str, url: &str| {
         format!(
-            "\n[instances.{name}]\ndir = \"{name}\"\nstart = \"sleep 60\"\nport = {}\n\n[instances.{name}.database]\nkind = \"postgres\"\nurl = \"{url}\"\npassword_file = \"pg.pw\"\n",
+            "\n[instances.{name}]\ndir = \"{name}\"\nstart = \"sleep 60\"\nport = {}\n\n[instances.{name}.database]\nkind = \"{kind}\"\nurl = \"{url}\"\npassword_file = \"db.pw\"\n",
             free_port()
         )
     };
@@ -222,19 +239,35 @@ fn db_nuke_of_an_instance_on_productions_postgres_database_is_guarded() {
         section("blue", &url),
         section("green", &same)
     ));
-    std::fs::write(svc.path().join("pg.pw"), pg.password()).unwrap();
+    std::fs::write(svc.path().join("db.pw"), password).unwrap();
     let err = svc.fails(&["db-nuke", "green"]);
     assert!(
         err.contains("refusing to db-nuke green: its database is the production instance blue's"),
         "{err}"
     );
-    assert_eq!(pg.sql(&db, "SELECT count(*) FROM t;").unwrap().trim(), "1");
+    assert_eq!(
+        sql(&db, "SELECT count(*) FROM t;").trim(),
+        "1",
+        "production's database is untouched"
+    );
     // Sharing is allowed, and said.
     let shown = svc.ok(&["config", "show"]);
     assert!(
-        shown.contains("# instances blue, green share one database: postgres localhost:"),
+        shown.contains(&format!(
+            "# instances blue, green share one database: {kind} localhost:"
+        )),
         "{shown}"
     );
+}
+
+#[test]
+fn db_nuke_of_an_instance_on_productions_postgres_database_is_guarded() {
+    db_nuke_on_productions_server_database_is_guarded(Engine::Postgres);
+}
+
+#[test]
+fn db_nuke_of_an_instance_on_productions_mariadb_database_is_guarded() {
+    db_nuke_on_productions_server_database_is_guarded(Engine::Mysql);
 }
 
 #[test]
