@@ -5,6 +5,7 @@
 mod support;
 
 mod backups;
+mod chaos;
 mod config;
 mod databases;
 mod disks;
