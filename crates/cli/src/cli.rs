@@ -50,6 +50,8 @@ pub enum Command {
     Journal(commands::journal::Args),
     /// Run the daemon: supervise autostart instances.
     Serve(commands::serve::Args),
+    /// Create the backup repository (or adopt the one there).
+    Init(commands::init::Args),
     /// Back up an instance's database and stores.
     Backup(commands::backup::Args),
     /// List backups.
@@ -173,6 +175,7 @@ fn dispatch(ctx: &Context, command: Command) -> ostler_core::Result<i32> {
         Command::Journal(args) => commands::journal::run(ctx, args),
         Command::Serve(args) => commands::serve::run(ctx, args),
         Command::Demo(args) => commands::demo::run(ctx, args),
+        Command::Init(args) => commands::init::run(ctx, args),
         Command::Backup(args) => commands::backup::run(ctx, args),
         Command::Backups(args) => commands::backups::run(ctx, args),
         Command::Verify(args) => commands::verify::run(ctx, args),

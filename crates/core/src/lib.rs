@@ -15,6 +15,7 @@ pub mod forensics;
 pub mod guard;
 pub mod instance;
 pub mod ops;
+pub mod pause;
 pub mod plan;
 pub mod process;
 pub mod report;

@@ -76,6 +76,18 @@ const MIGRATIONS: &[&str] = &[
         logical_bytes INTEGER NOT NULL,
         PRIMARY KEY (backup_id, name)
     );",
+    // 3: which repository this service's backups are in; chunks found damaged
+    "CREATE TABLE repository (
+        one INTEGER PRIMARY KEY CHECK (one = 1),
+        id TEXT NOT NULL,
+        path TEXT NOT NULL,
+        first_seen TEXT NOT NULL
+    );
+    CREATE TABLE damaged_chunks (
+        id TEXT PRIMARY KEY,
+        found_at TEXT NOT NULL,
+        reason TEXT NOT NULL
+    );",
 ];
 
 /// A handle on the state database. Cheap to open; each process opens its own.
@@ -164,6 +176,14 @@ pub struct Runtime {
     pub next_restart_at: Option<Timestamp>,
 }
 
+/// The repository this service's backups are in, as first seen.
+#[derive(Debug, Clone, Serialize)]
+pub struct RepositoryId {
+    pub id: String,
+    pub path: String,
+    pub first_seen: Timestamp,
+}
+
 fn ts(text: String) -> Timestamp {
     text.parse().unwrap_or(Timestamp::UNIX_EPOCH)
 }
@@ -226,6 +246,38 @@ impl State {
 
     fn err(&self) -> impl Fn(rusqlite::Error) -> Error + '_ {
         move |source| Error::state(&self.path, source)
+    }
+
+    // ---- repository identity ----
+
+    /// The id of the repository this service uses, once one has been opened.
+    pub fn repository_id(&self) -> Result<Option<RepositoryId>> {
+        self.conn
+            .query_row(
+                "SELECT id, path, first_seen FROM repository WHERE one = 1",
+                [],
+                |r| {
+                    Ok(RepositoryId {
+                        id: r.get(0)?,
+                        path: r.get(1)?,
+                        first_seen: ts(r.get(2)?),
+                    })
+                },
+            )
+            .optional()
+            .map_err(self.err())
+    }
+
+    /// Remembers `id` (at `path`) as the service's repository, replacing any other.
+    pub fn remember_repository(&self, id: &str, path: &str) -> Result<()> {
+        self.conn
+            .execute(
+                "INSERT INTO repository (one, id, path, first_seen) VALUES (1, ?1, ?2, ?3)
+                 ON CONFLICT(one) DO UPDATE SET id = ?1, path = ?2, first_seen = ?3",
+                params![id, path, Timestamp::now().to_string()],
+            )
+            .map_err(self.err())?;
+        Ok(())
     }
 
     // ---- journal ----

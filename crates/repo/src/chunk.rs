@@ -10,9 +10,12 @@
 //! File layout (see FORMAT.md): `"OSTC"`, one format byte (`1` = the rest is
 //! one zstd frame whose header records the content size), then the frame.
 
+use std::collections::BTreeSet;
 use std::fs;
 use std::io::{self, Read};
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use zstd::bulk::{Compressor, Decompressor};
 
@@ -31,6 +34,20 @@ pub(crate) const HEADER_LEN: usize = 5;
 /// Largest plaintext a chunk may decode to: FastCDC's largest possible maximum
 /// size, so a corrupt frame header cannot make us allocate gigabytes.
 const MAX_PLAINTEXT: u64 = fastcdc::v2020::MAXIMUM_MAX as u64;
+
+/// Longest zstd frame header (magic, descriptor, window, dictionary id, content size).
+const MAX_FRAME_HEADER: usize = 18;
+
+/// Chunks a handle (and its clones) knows to be damaged, and those it rewrote.
+#[derive(Debug, Default)]
+pub(crate) struct DamageBook {
+    /// Told by the caller (a verify found them bad): never reused, always rewritten.
+    known: BTreeSet<String>,
+    /// Rewritten by this handle because they were known bad or failed the write-time check.
+    rewritten: BTreeSet<String>,
+}
+
+pub(crate) type Damage = Arc<Mutex<DamageBook>>;
 
 /// Checks that `id` is 64 lowercase hex digits, so it can be used as a path.
 pub(crate) fn validate_id(id: &str) -> Result<()> {
@@ -268,10 +285,73 @@ impl Repository {
         decode(id, &path, &bytes, expected_len, decompressor)
     }
 
-    /// Stores `plaintext` as chunk `id` unless it is already present.
+    /// Tells this handle (and its clones) that these chunks are damaged: a write
+    /// of the same content replaces them instead of reusing them, which heals
+    /// every backup that names them.
+    pub fn mark_damaged<'a>(&self, ids: impl IntoIterator<Item = &'a str>) {
+        let mut book = self.damage.lock().unwrap_or_else(PoisonError::into_inner);
+        book.known.extend(ids.into_iter().map(str::to_string));
+    }
+
+    /// Whether chunk `id` is known damaged and has not been rewritten since.
+    pub fn is_marked_damaged(&self, id: &str) -> bool {
+        let book = self.damage.lock().unwrap_or_else(PoisonError::into_inner);
+        book.known.contains(id) && !book.rewritten.contains(id)
+    }
+
+    /// Chunks known damaged and not rewritten since, sorted.
+    pub fn damaged_chunks(&self) -> Vec<String> {
+        let book = self.damage.lock().unwrap_or_else(PoisonError::into_inner);
+        book.known.difference(&book.rewritten).cloned().collect()
+    }
+
+    /// Chunks this handle rewrote over a damaged copy (known, or caught by the
+    /// write-time check), sorted.
+    pub fn rewritten_chunks(&self) -> Vec<String> {
+        let book = self.damage.lock().unwrap_or_else(PoisonError::into_inner);
+        book.rewritten.iter().cloned().collect()
+    }
+
+    /// The cheap check of a chunk that is already stored, done before reusing it:
+    /// the header, the content size its zstd frame records, and a file size a
+    /// frame of that content can have. Catches truncated, emptied and overwritten
+    /// files without reading them whole; a flipped bit inside the frame needs a
+    /// full read (`verify`), after which [`Repository::mark_damaged`] applies.
+    fn looks_sound(&self, path: &Path, plaintext_len: usize) -> Result<bool> {
+        let file = match fs::File::open(path) {
+            Ok(file) => file,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
+            Err(e) => return Err(RepoError::io("open chunk", path, e)),
+        };
+        let size = file.metadata().at("stat chunk", path)?.len();
+        let mut head = [0u8; HEADER_LEN + MAX_FRAME_HEADER];
+        let mut got = 0;
+        while got < head.len() {
+            match file.read_at(&mut head[got..], got as u64) {
+                Ok(0) => break,
+                Ok(n) => got += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(RepoError::io("read chunk", path, e)),
+            }
+        }
+        let head = &head[..got];
+        if head.len() < HEADER_LEN || head[..4] != CHUNK_MAGIC || head[4] != CHUNK_FORMAT_ZSTD {
+            return Ok(false);
+        }
+        let content_size = zstd::zstd_safe::get_frame_content_size(&head[HEADER_LEN..]);
+        if !matches!(content_size, Ok(Some(n)) if n == plaintext_len as u64) {
+            return Ok(false);
+        }
+        let bound = zstd::zstd_safe::compress_bound(plaintext_len) as u64;
+        // The smallest frame: its header plus one empty block (3 bytes).
+        Ok(size >= (HEADER_LEN + 6) as u64 && size <= HEADER_LEN as u64 + bound)
+    }
+
+    /// Stores `plaintext` as chunk `id` unless a sound copy is already present.
     /// Returns the stored size when it wrote the chunk, `None` when it reused
-    /// one. The shard directory is *not* synced: the caller does that once per
-    /// shard (see `durable`).
+    /// one. A present copy known damaged, or failing the cheap check, is
+    /// replaced. The shard directory is *not* synced: the caller does that once
+    /// per shard (see `durable`).
     pub(crate) fn store_chunk(
         &self,
         id: &str,
@@ -279,8 +359,12 @@ impl Repository {
         encoder: &mut Encoder,
     ) -> Result<Option<u64>> {
         let path = self.chunk_path(id)?;
+        let mut rewrite = false;
         if self.has_chunk(id)? {
-            return Ok(None);
+            if !self.is_marked_damaged(id) && self.looks_sound(&path, plaintext.len())? {
+                return Ok(None);
+            }
+            rewrite = true;
         }
         let encoded = encoder.encode(plaintext).at("compress chunk for", &path)?;
         let stored = encoded.len() as u64;
@@ -292,6 +376,10 @@ impl Repository {
             }
         }
         durable::write_atomic(&self.tmp_dir(), &path, &[encoded], Existing::Replace)?;
+        if rewrite {
+            let mut book = self.damage.lock().unwrap_or_else(PoisonError::into_inner);
+            book.rewritten.insert(id.to_string());
+        }
         Ok(Some(stored))
     }
 }

@@ -78,11 +78,33 @@ pub struct Repository {
     config: RepoConfig,
     lock_timeout: Duration,
     exclusive_owner: lock::ExclusiveOwner,
+    damage: chunk::Damage,
+}
+
+/// Fails with [`RepoError::NotEmpty`] naming the first directory under `dir` (at most
+/// `depth` levels down) that holds a file. A missing `dir` holds nothing.
+fn refuse_content(dir: &Path, depth: usize) -> Result<()> {
+    let entries = match fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(RepoError::io("list", dir, e)),
+    };
+    for entry in entries {
+        let entry = entry.at("list", dir)?;
+        let is_dir = entry.file_type().at("stat", entry.path())?.is_dir();
+        if !is_dir || depth <= 1 {
+            return Err(RepoError::NotEmpty {
+                path: dir.to_path_buf(),
+            });
+        }
+        refuse_content(&entry.path(), depth - 1)?;
+    }
+    Ok(())
 }
 
 impl Repository {
     /// Creates a repository at `path`, which must not exist or be an empty
-    /// directory (or hold only what an interrupted `init` left).
+    /// directory (or hold only what an interrupted `init` left: empty directories).
     pub fn init(path: &Path) -> Result<Repository> {
         match fs::symlink_metadata(path) {
             Ok(meta) if meta.is_dir() => {
@@ -100,6 +122,11 @@ impl Repository {
                         });
                     }
                 }
+                // An interrupted init leaves empty directories only. Chunks or named
+                // files without config.json are a repository that lost its config:
+                // a new one there would get a new id and hide that.
+                refuse_content(&path.join(CHUNKS_DIR), 2)?;
+                refuse_content(&path.join(FILES_DIR), usize::MAX)?;
             }
             Ok(_) => {
                 return Err(RepoError::NotEmpty {
@@ -193,6 +220,7 @@ impl Repository {
             config,
             lock_timeout: DEFAULT_LOCK_TIMEOUT,
             exclusive_owner: Arc::default(),
+            damage: Arc::default(),
         }
     }
 

@@ -1,3 +1,4 @@
+use ostler_core::backup::manifest::CaptureWarning;
 use ostler_core::backup::procedures;
 use ostler_core::Result;
 
@@ -32,5 +33,33 @@ pub fn run(ctx: &Context, args: Args) -> Result<i32> {
             m.finished_at.duration_since(m.started_at).as_secs_f64()
         );
     }
+    for w in &m.warnings {
+        eprintln!("warning: {}", warning_text(w));
+    }
     Ok(0)
+}
+
+/// How a backup's warning reads.
+pub fn warning_text(w: &CaptureWarning) -> String {
+    match w {
+        CaptureWarning::StoreListingUnreadable {
+            store,
+            parent,
+            error,
+        } => format!(
+            "store {store}: the listing of backup {parent} is unreadable ({error}); every file was stored afresh"
+        ),
+        CaptureWarning::TableChainUnreadable {
+            table,
+            parent,
+            error,
+        } => format!(
+            "table {table}: the chain of backup {parent} is unreadable ({error}); the table was stored whole"
+        ),
+        CaptureWarning::DamagedChunksRewritten { chunks } => format!(
+            "{} damaged chunks were written afresh from live data (healing older backups): {}",
+            chunks.len(),
+            chunks.iter().map(|c| &c[..12]).collect::<Vec<_>>().join(", ")
+        ),
+    }
 }

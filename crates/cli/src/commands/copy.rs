@@ -15,7 +15,7 @@ pub struct Args {
 
 pub fn run(ctx: &Context, args: Args) -> Result<i32> {
     let ostler = ctx.ostler()?;
-    let repo_dir = ostler_core::backup::capture::repository(&ostler)?
+    let repo_dir = ostler_core::backup::repository::repository(&ostler)?
         .path()
         .to_path_buf();
     let copies = ostler

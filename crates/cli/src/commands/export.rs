@@ -1,6 +1,6 @@
 use std::path::PathBuf;
 
-use ostler_core::backup::{capture, procedures, restore};
+use ostler_core::backup::{procedures, repository, restore};
 use ostler_core::Result;
 
 use crate::cli::Context;
@@ -18,7 +18,7 @@ pub struct Args {
 pub fn run(ctx: &Context, args: Args) -> Result<i32> {
     let ostler = ctx.ostler()?;
     let m = procedures::pick(&ostler, "", &procedures::Pick::Id(args.id.clone()))?;
-    let repo = capture::repository(&ostler)?;
+    let repo = repository::repository(&ostler)?;
     let files = restore::export(&repo, &m, &args.dir)?;
     if ctx.json {
         super::print_json(&files)?;

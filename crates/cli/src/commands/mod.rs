@@ -8,6 +8,7 @@ pub mod demo;
 pub mod diff;
 pub mod export;
 pub mod find;
+pub mod init;
 pub mod journal;
 pub mod logs;
 pub mod manage;

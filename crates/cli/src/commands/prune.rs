@@ -1,19 +1,28 @@
-use ostler_core::backup::procedures;
+use ostler_core::backup::prune::{self, PruneOptions};
 use ostler_core::Result;
 
 use crate::cli::Context;
 
 /// Apply [retention]: list what goes and why the rest stays, then free the space.
+/// Refuses when the config has no [retention] section and no --keep-last is given.
 #[derive(clap::Args, Debug)]
 pub struct Args {
     /// Only say what would be removed.
     #[arg(long)]
     pub dry_run: bool,
+    /// Keep the newest N backups of each instance (replaces [retention]'s keep-last;
+    /// its other rules still apply).
+    #[arg(long, value_name = "N")]
+    pub keep_last: Option<u32>,
 }
 
 pub fn run(ctx: &Context, args: Args) -> Result<i32> {
     let ostler = ctx.ostler()?;
-    let out = procedures::prune(&ostler, args.dry_run)?;
+    let options = PruneOptions {
+        dry_run: args.dry_run,
+        keep_last: args.keep_last,
+    };
+    let out = prune::prune(&ostler, &options)?;
     if ctx.json {
         super::print_json(&out)?;
         return Ok(0);
@@ -27,6 +36,9 @@ pub fn run(ctx: &Context, args: Args) -> Result<i32> {
             ctx.show_time(d.started_at),
             d.reasons.join("; ")
         );
+    }
+    for id in &out.finished {
+        println!("finished removing {id} (an interrupted prune had marked it)");
     }
     for id in &out.cleared {
         outln!("clear {id} (failed or interrupted)");

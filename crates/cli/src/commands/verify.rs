@@ -1,4 +1,4 @@
-use ostler_core::backup::{capture, catalog, procedures, restore, verify};
+use ostler_core::backup::{catalog, procedures, repository, restore, verify};
 use ostler_core::{Error, Result};
 
 use crate::cli::Context;
@@ -19,7 +19,7 @@ pub struct Args {
 
 pub fn run(ctx: &Context, args: Args) -> Result<i32> {
     let ostler = ctx.ostler()?;
-    let repo = capture::repository(&ostler)?;
+    let repo = repository::repository(&ostler)?;
     if let Some(id) = &args.restore_test {
         let m = procedures::pick(&ostler, "", &procedures::Pick::Id(id.clone()))?;
         let inst = ostler.instance(&m.instance)?;
@@ -53,7 +53,7 @@ pub fn run(ctx: &Context, args: Args) -> Result<i32> {
     }
     let state = ostler.state()?;
     let manifests = if args.all {
-        procedures::repo_manifests(&repo)?
+        repository::repo_manifests(&repo)?
     } else {
         let id = args
             .id

@@ -9,12 +9,12 @@ use std::time::Duration;
 use crate::databases::{Engine, EngineSvc};
 use crate::support::*;
 
-fn put_upload(port: u16, name: &str, body: &str) {
+pub fn put_upload(port: u16, name: &str, body: &str) {
     let r = ureq::put(&format!("http://127.0.0.1:{port}/uploads/{name}")).send_string(body);
     assert!(r.is_ok(), "upload {name}: {r:?}");
 }
 
-fn backups(svc: &Svc) -> Vec<serde_json::Value> {
+pub fn backups(svc: &Svc) -> Vec<serde_json::Value> {
     serde_json::from_str::<serde_json::Value>(&svc.ok(&["backups", "--json"]))
         .unwrap()
         .as_array()
@@ -22,7 +22,7 @@ fn backups(svc: &Svc) -> Vec<serde_json::Value> {
         .clone()
 }
 
-fn backup_id(svc: &Svc, args: &[&str]) -> String {
+pub fn backup_id(svc: &Svc, args: &[&str]) -> String {
     let mut a = vec!["--json", "backup"];
     a.extend_from_slice(args);
     let v: serde_json::Value = serde_json::from_str(&svc.ok(&a)).unwrap();
@@ -273,7 +273,7 @@ fn mariadb_backup_restore_export_round_trip() {
 }
 
 /// A SQLite instance with `n` entries made directly in its database.
-fn big_sqlite(n: usize) -> EngineSvc {
+pub fn big_sqlite(n: usize) -> EngineSvc {
     let es = EngineSvc::new(Engine::Sqlite, 1, "");
     es.svc.ok(&["start,stop", "gb-1"]); // let guestbook create its schema
     es.sql(
@@ -368,7 +368,7 @@ fn a_flipped_byte_is_reported_with_the_backups_and_tables_it_affects() {
     assert!(err.contains(&id[..16]) || err.contains("hash"), "{err}");
 }
 
-fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+pub fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     let mut out = Vec::new();
     for e in std::fs::read_dir(dir).unwrap() {
         let p = e.unwrap().path();

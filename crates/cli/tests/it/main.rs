@@ -11,6 +11,7 @@ mod databases;
 mod disks;
 mod forensics;
 mod guards;
+mod integrity;
 mod logs;
 mod manage;
 mod processes;

@@ -13,17 +13,16 @@ use std::path::Path;
 use std::sync::mpsc::sync_channel;
 
 use jiff::Timestamp;
-use ostler_repo::{Repository, StreamRef, WriteStats};
-use ostler_rows::{
-    diff, ChainReader, ContentHasher, DeltaReader, DeltaWriter, Row, RowReader, RowWriter,
-    RowsError, SortedCheck,
-};
+use ostler_repo::{Repository, WriteStats};
+use ostler_rows::{diff, ContentHasher, DeltaWriter, Row, RowWriter, RowsError, SortedCheck};
 
 use super::catalog;
+use super::damage;
 use super::engine::{self, Snapshot, TableSpec};
 use super::manifest::{
-    DatabaseEntry, FileEntry, Manifest, SchemaEntry, StoreEntry, TableEntry, FORMAT,
+    CaptureWarning, DatabaseEntry, FileEntry, Manifest, SchemaEntry, StoreEntry, TableEntry, FORMAT,
 };
+use super::repository::{self, chain_rows, read_listing, repo_err, rows_err, Create};
 use crate::error::{Error, Result};
 use crate::instance::{Instance, Ostler};
 
@@ -32,30 +31,6 @@ pub const MAX_CHAIN: usize = 96;
 /// ...or when its deltas together hold more rows than this fraction of the table.
 pub const REBASE_FRACTION: f64 = 0.5;
 
-/// Opens the service's repository, creating it on first use.
-pub fn repository(ostler: &Ostler) -> Result<Repository> {
-    let dir = ostler.config.repository_dir().ok_or_else(|| {
-        Error::user("no [repository] in the config: backups need somewhere to go")
-            .with_hint("add:\n[repository]\npath = \"backups\"")
-    })?;
-    Repository::open_or_init(&dir)
-        .map_err(|e| Error::failed(format!("repository {}: {e}", dir.display())))
-}
-
-pub fn repo_err(e: ostler_repo::RepoError) -> Error {
-    Error::repository(e)
-}
-
-pub fn rows_err(e: RowsError) -> Error {
-    let mut text = e.to_string();
-    let mut source = std::error::Error::source(&e);
-    while let Some(s) = source {
-        text.push_str(&format!(": {s}"));
-        source = s.source();
-    }
-    Error::failed(text)
-}
-
 fn new_id(instance: &str, at: Timestamp) -> String {
     let h = blake3::hash(format!("{instance}/{at}/{}", std::process::id()).as_bytes());
     hex::encode(&h.as_bytes()[..4])
@@ -63,7 +38,7 @@ fn new_id(instance: &str, at: Timestamp) -> String {
 
 /// Takes a backup of `inst`. The caller holds the instance's lock.
 pub fn backup(ostler: &Ostler, inst: &Instance, note: Option<&str>) -> Result<Manifest> {
-    let repo = repository(ostler)?;
+    let repo = repository::open(ostler, Create::FirstBackup)?;
     let state = ostler.state()?;
     let started_at = Timestamp::now();
     let id = new_id(&inst.name, started_at);
@@ -71,6 +46,10 @@ pub fn backup(ostler: &Ostler, inst: &Instance, note: Option<&str>) -> Result<Ma
     let result = (|| -> Result<Manifest> {
         // Holds off garbage collection while this backup reuses chunks.
         let _lock = repo.lock_shared().map_err(repo_err)?;
+        super::prune::finish_interrupted(&repo, &state)?;
+        // Never reuse a chunk known bad: writing its content again heals it.
+        let known = damage::known(&state)?;
+        repo.mark_damaged(known.iter().map(String::as_str));
         let parent = catalog::latest_good(&state, &inst.name)?;
         let tmp = tempfile::Builder::new()
             .prefix("ostler-backup-")
@@ -78,6 +57,7 @@ pub fn backup(ostler: &Ostler, inst: &Instance, note: Option<&str>) -> Result<Ma
             .map_err(|e| Error::io_at("create a temp dir in", &std::env::temp_dir(), e))?;
         let mut new_bytes = 0u64;
         let mut logical = 0u64;
+        let mut warnings = Vec::new();
         let database = match &inst.database {
             Some(db) => {
                 let entry = capture_database(
@@ -87,6 +67,7 @@ pub fn backup(ostler: &Ostler, inst: &Instance, note: Option<&str>) -> Result<Ma
                     parent.as_ref(),
                     tmp.path(),
                     &mut new_bytes,
+                    &mut warnings,
                 )?;
                 logical += entry.tables.iter().map(|t| t.logical_bytes).sum::<u64>();
                 logical += entry.schema.iter().map(|s| s.stream.size).sum::<u64>();
@@ -99,14 +80,31 @@ pub fn backup(ostler: &Ostler, inst: &Instance, note: Option<&str>) -> Result<Ma
             if cache {
                 continue;
             }
-            let prev = parent
-                .as_ref()
-                .and_then(|p| p.stores.iter().find(|s| s.name == name));
-            let entry = capture_store(ostler, &repo, &name, &path, prev, &mut new_bytes)?;
+            let prev = parent.as_ref().and_then(|p| {
+                p.stores
+                    .iter()
+                    .find(|s| s.name == name)
+                    .map(|s| (p.id.as_str(), s))
+            });
+            let entry = capture_store(
+                ostler,
+                &repo,
+                &name,
+                &path,
+                prev,
+                &mut new_bytes,
+                &mut warnings,
+            )?;
             logical += entry.bytes;
             stores.push(entry);
         }
-        let manifest = Manifest {
+        let rewritten = repo.rewritten_chunks();
+        if !rewritten.is_empty() {
+            warnings.push(CaptureWarning::DamagedChunksRewritten {
+                chunks: rewritten.clone(),
+            });
+        }
+        let mut manifest = Manifest {
             format: FORMAT,
             id: id.clone(),
             service: ostler.config.service.name.clone(),
@@ -119,7 +117,19 @@ pub fn backup(ostler: &Ostler, inst: &Instance, note: Option<&str>) -> Result<Ma
             stores,
             logical_bytes: logical,
             new_bytes,
+            warnings,
         };
+        let found: Vec<(String, String)> = repo
+            .damaged_chunks()
+            .into_iter()
+            .filter(|c| !known.contains(c))
+            .map(|c| (c, format!("unreadable when backup {id} read its parent")))
+            .collect();
+        damage::record(&state, &found)?;
+        damage::clear(&state, &rewritten)?;
+        let stale = refuse_damage(&repo, &manifest)?;
+        damage::clear(&state, &stale)?;
+        manifest.finished_at = Timestamp::now();
         let json = serde_json::to_vec_pretty(&manifest).map_err(|e| Error::Other(e.into()))?;
         repo.put_file(&Manifest::repo_file(&id), &json)
             .map_err(repo_err)?;
@@ -139,6 +149,7 @@ fn capture_database(
     parent: Option<&Manifest>,
     tmp: &Path,
     new_bytes: &mut u64,
+    warnings: &mut Vec<CaptureWarning>,
 ) -> Result<DatabaseEntry> {
     let mut snap = engine::open_snapshot(db, tmp)?;
     let mut schema = Vec::new();
@@ -151,16 +162,17 @@ fn capture_database(
         });
     }
     let prev_db = parent
-        .and_then(|p| p.database.as_ref())
-        .filter(|d| d.kind == db.kind());
+        .and_then(|p| p.database.as_ref().map(|d| (p.id.as_str(), d)))
+        .filter(|(_, d)| d.kind == db.kind());
     let specs: Vec<TableSpec> = snap.tables().to_vec();
     let progress = ostler.reporter.progress("tables", Some(specs.len() as u64));
     let mut tables = Vec::new();
     for spec in &specs {
         ostler.interrupt.check()?;
         progress.message(&spec.name);
-        let prev = prev_db.and_then(|d| d.tables.iter().find(|t| t.spec == *spec));
-        let entry = capture_table(repo, snap.as_mut(), spec, prev, tmp, new_bytes)?;
+        let prev =
+            prev_db.and_then(|(id, d)| d.tables.iter().find(|t| t.spec == *spec).map(|t| (id, t)));
+        let entry = capture_table(repo, snap.as_mut(), spec, prev, tmp, new_bytes, warnings)?;
         tables.push(entry);
         progress.inc(1);
     }
@@ -223,21 +235,6 @@ fn with_rows<T>(
     })
 }
 
-/// Rows of an existing chain, from the repository.
-pub fn chain_rows<'a>(
-    repo: &'a Repository,
-    base: &StreamRef,
-    deltas: &[StreamRef],
-) -> Result<impl Iterator<Item = ostler_rows::Result<Row>> + 'a> {
-    let base = RowReader::new(BufReader::with_capacity(1 << 20, repo.read_stream(base)))
-        .map_err(rows_err)?;
-    let mut readers = Vec::new();
-    for d in deltas {
-        readers.push(DeltaReader::new(BufReader::new(repo.read_stream(d))).map_err(rows_err)?);
-    }
-    Ok(ChainReader::new(base, readers))
-}
-
 fn is_order_error(e: &RowsError) -> bool {
     matches!(
         e,
@@ -249,11 +246,12 @@ fn capture_table(
     repo: &Repository,
     snap: &mut dyn Snapshot,
     spec: &TableSpec,
-    prev: Option<&TableEntry>,
+    prev: Option<(&str, &TableEntry)>,
     tmp: &Path,
     new_bytes: &mut u64,
+    warnings: &mut Vec<CaptureWarning>,
 ) -> Result<TableEntry> {
-    if let Some(prev) = prev.filter(|p| p.deltas.len() < MAX_CHAIN) {
+    if let Some((parent, prev)) = prev.filter(|(_, p)| p.deltas.len() < MAX_CHAIN) {
         let attempt = match delta_against(repo, snap, spec, prev, tmp, false) {
             Err(TableError::Order) => delta_against(repo, snap, spec, prev, tmp, true),
             other => other,
@@ -262,11 +260,17 @@ fn capture_table(
             Ok(r) => return finish_delta(repo, spec, prev, r, new_bytes, snap, tmp),
             // The previous backup's chain could not be read (a damaged chunk...): a
             // bad old backup must never stop new ones, so store this table whole.
-            Err(e) => tracing::warn!(
-                table = %spec.name,
-                "cannot diff against the previous backup ({}); storing the table whole",
-                e.into_error()
-            ),
+            Err(e) => {
+                let error = e.into_error().to_string();
+                tracing::warn!(table = %spec.name, %error, "storing the table whole");
+                let chain = std::iter::once(&prev.base).chain(&prev.deltas);
+                mark_bad(repo, damage::find_bad(repo, chain));
+                warnings.push(CaptureWarning::TableChainUnreadable {
+                    table: spec.name.clone(),
+                    parent: parent.to_string(),
+                    error,
+                });
+            }
         }
     }
     full_table(repo, snap, spec, tmp, new_bytes)
@@ -490,15 +494,27 @@ fn capture_store(
     repo: &Repository,
     name: &str,
     root: &Path,
-    prev: Option<&StoreEntry>,
+    prev: Option<(&str, &StoreEntry)>,
     new_bytes: &mut u64,
+    warnings: &mut Vec<CaptureWarning>,
 ) -> Result<StoreEntry> {
     use std::os::unix::fs::MetadataExt;
+    // An unreadable parent listing (a damaged chunk...) is treated as absent: every
+    // file is read and stored afresh, as tables are when their chain is unreadable.
     let previous: std::collections::HashMap<String, FileEntry> = match prev {
-        Some(p) => read_listing(repo, &p.listing)?
-            .into_iter()
-            .map(|f| (f.path.clone(), f))
-            .collect(),
+        Some((parent, p)) => match read_listing(repo, &p.listing) {
+            Ok(files) => files.into_iter().map(|f| (f.path.clone(), f)).collect(),
+            Err(e) => {
+                tracing::warn!(store = name, error = %e, "storing every file afresh");
+                mark_bad(repo, damage::find_bad(repo, [&p.listing]));
+                warnings.push(CaptureWarning::StoreListingUnreadable {
+                    store: name.to_string(),
+                    parent: parent.to_string(),
+                    error: e.to_string(),
+                });
+                Default::default()
+            }
+        },
         None => Default::default(),
     };
     let mut files = Vec::new();
@@ -522,9 +538,17 @@ fn capture_store(
                 .metadata()
                 .map_err(|e| Error::failed(format!("store {name}: {rel}: {e}")))?;
             let mtime_ns = meta.mtime() as i128 * 1_000_000_000 + meta.mtime_nsec() as i128;
-            let reuse = previous
-                .get(&rel)
-                .filter(|p| p.size == meta.len() && p.mtime_ns == mtime_ns);
+            // An unchanged file reuses its stream unless a chunk of it is known bad:
+            // then it is read again, which writes that chunk afresh.
+            let reuse = previous.get(&rel).filter(|p| {
+                p.size == meta.len()
+                    && p.mtime_ns == mtime_ns
+                    && !p
+                        .stream
+                        .chunks
+                        .iter()
+                        .any(|c| repo.is_marked_damaged(&c.id))
+            });
             let stream = match reuse {
                 Some(p) => p.stream.clone(),
                 None => {
@@ -559,8 +583,45 @@ fn capture_store(
     })
 }
 
-pub fn read_listing(repo: &Repository, listing: &StreamRef) -> Result<Vec<FileEntry>> {
-    let bytes = repo.read_to_vec(listing).map_err(repo_err)?;
-    serde_json::from_slice(&bytes)
-        .map_err(|e| Error::failed(format!("unreadable store listing: {e}")))
+fn mark_bad(repo: &Repository, bad: Vec<(String, String)>) {
+    repo.mark_damaged(bad.iter().map(|(id, _)| id.as_str()));
+}
+
+/// The last check before a backup may be good: it must not reference a chunk known
+/// bad. A marked chunk it still names (one it reused rather than wrote) is read again;
+/// sound, it was marked wrongly or healed by another writer and is returned, to be
+/// forgotten; still bad, the backup fails.
+fn refuse_damage(repo: &Repository, m: &Manifest) -> Result<Vec<String>> {
+    let marked: std::collections::HashSet<String> = repo.damaged_chunks().into_iter().collect();
+    if marked.is_empty() {
+        return Ok(vec![]);
+    }
+    let mut named: Vec<(String, String)> = m
+        .streams()
+        .into_iter()
+        .flat_map(|(what, s)| s.chunks.iter().map(move |c| (c.id.clone(), what.clone())))
+        .collect();
+    for s in &m.stores {
+        for f in read_listing(repo, &s.listing)? {
+            let what = format!("store {} file {}", s.name, f.path);
+            named.extend(f.stream.chunks.iter().map(|c| (c.id.clone(), what.clone())));
+        }
+    }
+    let mut stale = Vec::new();
+    for (id, what) in named {
+        if !marked.contains(&id) || stale.contains(&id) {
+            continue;
+        }
+        match repo.verify_chunk(&id) {
+            Ok(()) => stale.push(id),
+            Err(e) => {
+                return Err(Error::failed(format!(
+                    "backup {} would reference the damaged chunk {id} ({what}): {e}",
+                    m.id
+                ))
+                .with_hint("`ostler verify --all` shows what else needs it"))
+            }
+        }
+    }
+    Ok(stale)
 }

@@ -3,7 +3,8 @@
 //! `running` before it starts and becomes `good` only after its manifest is safely in
 //! the repository; one that failed is `failed` with its error; one whose process died
 //! (SIGKILL) stays `running` with a dead pid and is shown as `interrupted`. Only `good`
-//! backups are ever used by restore, find or as the parent of a delta.
+//! backups are ever used by restore, find or as the parent of a delta. A backup being
+//! removed by prune is `pruning` until its manifest and entry are gone.
 
 use jiff::Timestamp;
 use rusqlite::{params, OptionalExtension};
@@ -20,7 +21,7 @@ pub struct BackupRecord {
     pub started_at: Timestamp,
     pub finished_at: Option<Timestamp>,
     pub duration_ms: Option<i64>,
-    /// good, failed, running, interrupted
+    /// good, failed, running, interrupted, pruning (being removed)
     pub status: String,
     pub logical_bytes: u64,
     pub new_bytes: u64,
@@ -108,12 +109,46 @@ pub fn record_good(state: &State, m: &Manifest) -> Result<()> {
     Ok(())
 }
 
+/// Marks backups as being pruned (one transaction): from now on they are not good, and
+/// an interrupted prune is finished by the next one (see `prune::finish_interrupted`).
+pub fn mark_pruning(state: &State, ids: &[String]) -> Result<()> {
+    let tx = state.conn().unchecked_transaction().map_err(db_err)?;
+    for id in ids {
+        tx.execute("UPDATE backups SET status = 'pruning' WHERE id = ?1", [id])
+            .map_err(db_err)?;
+    }
+    tx.commit().map_err(db_err)
+}
+
+/// Backups marked by a prune that has not finished removing them.
+pub fn pruning(state: &State) -> Result<Vec<String>> {
+    let mut stmt = state
+        .conn()
+        .prepare("SELECT id FROM backups WHERE status = 'pruning' ORDER BY id")
+        .map_err(db_err)?;
+    let ids = stmt
+        .query_map([], |r| r.get(0))
+        .map_err(db_err)?
+        .collect::<rusqlite::Result<_>>()
+        .map_err(db_err)?;
+    Ok(ids)
+}
+
 pub fn remove(state: &State, id: &str) -> Result<()> {
     state
         .conn()
         .execute("DELETE FROM backups WHERE id = ?1", [id])
         .map_err(db_err)?;
     Ok(())
+}
+
+/// Whether the catalog holds no backup at all (of any status).
+pub fn is_empty(state: &State) -> Result<bool> {
+    let n: i64 = state
+        .conn()
+        .query_row("SELECT count(*) FROM backups", [], |r| r.get(0))
+        .map_err(db_err)?;
+    Ok(n == 0)
 }
 
 /// Backups, oldest first, optionally of one instance.
@@ -193,11 +228,12 @@ pub fn manifest(state: &State, id: &str) -> Result<Option<Manifest>> {
     }
 }
 
-/// Resolves an id or unique id prefix to a backup id.
+/// Resolves an id or unique id prefix to a backup id. The prefix is compared as text,
+/// not as a LIKE pattern, so `%` and `_` match only themselves.
 pub fn resolve(state: &State, prefix: &str) -> Result<String> {
     let mut stmt = state
         .conn()
-        .prepare("SELECT id FROM backups WHERE id LIKE ?1 || '%' ORDER BY id")
+        .prepare("SELECT id FROM backups WHERE substr(id, 1, length(?1)) = ?1 ORDER BY id")
         .map_err(db_err)?;
     let ids: Vec<String> = stmt
         .query_map([prefix], |r| r.get(0))

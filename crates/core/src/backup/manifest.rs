@@ -35,6 +35,32 @@ pub struct Manifest {
     pub logical_bytes: u64,
     /// Bytes this backup added to the repository.
     pub new_bytes: u64,
+    /// What this backup had to work around (damage in its parent...), oldest first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<CaptureWarning>,
+}
+
+/// Something a backup worked around, kept with it so the operator hears of it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum CaptureWarning {
+    /// The parent backup's listing of a store could not be read: every file of the
+    /// store was read and stored afresh.
+    StoreListingUnreadable {
+        store: String,
+        parent: String,
+        error: String,
+    },
+    /// The parent backup's chain of a table could not be read: the table was stored
+    /// whole (a new base).
+    TableChainUnreadable {
+        table: String,
+        parent: String,
+        error: String,
+    },
+    /// Chunks known to be damaged (or failing the write-time check) were written
+    /// afresh from live data; older backups that name them are sound again.
+    DamagedChunksRewritten { chunks: Vec<String> },
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

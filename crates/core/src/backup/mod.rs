@@ -3,9 +3,12 @@
 
 pub mod capture;
 pub mod catalog;
+pub mod damage;
 pub mod engine;
 pub mod manifest;
 pub mod procedures;
+pub mod prune;
+pub mod repository;
 pub mod restore;
 pub mod retention;
 pub mod verify;

@@ -1,19 +1,18 @@
 //! The multi-step backup procedures, each one journaled operation under the instance's
 //! lock: take a backup; restore one over an instance (stop, safety backup, database,
 //! stores and orphans, start, health); mirror one instance onto another (CRDS's
-//! mirror_server, with scrub SQL before the copy is started); prune.
+//! mirror_server, with scrub SQL before the copy is started). Prune is in `prune.rs`.
 
-use std::collections::HashSet;
 use std::time::Duration;
 
 use jiff::Timestamp;
 use serde::Serialize;
 
-use super::capture::{self, read_listing, repo_err, repository};
+use super::capture;
 use super::catalog;
 use super::manifest::Manifest;
+use super::repository::{repo_err, repository};
 use super::restore::{restore_database, restore_store, StoreOutcome};
-use super::retention::{self, Decision};
 use crate::error::{Error, Result};
 use crate::guard::{self, Confirm, Confirmed, Effect};
 use crate::instance::{Instance, Ostler};
@@ -255,103 +254,4 @@ pub fn mirror(
         outcome.started = Some(msg);
     }
     Ok(outcome)
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct PruneOutcome {
-    pub decisions: Vec<Decision>,
-    /// Failed or interrupted catalog entries cleared.
-    pub cleared: Vec<String>,
-    pub removed_chunks: u64,
-    pub freed_bytes: u64,
-    pub dry_run: bool,
-}
-
-/// All manifests in the repository (any instance, any state dir).
-pub fn repo_manifests(repo: &ostler_repo::Repository) -> Result<Vec<Manifest>> {
-    let mut out = Vec::new();
-    for name in repo.list_files("backups").map_err(repo_err)? {
-        let rel = if name.starts_with("backups/") {
-            name.clone()
-        } else {
-            format!("backups/{name}")
-        };
-        if !rel.ends_with(".json") {
-            continue;
-        }
-        let bytes = repo.get_file(&rel).map_err(repo_err)?;
-        let m: Manifest = serde_json::from_slice(&bytes).map_err(|e| {
-            Error::failed(format!("repository file {rel}: unreadable manifest: {e}"))
-        })?;
-        out.push(m);
-    }
-    Ok(out)
-}
-
-/// Applies `[retention]`: drops what no rule keeps, then frees unreferenced chunks.
-pub fn prune(ostler: &Ostler, dry_run: bool) -> Result<PruneOutcome> {
-    let policy = ostler.config.retention.clone().unwrap_or_default();
-    let tz = match &policy.timezone {
-        Some(z) => jiff::tz::TimeZone::get(z)
-            .map_err(|e| Error::user(format!("[retention] timezone {z}: {e}")))?,
-        None => jiff::tz::TimeZone::system(),
-    };
-    let state = ostler.state()?;
-    let records = catalog::list(&state, None)?;
-    let good: Vec<(String, String, Timestamp)> = records
-        .iter()
-        .filter(|b| b.status == "good")
-        .map(|b| (b.id.clone(), b.instance.clone(), b.started_at))
-        .collect();
-    let decisions = retention::plan(&good, &policy, &tz, Timestamp::now());
-    let cleared: Vec<String> = records
-        .iter()
-        .filter(|b| b.status == "failed" || b.status == "interrupted")
-        .map(|b| b.id.clone())
-        .collect();
-    if dry_run {
-        return Ok(PruneOutcome {
-            decisions,
-            cleared,
-            removed_chunks: 0,
-            freed_bytes: 0,
-            dry_run,
-        });
-    }
-    let repo = repository(ostler)?;
-    // Exclusive: no backup, restore or copy may run while chunks are removed.
-    let _lock = repo.lock_exclusive().map_err(repo_err)?;
-    let drop_ids: HashSet<String> = decisions
-        .iter()
-        .filter(|d| !d.keep)
-        .map(|d| d.id.clone())
-        .collect();
-    for id in &drop_ids {
-        repo.remove_file(&Manifest::repo_file(id))
-            .map_err(repo_err)?;
-        catalog::remove(&state, id)?;
-    }
-    for id in &cleared {
-        catalog::remove(&state, id)?;
-    }
-    let mut live = HashSet::new();
-    for m in repo_manifests(&repo)? {
-        for (_, s) in m.streams() {
-            live.extend(s.chunks.iter().map(|c| c.id.clone()));
-        }
-        for s in &m.stores {
-            for f in read_listing(&repo, &s.listing)? {
-                live.extend(f.stream.chunks.iter().map(|c| c.id.clone()));
-            }
-        }
-    }
-    let gc = repo.gc(&live).map_err(repo_err)?;
-    let _ = repo.clean_tmp();
-    Ok(PruneOutcome {
-        decisions,
-        cleared,
-        removed_chunks: gc.removed_chunks,
-        freed_bytes: gc.freed_bytes,
-        dry_run,
-    })
 }

@@ -9,8 +9,8 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use ostler_repo::{Repository, StreamRef};
 use serde::Serialize;
 
-use super::capture::{chain_rows, read_listing};
 use super::manifest::Manifest;
+use super::repository::{chain_rows, read_listing, rows_err};
 use crate::error::Result;
 use crate::report::Reporter;
 
@@ -120,7 +120,7 @@ pub fn verify(
         let Some(db) = &m.database else { continue };
         for t in &db.tables {
             let result = chain_rows(repo, &t.base, &t.deltas)
-                .and_then(|rows| ostler_rows::content_hash(rows).map_err(super::capture::rows_err));
+                .and_then(|rows| ostler_rows::content_hash(rows).map_err(rows_err));
             report.tables_checked += 1;
             match result {
                 Ok((n, hash)) if n == t.rows && hash == t.hash => {}

@@ -10,10 +10,10 @@ use ostler_rows::{display_key, Row};
 use serde::Serialize;
 
 use super::eval::values;
-use crate::backup::capture::{chain_rows, repo_err, repository, rows_err};
 use crate::backup::catalog;
 use crate::backup::engine::{self, SqlValue, TableSpec};
 use crate::backup::manifest::Manifest;
+use crate::backup::repository::{chain_rows, repo_err, repository, rows_err};
 use crate::config::DatabaseKind;
 use crate::error::{Error, Result};
 use crate::instance::Ostler;

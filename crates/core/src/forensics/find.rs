@@ -17,9 +17,9 @@ use ostler_rows::{DeltaOp, DeltaReader, Key};
 use serde::Serialize;
 
 use super::eval::{short_name, Matcher};
-use crate::backup::capture::{chain_rows, repo_err, repository, rows_err};
 use crate::backup::catalog;
 use crate::backup::manifest::{Manifest, TableEntry};
+use crate::backup::repository::{chain_rows, repo_err, repository, rows_err};
 use crate::config::DatabaseKind;
 use crate::error::{Error, Result};
 use crate::instance::Ostler;

@@ -12,9 +12,9 @@ use serde::Serialize;
 
 use super::eval::{canonical, short_name, values, Matcher};
 use super::find::table_of;
-use crate::backup::capture::{chain_rows, repo_err, repository, rows_err};
 use crate::backup::engine::{self, SqlValue, TableSpec};
 use crate::backup::manifest::Manifest;
+use crate::backup::repository::{chain_rows, repo_err, repository, rows_err};
 use crate::config::DatabaseKind;
 use crate::database::Database;
 use crate::error::{Error, Result};

@@ -98,6 +98,35 @@ fn init_refuses_non_empty_directories_and_existing_repositories() {
 }
 
 #[test]
+fn init_refuses_a_repository_whose_config_json_was_deleted() {
+    // Regression: init accepted the directories an interrupted init leaves, whatever
+    // they held, so a repository that lost its config.json got a new id silently.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("repo");
+    let repo = Repository::init(&path).unwrap();
+    let (stream, _) = repo.write_bytes(b"rows").unwrap();
+    fs::remove_file(path.join("config.json")).unwrap();
+    let err = Repository::init(&path).unwrap_err();
+    let shard = format!("<dir>/repo/chunks/{}", &stream.chunks[0].id[..2]);
+    assert!(matches!(err, RepoError::NotEmpty { .. }), "{err:?}");
+    assert_eq!(
+        redact(&err.to_string(), dir.path()),
+        format!(
+            "refusing to create a repository at {shard}: it exists and is not an empty directory"
+        )
+    );
+    // A manifest alone is refused the same way.
+    let other = dir.path().join("other");
+    let repo = Repository::init(&other).unwrap();
+    repo.put_file("backups/a.json", b"{}").unwrap();
+    fs::remove_file(other.join("config.json")).unwrap();
+    assert!(matches!(
+        Repository::init(&other).unwrap_err(),
+        RepoError::NotEmpty { .. }
+    ));
+}
+
+#[test]
 fn open_or_init_creates_once_then_opens() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("deep/er/repo");

@@ -1,0 +1,206 @@
+//! Repository integrity as a user meets it: a damaged chunk never blocks new backups
+//! and never ends up in one, the catalog and the repository agree after deletions
+//! and killed prunes, a missing repository is reported instead of replaced, and
+//! neither backup ids nor prune do anything the user did not ask for.
+
+use crate::backups::{backup_id, backups, put_upload};
+use crate::databases::{Engine, EngineSvc};
+use crate::support::*;
+
+/// A started-and-stopped SQLite instance (schema made) with one backup.
+fn one_backup() -> (EngineSvc, String) {
+    let es = EngineSvc::new(Engine::Sqlite, 1, "");
+    es.svc.ok(&["start,stop", "gb-1"]);
+    let id = backup_id(&es.svc, &["gb-1"]);
+    (es, id)
+}
+
+/// The manifest of backup `id`, from the repository.
+fn manifest(svc: &Svc, id: &str) -> serde_json::Value {
+    let path = svc.path().join(format!("repo/files/backups/{id}.json"));
+    serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
+}
+
+/// Where chunk `id` lives in the service's repository.
+fn chunk_file(svc: &Svc, id: &str) -> std::path::PathBuf {
+    svc.path().join(format!("repo/chunks/{}/{id}", &id[..2]))
+}
+
+/// Flips one bit in the middle of a file.
+fn flip_byte(path: &std::path::Path) {
+    let mut bytes = std::fs::read(path).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0x01;
+    std::fs::write(path, bytes).unwrap();
+}
+
+/// The first chunk of store `uploads`' listing in backup `id`.
+fn listing_chunk(svc: &Svc, id: &str) -> String {
+    manifest(svc, id)["stores"][0]["listing"]["chunks"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+#[test]
+fn a_damaged_store_listing_never_blocks_later_backups_or_restores() {
+    let es = EngineSvc::new(Engine::Sqlite, 1, "");
+    let svc = &es.svc;
+    svc.ok(&["start", "gb-1"]);
+    es.post_entry(0, "ann", &["x"]);
+    put_upload(es.ports[0], "a.txt", "kept a");
+    let a = backup_id(svc, &["gb-1"]);
+    flip_byte(&chunk_file(svc, &listing_chunk(svc, &a)));
+    // Regression: the next backup read the parent's listing with `?` and failed, and
+    // so did every restore (its safety backup reads the same listing).
+    let out = svc.run(&["--json", "backup", "gb-1"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "warning: store uploads: the listing of backup {a} is unreadable"
+        )) && stderr.contains("every file was stored afresh"),
+        "{stderr}"
+    );
+    let b: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(b["warnings"][0]["kind"], "store-listing-unreadable", "{b}");
+    let b = b["id"].as_str().unwrap().to_string();
+    put_upload(es.ports[0], "a.txt", "changed a");
+    svc.ok(&["restore", "gb-1", "--from", &b, "--yes-really-production"]);
+    let uploads = svc.path().join("instances/gb-1/uploads");
+    assert_eq!(
+        std::fs::read_to_string(uploads.join("a.txt")).unwrap(),
+        "kept a"
+    );
+    // The backup after it builds on the sound one and has nothing to warn about.
+    let out = svc.run(&["backup", "gb-1"]);
+    assert!(out.status.success());
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("warning"));
+    svc.ok(&["stop", "gb-1"]);
+}
+
+#[test]
+fn backup_id_prefixes_treat_percent_and_underscore_as_themselves() {
+    let (es, id) = one_backup();
+    let svc = &es.svc;
+    // Regression: `LIKE ?1 || '%'` made `%` and `_` wildcards, so `%` named every backup.
+    for pattern in [
+        "%",
+        "_",
+        &format!("{}_", &id[..2]),
+        &format!("{}%", &id[..1]),
+    ] {
+        let err = svc.fails(&["verify", pattern]);
+        assert!(
+            err.contains(&format!("no backup with id `{pattern}`")),
+            "{pattern}: {err}"
+        );
+    }
+    svc.ok(&["verify", &id[..3]]);
+}
+
+#[test]
+fn prune_without_a_retention_section_refuses_and_keep_last_prunes() {
+    let es = EngineSvc::new(Engine::Sqlite, 1, "");
+    let svc = &es.svc;
+    svc.ok(&["start,stop", "gb-1"]);
+    let ids: Vec<String> = (0..3).map(|_| backup_id(svc, &["gb-1"])).collect();
+    // Regression: with no [retention], prune kept only the newest backup, unasked.
+    for args in [&["prune"][..], &["prune", "--dry-run"][..]] {
+        let out = svc.run(args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("no [retention] section"), "{err}");
+        assert!(err.contains("--keep-last N"), "{err}");
+    }
+    assert_eq!(backups(svc).len(), 3, "a refused prune changes nothing");
+    let out = svc.ok(&["prune", "--keep-last", "2"]);
+    assert!(out.contains("dropped 1 backups"), "{out}");
+    let left: Vec<String> = backups(svc)
+        .iter()
+        .map(|b| b["id"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(left, ids[1..].to_vec());
+    svc.ok(&["verify", "--all"]);
+}
+
+#[test]
+fn a_missing_repository_is_an_error_not_a_new_one() {
+    let (es, id) = one_backup();
+    let svc = &es.svc;
+    let repo = svc.path().join("repo");
+    // An unmounted disk: the directory is gone (or empty).
+    std::fs::rename(&repo, svc.path().join("repo.away")).unwrap();
+    for args in [
+        &["verify", "--all"][..],
+        &["verify", &id][..],
+        &["backup", "gb-1"][..],
+    ] {
+        let err = svc.fails(args);
+        assert!(
+            err.contains(&format!(
+                "the backup repository {} is missing",
+                repo.display()
+            )),
+            "{args:?}: {err}"
+        );
+        assert!(err.contains("ostler init"), "{err}");
+        assert!(!repo.exists(), "{args:?} created a repository");
+    }
+    // `ostler init` will not paper over it either: the state knows the old repository.
+    let err = svc.fails(&["init"]);
+    assert!(err.contains("which is missing"), "{err}");
+    assert!(!repo.exists());
+    std::fs::rename(svc.path().join("repo.away"), &repo).unwrap();
+    svc.ok(&["verify", "--all"]);
+
+    // A deleted config.json: refused, never a new id.
+    std::fs::remove_file(repo.join("config.json")).unwrap();
+    let err = svc.fails(&["backup", "gb-1"]);
+    assert!(err.contains("it has no config.json"), "{err}");
+    assert!(!repo.join("config.json").exists());
+    let err = svc.fails(&["init", "--adopt"]);
+    assert!(err.contains("is not an empty directory"), "{err}");
+}
+
+#[test]
+fn a_replaced_repository_is_reported_until_adopted() {
+    let (es, _) = one_backup();
+    let svc = &es.svc;
+    let repo = svc.path().join("repo");
+    std::fs::rename(&repo, svc.path().join("repo.old")).unwrap();
+    // Someone makes a new repository at the same path by other means.
+    let other = Svc::new(&format!(
+        "{}[repository]\npath = \"{}\"\n",
+        service_header(""),
+        repo.display()
+    ));
+    let out = other.ok(&["init"]);
+    assert!(out.contains("created repository"), "{out}");
+    let err = svc.fails(&["backup", "gb-1"]);
+    assert!(err.contains("is not the one this service uses"), "{err}");
+    assert!(err.contains("ostler init --adopt"), "{err}");
+    let out = svc.ok(&["init", "--adopt"]);
+    assert!(out.contains("is this service's repository"), "{out}");
+    svc.ok(&["backup", "gb-1"]);
+}
+
+#[test]
+fn the_first_backup_creates_the_repository_and_init_makes_one_explicitly() {
+    let es = EngineSvc::new(Engine::Sqlite, 1, "");
+    let svc = &es.svc;
+    let repo = svc.path().join("repo");
+    // Nothing to verify before there is a repository: an error, and none is made.
+    svc.fails(&["verify", "--all"]);
+    assert!(!repo.exists());
+    svc.ok(&["start,stop", "gb-1"]);
+    svc.ok(&["backup", "gb-1"]);
+    assert!(repo.join("config.json").exists());
+    let out = svc.ok(&["init"]);
+    assert!(out.contains("is this service's repository"), "{out}");
+
+    let fresh = EngineSvc::new(Engine::Sqlite, 1, "");
+    let out = fresh.svc.ok(&["init"]);
+    assert!(out.contains("created repository"), "{out}");
+    fresh.svc.ok(&["verify", "--all"]);
+}

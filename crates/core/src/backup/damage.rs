@@ -1,0 +1,82 @@
+//! Chunks known to be damaged, remembered in the state so that no new backup builds on
+//! them. `verify` records every chunk it finds bad (and forgets those that read back
+//! sound); a backup that cannot read its parent records the bad chunks it finds. A
+//! backup tells the repository about all of them before it writes, so a chunk of the
+//! same content is written afresh from live data instead of being reused — which
+//! heals every older backup that names it — and it is never marked good while it
+//! still references one.
+
+use std::collections::BTreeSet;
+
+use jiff::Timestamp;
+use ostler_repo::{Repository, StreamRef};
+use rusqlite::params;
+
+use crate::error::{Error, Result};
+use crate::state::State;
+
+fn db_err(e: rusqlite::Error) -> Error {
+    Error::failed(format!("damaged chunks in the state: {e}"))
+}
+
+/// Every chunk recorded as damaged.
+pub fn known(state: &State) -> Result<BTreeSet<String>> {
+    let mut stmt = state
+        .conn()
+        .prepare("SELECT id FROM damaged_chunks")
+        .map_err(db_err)?;
+    let ids = stmt
+        .query_map([], |r| r.get(0))
+        .map_err(db_err)?
+        .collect::<rusqlite::Result<_>>()
+        .map_err(db_err)?;
+    Ok(ids)
+}
+
+/// Records chunks found damaged, with why.
+pub fn record(state: &State, found: &[(String, String)]) -> Result<()> {
+    let now = Timestamp::now().to_string();
+    for (id, reason) in found {
+        state
+            .conn()
+            .execute(
+                "INSERT INTO damaged_chunks (id, found_at, reason) VALUES (?1, ?2, ?3)
+                 ON CONFLICT(id) DO UPDATE SET reason = ?3",
+                params![id, now, reason],
+            )
+            .map_err(db_err)?;
+    }
+    Ok(())
+}
+
+/// Forgets chunks that are sound again (rewritten, or read back sound).
+pub fn clear<'a>(state: &State, ids: impl IntoIterator<Item = &'a String>) -> Result<()> {
+    for id in ids {
+        state
+            .conn()
+            .execute("DELETE FROM damaged_chunks WHERE id = ?1", [id])
+            .map_err(db_err)?;
+    }
+    Ok(())
+}
+
+/// Reads every chunk of `streams` not already marked and returns those that are bad,
+/// with the reason; used when a stream failed to read, to learn which chunk it was.
+pub fn find_bad<'a>(
+    repo: &Repository,
+    streams: impl IntoIterator<Item = &'a StreamRef>,
+) -> Vec<(String, String)> {
+    let mut seen = BTreeSet::new();
+    let mut bad = Vec::new();
+    for stream in streams {
+        for c in &stream.chunks {
+            if !seen.insert(c.id.as_str()) || repo.is_marked_damaged(&c.id) {
+                continue;
+            }
+            if let Err(e) = repo.verify_chunk(&c.id) {
+                bad.push((c.id.clone(), e.to_string()));
+            }
+        }
+    }
+    bad
+}
