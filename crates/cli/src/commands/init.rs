@@ -21,13 +21,13 @@ pub fn run(ctx: &Context, args: Args) -> Result<i32> {
     if ctx.json {
         super::print_json(&out)?;
     } else if out.created {
-        println!(
+        outln!(
             "created repository {} at {}",
             &out.id[..12],
             out.path.display()
         );
     } else {
-        println!(
+        outln!(
             "repository {} at {} is this service's repository",
             &out.id[..12],
             out.path.display()

@@ -38,7 +38,7 @@ pub fn run(ctx: &Context, args: Args) -> Result<i32> {
         );
     }
     for id in &out.finished {
-        println!("finished removing {id} (an interrupted prune had marked it)");
+        outln!("finished removing {id} (an interrupted prune had marked it)");
     }
     for id in &out.cleared {
         outln!("clear {id} (failed or interrupted)");
