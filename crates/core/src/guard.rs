@@ -210,3 +210,121 @@ fn refusal(d: &Danger) -> Error {
     ))
     .with_hint("pass --yes-really-production, or run it on a terminal and type the instance's name")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(dir: &std::path::Path) -> Config {
+        let text = r#"
+[service]
+name = "s"
+
+[roles]
+production = "p"
+
+[instances.p]
+dir = "p"
+start = "x"
+port = 1
+database = { kind = "sqlite", path = "data.db" }
+
+[instances.q]
+dir = "q"
+start = "x"
+port = 2
+database = { kind = "sqlite", path = "../p/data.db" }
+
+[instances.t]
+dir = "t"
+start = "x"
+port = 3
+database = { kind = "sqlite", path = "data.db" }
+"#;
+        Config::parse(text, &dir.join("ostler.toml")).unwrap()
+    }
+
+    #[test]
+    fn only_effects_that_lose_data_or_replace_what_runs_are_guarded_and_sharing_only_for_the_database(
+    ) {
+        let tmp = tempfile::tempdir().unwrap();
+        let c = config(tmp.path());
+        for effect in [
+            Effect::Reads,
+            Effect::CreatesBuild,
+            Effect::StartsService,
+            Effect::InterruptsService,
+        ] {
+            assert_eq!(exposure(&c, "p", effect), None, "{effect:?}");
+        }
+        for effect in [
+            Effect::ReplacesBuild,
+            Effect::Reconfigures,
+            Effect::EmptiesLogs,
+            Effect::WritesDatabase,
+            Effect::ReplacesData,
+            Effect::DestroysDatabase,
+        ] {
+            assert_eq!(
+                exposure(&c, "p", effect),
+                Some(Exposure::Production),
+                "{effect:?}"
+            );
+            // q shares p's database: guarded for what reaches it, not for the rest.
+            assert_eq!(
+                exposure(&c, "q", effect).is_some(),
+                effect.touches_database(),
+                "{effect:?}"
+            );
+            assert_eq!(exposure(&c, "t", effect), None, "{effect:?}");
+        }
+    }
+
+    #[test]
+    fn a_plan_asks_once_per_guarded_instance_and_a_no_refuses_it() {
+        use std::cell::RefCell;
+        struct Record(RefCell<Vec<Danger>>, bool);
+        impl Confirm for Record {
+            fn confirm(&self, danger: &Danger) -> bool {
+                self.0.borrow_mut().push(danger.clone());
+                self.1
+            }
+        }
+        let tmp = tempfile::tempdir().unwrap();
+        let c = config(tmp.path());
+        let act = |instance: &str, operation: &str, effect| {
+            (
+                instance.to_string(),
+                Action {
+                    operation: operation.into(),
+                    effect,
+                },
+            )
+        };
+        let actions = [
+            act("p", "stop", Effect::InterruptsService),
+            act("p", "log-nuke", Effect::EmptiesLogs),
+            act("p", "db-nuke", Effect::DestroysDatabase),
+            act("q", "db-nuke", Effect::DestroysDatabase),
+            act("t", "db-nuke", Effect::DestroysDatabase),
+        ];
+        let yes = Record(RefCell::new(Vec::new()), true);
+        check(&c, &actions, &yes).unwrap();
+        let asked = yes.0.into_inner();
+        assert_eq!(asked.len(), 2, "{asked:?}");
+        assert_eq!(asked[0].instance, "p");
+        assert_eq!(asked[0].actions.len(), 2, "stop is not asked about");
+        assert_eq!(asked[1].instance, "q");
+        assert!(matches!(
+            asked[1].exposure,
+            Exposure::SharesProductionDatabase { ref production, .. } if production == "p"
+        ));
+        let no = Record(RefCell::new(Vec::new()), false);
+        let e = check(&c, &actions, &no).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "refusing to log-nuke, db-nuke p: it is the production instance"
+        );
+        assert_eq!(no.0.into_inner().len(), 1, "stops asking at the first no");
+    }
+}
