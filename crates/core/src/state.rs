@@ -195,9 +195,18 @@ impl State {
             .map_err(|e| Error::io_at("create state dir", state_dir, e))?;
         let path = state_dir.join("state.db");
         // SQLite gives its -wal and -shm files the mode of the database file.
+        // One made readable by others (by an older ostler) is narrowed: it holds the
+        // journal and the catalog.
         match ostler_repo::private::create_new_file(&path) {
             Ok(_) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                use std::os::unix::fs::MetadataExt;
+                let wide = std::fs::metadata(&path).is_ok_and(|m| m.mode() & 0o077 != 0);
+                if wide {
+                    ostler_repo::private::narrow(&path)
+                        .map_err(|e| Error::io_at("chmod", &path, e))?;
+                }
+            }
             Err(e) => return Err(Error::io_at("create", &path, e)),
         }
         let err = |source| Error::state(&path, source);

@@ -376,6 +376,29 @@ fn a_full_restore_target_fails_the_database_restore_and_removes_the_half_built_f
 }
 
 #[test]
+fn an_export_onto_a_full_disk_fails_naming_the_path_and_leaves_nothing() {
+    let es = sqlite_with_rows(40_000, "");
+    let svc = &es.svc;
+    let id = backup_id(svc);
+    let export = svc.path().join("export");
+    let Some(disk) = Tmpfs::mount(&export, "1m") else {
+        return;
+    };
+    let (code, signal, stderr) = run_status(&mut svc.cmd(&["export", &id, "export"]));
+    assert_eq!(signal, None, "{stderr}");
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(stderr.contains("no space left on device"), "{stderr}");
+    // The path as the operator gave it.
+    assert!(stderr.contains("export/database.sqlite"), "{stderr}");
+    assert_eq!(tree(&export), Vec::<PathBuf>::new(), "no half export");
+
+    disk.resize("64m");
+    svc.ok(&["export", &id, "export"]);
+    assert!(export.join("database.sqlite").is_file());
+    assert!(export.join("README.txt").is_file());
+}
+
+#[test]
 fn a_full_tmpdir_fails_the_sqlite_snapshot_naming_the_copy() {
     let es = sqlite_with_rows(40_000, "");
     let svc = &es.svc;
@@ -435,6 +458,9 @@ fn copies_exports_safety_dumps_and_the_state_are_owner_only() {
         String::from_utf8_lossy(&out.stdout).into_owned()
     };
     run(&["build,start,stop", "gb-1"]);
+    // As an older ostler left it: the next run narrows it.
+    let state_db = svc.path().join(".ostler/state.db");
+    std::fs::set_permissions(&state_db, std::fs::Permissions::from_mode(0o644)).unwrap();
     let uploads = svc.path().join("instances/gb-1/uploads");
     std::fs::create_dir_all(&uploads).unwrap();
     std::fs::write(uploads.join("a.txt"), "a").unwrap();

@@ -202,9 +202,27 @@ pub fn export(repo: &Repository, m: &Manifest, dir: &Path) -> Result<Vec<PathBuf
             dir.display()
         )));
     }
+    let existed = dir.exists();
     // Owner-only: nobody else reaches anything inside. Store files keep the modes
     // recorded in the backup, so `rsync -a stores/NAME/ DEST/` puts them back as they were.
     ostler_repo::private::create_dir_all(dir).map_err(|e| Error::io_at("create", dir, e))?;
+    let result = write_export(repo, m, dir);
+    if result.is_err() {
+        // Half an export looks like an export, and a full disk wants its room back.
+        if existed {
+            for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+                let path = entry.path();
+                let _ = std::fs::remove_dir_all(&path).or_else(|_| std::fs::remove_file(&path));
+            }
+        } else {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
+    result
+}
+
+/// The files of [`export`], into the existing empty `dir`.
+fn write_export(repo: &Repository, m: &Manifest, dir: &Path) -> Result<Vec<PathBuf>> {
     let mut written = Vec::new();
     let mut how = format!(
         "Backup {} of instance {} ({}), taken {}.\nRestore with the database's own tools, no ostler needed:\n\n",
