@@ -62,6 +62,8 @@ pub enum Command {
     Restore(commands::restore::Args),
     /// Mirror one instance onto another (with scrub SQL).
     Mirror(commands::mirror::Args),
+    /// Finish or undo restores that were killed, and start what was running.
+    Recover(commands::recover::Args),
     /// Write a backup as native files, restorable without ostler.
     Export(commands::export::Args),
     /// Find when rows vanished: matching rows in every backup, and the verdict.
@@ -181,6 +183,7 @@ fn dispatch(ctx: &Context, command: Command) -> ostler_core::Result<i32> {
         Command::Verify(args) => commands::verify::run(ctx, args),
         Command::Restore(args) => commands::restore::run(ctx, args),
         Command::Mirror(args) => commands::mirror::run(ctx, args),
+        Command::Recover(args) => commands::recover::run(ctx, args),
         Command::Export(args) => commands::export::run(ctx, args),
         Command::Prune(args) => commands::prune::run(ctx, args),
         Command::Copy(args) => commands::copy::run(ctx, args),

@@ -522,6 +522,318 @@ fn read_password(config: &Config, instance: &str, db: &DatabaseConfig) -> Result
     Ok(None)
 }
 
+// ---- side databases, for all-or-nothing restores ----
+//
+// A restore loads the backup into a *side* database beside the live one and, only when
+// everything is in place, swaps it in, putting the live one *aside* until the restore
+// has succeeded (see `backup::recover`). Each engine swaps in its own way: SQLite by
+// renaming files, PostgreSQL by `ALTER DATABASE ... RENAME` twice in one transaction,
+// MariaDB (which cannot rename a database) by one multi-table `RENAME TABLE`, which the
+// server applies all or not at all.
+
+/// Which sibling of a database a restore uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sibling {
+    /// Where the backup is loaded, beside the live database.
+    Side,
+    /// Where the live database waits while the loaded one takes its place.
+    Aside,
+}
+
+impl Sibling {
+    /// The suffix of a sibling file or directory (SQLite files, stores).
+    pub fn file_suffix(self) -> &'static str {
+        match self {
+            Sibling::Side => ".ostler-restore",
+            Sibling::Aside => ".ostler-restore-old",
+        }
+    }
+
+    fn database_suffix(self) -> &'static str {
+        match self {
+            Sibling::Side => "__ostler_restore",
+            Sibling::Aside => "__ostler_old",
+        }
+    }
+}
+
+/// Files SQLite keeps beside a database, which travel with it.
+const SQLITE_COMPANIONS: [&str; 3] = ["-wal", "-shm", "-journal"];
+
+/// `path` with `suffix` appended to its file name.
+pub fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
+    PathBuf::from(format!("{}{suffix}", path.display()))
+}
+
+/// Renames `from` to `to` if `from` exists; syncs the directory so the rename lasts.
+pub fn rename_if_exists(from: &Path, to: &Path) -> Result<bool> {
+    if std::fs::symlink_metadata(from).is_err() {
+        return Ok(false);
+    }
+    std::fs::rename(from, to).map_err(|e| {
+        Error::io(
+            format!("renaming {} to {}", from.display(), to.display()),
+            e,
+        )
+    })?;
+    if let Some(dir) = to.parent() {
+        if let Ok(d) = std::fs::File::open(dir) {
+            let _ = d.sync_all();
+        }
+    }
+    Ok(true)
+}
+
+impl Database {
+    /// The side or aside sibling of this database: the same file name with a suffix,
+    /// or a database of the same server named `<db>__ostler_restore` / `<db>__ostler_old`.
+    pub fn sibling(&self, which: Sibling) -> Result<Database> {
+        let named = |url: &DbUrl, limit: usize| -> Result<DbUrl> {
+            let name = format!("{}{}", url.database, which.database_suffix());
+            if name.len() > limit {
+                return Err(Error::user(format!(
+                    "database `{}` has too long a name for a restore's side database `{name}` (the server allows {limit} bytes)",
+                    url.database
+                )));
+            }
+            Ok(DbUrl {
+                database: name,
+                ..url.clone()
+            })
+        };
+        Ok(match self {
+            Database::Sqlite { path } => Database::Sqlite {
+                path: with_suffix(path, which.file_suffix()),
+            },
+            Database::Postgres { url, password } => Database::Postgres {
+                url: named(url, 63)?,
+                password: password.clone(),
+            },
+            Database::Mysql { url, password } => Database::Mysql {
+                url: named(url, 64)?,
+                password: password.clone(),
+            },
+        })
+    }
+
+    /// Whether a swap would bring anything in from this database: the SQLite file, the
+    /// server database; for MariaDB a database with a table in it (a swap's
+    /// `RENAME TABLE` empties the side database before it is dropped).
+    pub fn holds_data(&self, runner: &Runner) -> Result<bool> {
+        match self {
+            Database::Mysql { .. } => {
+                Ok(self.exists(runner)? && !self.mysql_tables(runner)?.is_empty())
+            }
+            _ => self.exists(runner),
+        }
+    }
+
+    /// Removes the database and everything in it (a restore's side or aside).
+    pub fn remove(&self, runner: &Runner) -> Result<()> {
+        use crate::backup::engine::{mysql, postgres};
+        match self {
+            Database::Sqlite { path } => {
+                for suffix in std::iter::once("").chain(SQLITE_COMPANIONS) {
+                    let p = with_suffix(path, suffix);
+                    match std::fs::remove_file(&p) {
+                        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                            return Err(Error::io(format!("removing {}", p.display()), e))
+                        }
+                        _ => {}
+                    }
+                }
+            }
+            Database::Postgres { url, .. } => {
+                self.run_sql(
+                    runner,
+                    Some("postgres"),
+                    &format!(
+                        "DROP DATABASE IF EXISTS {} WITH (FORCE);",
+                        postgres::quote_ident(&url.database)
+                    ),
+                )?;
+            }
+            Database::Mysql { url, .. } => {
+                self.run_sql(
+                    runner,
+                    Some(""),
+                    &format!(
+                        "DROP DATABASE IF EXISTS {};",
+                        mysql::quote_ident(&url.database)
+                    ),
+                )?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Puts `incoming` in this database's place and this one at `aside` (which must
+    /// not exist), as one atomic step where the engine has one. Either side may be
+    /// missing: a live database that is gone is not put aside, an incoming one that
+    /// is gone is not brought in, so undoing a swap is swapping back.
+    pub fn swap_in(&self, incoming: &Database, aside: &Database, runner: &Runner) -> Result<()> {
+        use crate::backup::engine::{mysql, postgres};
+        match (self, incoming, aside) {
+            (
+                Database::Sqlite { path },
+                Database::Sqlite { path: inc },
+                Database::Sqlite { path: asd },
+            ) => {
+                if path.exists() {
+                    // Companions first: while the main file is in place, a rerun
+                    // moves whatever is left.
+                    for suffix in SQLITE_COMPANIONS {
+                        rename_if_exists(&with_suffix(path, suffix), &with_suffix(asd, suffix))?;
+                    }
+                    rename_if_exists(path, asd)?;
+                }
+                if inc.exists() {
+                    for suffix in SQLITE_COMPANIONS {
+                        rename_if_exists(&with_suffix(inc, suffix), &with_suffix(path, suffix))?;
+                    }
+                    rename_if_exists(inc, path)?;
+                }
+                Ok(())
+            }
+            (
+                Database::Postgres { url, .. },
+                Database::Postgres { url: inc, .. },
+                Database::Postgres { url: asd, .. },
+            ) => {
+                let (live_there, inc_there) = (self.exists(runner)?, incoming.exists(runner)?);
+                let q = postgres::quote_ident;
+                let l = postgres::quote_literal;
+                // A database being renamed must have no sessions; the instance is
+                // stopped, so what is left are strays (as `db-nuke`'s FORCE assumes).
+                let mut sql = format!(
+                    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname IN ({}, {}) AND pid <> pg_backend_pid();\nBEGIN;\n",
+                    l(&url.database),
+                    l(&inc.database)
+                );
+                if live_there {
+                    sql += &format!(
+                        "ALTER DATABASE {} RENAME TO {};\n",
+                        q(&url.database),
+                        q(&asd.database)
+                    );
+                }
+                if inc_there {
+                    sql += &format!(
+                        "ALTER DATABASE {} RENAME TO {};\n",
+                        q(&inc.database),
+                        q(&url.database)
+                    );
+                }
+                sql += "COMMIT;\n";
+                self.run_sql(runner, Some("postgres"), &sql)?;
+                Ok(())
+            }
+            (
+                Database::Mysql { url, .. },
+                Database::Mysql { url: inc, .. },
+                Database::Mysql { url: asd, .. },
+            ) => {
+                let q = mysql::quote_ident;
+                for db in [self, incoming] {
+                    if db.exists(runner)? {
+                        db.mysql_refuse_unmovable(runner)?;
+                    }
+                }
+                let live_tables = if self.exists(runner)? {
+                    self.mysql_tables(runner)?
+                } else {
+                    vec![]
+                };
+                let incoming_tables = if incoming.exists(runner)? {
+                    incoming.mysql_tables(runner)?
+                } else {
+                    vec![]
+                };
+                let mut renames: Vec<String> = live_tables
+                    .iter()
+                    .map(|t| {
+                        format!(
+                            "{}.{} TO {}.{}",
+                            q(&url.database),
+                            q(t),
+                            q(&asd.database),
+                            q(t)
+                        )
+                    })
+                    .collect();
+                renames.extend(incoming_tables.iter().map(|t| {
+                    format!(
+                        "{}.{} TO {}.{}",
+                        q(&inc.database),
+                        q(t),
+                        q(&url.database),
+                        q(t)
+                    )
+                }));
+                let mut sql = format!(
+                    "CREATE DATABASE IF NOT EXISTS {} CHARACTER SET utf8mb4;\nCREATE DATABASE IF NOT EXISTS {} CHARACTER SET utf8mb4;\n",
+                    q(&url.database),
+                    q(&asd.database)
+                );
+                if !renames.is_empty() {
+                    // One statement: MariaDB renames all of them or none.
+                    sql += &format!("RENAME TABLE {};\n", renames.join(", "));
+                }
+                sql += &format!("DROP DATABASE IF EXISTS {};\n", q(&inc.database));
+                self.run_sql(runner, Some(""), &sql)?;
+                Ok(())
+            }
+            _ => Err(Error::failed(format!(
+                "internal: cannot swap {} with a database of another engine",
+                self.locator()
+            ))),
+        }
+    }
+
+    /// The base tables of a MariaDB database.
+    fn mysql_tables(&self, runner: &Runner) -> Result<Vec<String>> {
+        let out = self.run_sql(
+            runner,
+            Some(""),
+            &format!(
+                "SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = {} AND TABLE_TYPE = 'BASE TABLE' ORDER BY TABLE_NAME;",
+                crate::backup::engine::mysql::quote_literal(&self.name())
+            ),
+        )?;
+        Ok(out
+            .lines()
+            .filter(|l| !l.is_empty())
+            .map(str::to_string)
+            .collect())
+    }
+
+    /// `RENAME TABLE` moves tables between databases, but not views, and not tables
+    /// with triggers; routines stay behind. Refuses (before anything moves) when the
+    /// database has any of them.
+    fn mysql_refuse_unmovable(&self, runner: &Runner) -> Result<()> {
+        let name = crate::backup::engine::mysql::quote_literal(&self.name());
+        let out = self.run_sql(
+            runner,
+            Some(""),
+            &format!(
+                "SELECT (SELECT COUNT(*) FROM information_schema.VIEWS WHERE TABLE_SCHEMA = {name}) \
+                 + (SELECT COUNT(*) FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = {name}) \
+                 + (SELECT COUNT(*) FROM information_schema.ROUTINES WHERE ROUTINE_SCHEMA = {name});"
+            ),
+        )?;
+        if out.trim() != "0" {
+            return Err(Error::failed(format!(
+                "database {} has views, triggers or routines, which an all-or-nothing restore cannot move on MariaDB (RENAME TABLE moves only tables); nothing was swapped",
+                self.name()
+            ))
+            .with_hint(
+                "`ostler export` the backup and load database.sql with the mariadb client",
+            ));
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

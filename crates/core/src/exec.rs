@@ -37,6 +37,15 @@ impl Runner {
         }
     }
 
+    /// The same runner, deaf to Ctrl-C: for undoing a failed step, which must run even
+    /// (above all) when the operation was interrupted.
+    pub fn uninterruptible(&self) -> Runner {
+        Runner {
+            interrupt: Interrupt::new(),
+            ..self.clone()
+        }
+    }
+
     pub fn reporter(&self) -> &Arc<dyn Reporter> {
         &self.reporter
     }

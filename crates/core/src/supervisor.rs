@@ -5,7 +5,8 @@
 //!
 //! The daemon and the CLI never fight: both go through the same instance lock, the
 //! daemon only acts on instances whose desired state is `running`, and `ostler stop`
-//! sets it to `stopped`. A second daemon on the same state refuses (a flock on
+//! sets it to `stopped`. A restore killed mid-way is settled first (`backup::recover`),
+//! which starts again what the restore had stopped. A second daemon on the same state refuses (a flock on
 //! `<state_dir>/serve.lock`). Shutdown leaves the instances running: supervision stops,
 //! service does not.
 
@@ -15,6 +16,7 @@ use std::time::Duration;
 
 use jiff::{SignedDuration, Timestamp};
 
+use crate::backup::recover;
 use crate::error::{Error, Result};
 use crate::instance::{Instance, Ostler};
 use crate::ops;
@@ -118,6 +120,20 @@ fn sleep_interruptibly(ostler: &Ostler, total: Duration) {
 }
 
 fn tick_instance(ostler: &Ostler, state: &crate::state::State, inst: &Instance) -> Result<()> {
+    // A restore killed mid-way left the instance stopped (and `desired` stopped):
+    // settle it first, which starts the instance again if it was running. While the
+    // restore is alive it holds the lock, so this is busy and tried again next tick.
+    if recover::pending(ostler, &inst.name) {
+        match recover::recover(ostler, &inst.name) {
+            Ok(Some(o)) => ostler.reporter.info(
+                &inst.name,
+                &format!("settled the interrupted restore of backup {}", o.backup),
+            ),
+            Ok(None) | Err(Error::Busy { .. }) => {}
+            Err(e) => return Err(e),
+        }
+        return Ok(());
+    }
     let (mut rt, pid, ps) = ops::running_pid(state, inst)?;
     if pid.is_some() || rt.desired != "running" || rt.supervision == "crash-loop" {
         return Ok(());

@@ -21,6 +21,9 @@ pub struct Args {
     /// Confirms mirroring onto the production instance (almost certainly a mistake).
     #[arg(long)]
     pub yes_really_production: bool,
+    /// Mirror without first taking a safety backup of DST.
+    #[arg(long)]
+    pub no_safety_backup: bool,
 }
 
 pub fn run(ctx: &Context, args: Args) -> Result<i32> {
@@ -37,7 +40,10 @@ pub fn run(ctx: &Context, args: Args) -> Result<i32> {
         &args.src,
         &args.dst,
         args.fresh,
-        scrub.as_deref(),
+        procedures::RestoreOptions {
+            scrub: scrub.as_deref(),
+            no_safety_backup: args.no_safety_backup,
+        },
         &Guard {
             yes: args.yes_really_production,
         },
@@ -45,6 +51,7 @@ pub fn run(ctx: &Context, args: Args) -> Result<i32> {
     if ctx.json {
         super::print_json(&outcome)?;
     } else {
+        super::restore::print_safety_backup(&outcome);
         outln!(
             "mirrored backup {} onto {}{}",
             outcome.backup,

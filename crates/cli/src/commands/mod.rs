@@ -14,6 +14,7 @@ pub mod logs;
 pub mod manage;
 pub mod mirror;
 pub mod prune;
+pub mod recover;
 pub mod restore;
 pub mod role;
 pub mod serve;

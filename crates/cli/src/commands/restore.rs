@@ -1,11 +1,14 @@
-use ostler_core::backup::procedures::{self, Pick};
+use ostler_core::backup::procedures::{self, Pick, RestoreOptions, RestoreOutcome, SafetyBackup};
 use ostler_core::{time, Error, Result};
 
 use crate::cli::Context;
 use crate::commands::manage::Guard;
 
-/// Restore an instance from a backup: stops it, takes a safety backup, restores the
-/// database and stores (removing orphan files), and starts it again.
+/// Restore an instance from a backup: stops it, takes a safety backup, loads the
+/// database and stores beside the live ones and swaps them in only when all is in
+/// place (removing orphan files), and starts it again. On any failure the instance is
+/// left as it was; a restore that was killed is finished or undone by the next
+/// restore or by `ostler recover`.
 #[derive(clap::Args, Debug)]
 pub struct Args {
     /// The instance (or role) whose backups to use.
@@ -24,6 +27,10 @@ pub struct Args {
     /// whole or partial.
     #[arg(long)]
     pub yes_really_production: bool,
+    /// Restore without first taking a safety backup of what is there (when taking one
+    /// fails and what is there is not worth keeping).
+    #[arg(long)]
+    pub no_safety_backup: bool,
     /// Partial restore: put back only rows of this table (with --where).
     #[arg(long, requires = "predicate")]
     pub table: Option<String>,
@@ -80,11 +87,17 @@ pub fn run(ctx: &Context, args: Args) -> Result<i32> {
         &Guard {
             yes: args.yes_really_production,
         },
-        None,
+        RestoreOptions {
+            scrub: None,
+            no_safety_backup: args.no_safety_backup,
+        },
     )?;
     if ctx.json {
         super::print_json(&outcome)?;
     } else {
+        if let Some(r) = &outcome.recovered {
+            outln!("{}", super::recover::describe(r));
+        }
         for s in &outcome.stores {
             outln!(
                 "store {}: {} files restored, {} orphans removed{}",
@@ -98,9 +111,7 @@ pub fn run(ctx: &Context, args: Args) -> Result<i32> {
                 }
             );
         }
-        if let Some(s) = &outcome.safety_backup {
-            outln!("safety backup of what was there before: {s}");
-        }
+        print_safety_backup(&outcome);
         match &outcome.started {
             Some(msg) => outln!("{msg}"),
             None => outln!(
@@ -110,6 +121,27 @@ pub fn run(ctx: &Context, args: Args) -> Result<i32> {
         }
     }
     Ok(0)
+}
+
+/// Says what was kept before a restore or mirror replaced the instance.
+pub fn print_safety_backup(outcome: &RestoreOutcome) {
+    match &outcome.safety_backup {
+        SafetyBackup::Taken { id } => outln!("safety backup of what was there before: {id}"),
+        SafetyBackup::DatabaseMissing { stores_backup } => outln!(
+            "no safety backup of the database: it did not exist{}",
+            stores_backup
+                .as_ref()
+                .map(|id| format!(" (the store files were kept in backup {id})"))
+                .unwrap_or_default()
+        ),
+        SafetyBackup::NothingToKeep => {
+            outln!(
+                "no safety backup: {} held nothing to keep",
+                outcome.instance
+            )
+        }
+        SafetyBackup::Declined => outln!("no safety backup (--no-safety-backup)"),
+    }
 }
 
 #[allow(clippy::too_many_arguments)]

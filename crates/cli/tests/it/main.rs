@@ -15,4 +15,5 @@ mod integrity;
 mod logs;
 mod manage;
 mod processes;
+mod restore;
 mod supervise;

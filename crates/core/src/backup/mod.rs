@@ -8,6 +8,7 @@ pub mod engine;
 pub mod manifest;
 pub mod procedures;
 pub mod prune;
+pub mod recover;
 pub mod repository;
 pub mod restore;
 pub mod retention;

@@ -1,7 +1,8 @@
 //! The multi-step backup procedures, each one journaled operation under the instance's
-//! lock: take a backup; restore one over an instance (stop, safety backup, database,
-//! stores and orphans, start, health); mirror one instance onto another (CRDS's
-//! mirror_server, with scrub SQL before the copy is started). Prune is in `prune.rs`.
+//! lock: take a backup; restore one over an instance, all or nothing (stop, safety
+//! backup, database and stores loaded beside the live ones, swapped in, start,
+//! health; see `recover`); mirror one instance onto another (CRDS's mirror_server,
+//! with scrub SQL before the copy goes live). Prune is in `prune.rs`.
 
 use std::time::Duration;
 
@@ -11,8 +12,10 @@ use serde::Serialize;
 use super::capture;
 use super::catalog;
 use super::manifest::Manifest;
+use super::recover::{self, Place, RecoverOutcome, RestoreJournal};
 use super::repository::{repo_err, repository};
-use super::restore::{restore_database, restore_store, StoreOutcome};
+use super::restore::{load_side_database, restore_store, store_orphans, StoreOutcome};
+use crate::database::Sibling;
 use crate::error::{Error, Result};
 use crate::guard::{self, Confirm, Confirmed, Effect};
 use crate::instance::{Instance, Ostler};
@@ -66,24 +69,53 @@ pub fn pick(ostler: &Ostler, instance: &str, pick: &Pick) -> Result<Manifest> {
     })
 }
 
+/// What was kept of an instance before a restore replaced it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "status", rename_all = "kebab-case")]
+pub enum SafetyBackup {
+    /// A backup of the database and stores as they were.
+    Taken { id: String },
+    /// The database does not exist, so there was none to keep; the store files that
+    /// were there are in `stores_backup` (None when there were none).
+    DatabaseMissing { stores_backup: Option<String> },
+    /// The instance has no database and no store files: nothing to keep.
+    NothingToKeep,
+    /// Not taken, as asked (`--no-safety-backup`).
+    Declined,
+}
+
+/// How a restore runs, beyond which backup and where.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RestoreOptions<'a> {
+    /// SQL run on the restored database before it goes live (mirror's scrub).
+    pub scrub: Option<&'a str>,
+    /// Restore without a safety backup first.
+    pub no_safety_backup: bool,
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct RestoreOutcome {
     pub backup: String,
     pub instance: String,
-    pub safety_backup: Option<String>,
+    pub safety_backup: SafetyBackup,
+    /// An earlier restore of this instance that had been killed, settled first.
+    pub recovered: Option<RecoverOutcome>,
     pub stores: Vec<StoreOutcome>,
     pub was_running: bool,
     pub started: Option<String>,
 }
 
 /// Restores backup `m` over instance `target_name` (the backup's own instance, or
-/// another one with `--into`). Refuses on production unless confirmed.
+/// another one with `--into`), all or nothing: the backup is loaded beside the live
+/// database and stores and swapped in only when all of it is in place (see
+/// `recover`); on any failure the instance is as it was, and running again if it was.
+/// Refuses on production unless confirmed.
 pub fn restore(
     ostler: &Ostler,
     m: &Manifest,
     target_name: &str,
     confirm: &dyn Confirm,
-    scrub: Option<&str>,
+    options: RestoreOptions,
 ) -> Result<RestoreOutcome> {
     let target = ostler.instance(target_name)?;
     guard::check_one(
@@ -104,80 +136,128 @@ pub fn restore(
             )));
         }
     }
+    if options.scrub.is_some() && target.database.is_none() {
+        return Err(Error::user(format!(
+            "instance `{}` has no database to scrub",
+            target.name
+        )));
+    }
     let repo = repository(ostler)?;
+    let state_dir = ostler.state_dir();
     ostler.operate(
         &target,
         "restore",
         Duration::from_secs(6 * 3600),
         |runner| {
+            // A restore of this instance killed earlier is finished or undone first.
+            let recovered = recover::settle_pending(ostler, &target, runner)?;
             let state = ostler.state()?;
-            let was_running = ops::running_pid(&state, &target)?.1.is_some();
-            if was_running {
-                let msg = ops::stop(ostler, &target, runner)?;
-                ostler.reporter.info(&target.name, &msg);
-            }
-            // Keep what is there now, whatever happens next.
-            let safety = match safety_backup(
-                ostler,
-                &target,
-                &format!("safety copy before restoring {}", m.id),
-            ) {
-                Ok(id) => id,
-                Err(e) => {
-                    if was_running {
-                        let _ = ops::start(ostler, &target, runner);
-                    }
-                    return Err(Error::failed(format!(
-                        "not restoring: the safety backup of {} failed: {e}",
-                        target.name
-                    )));
-                }
-            };
-            let _lock = repo.lock_shared().map_err(repo_err)?;
-            if let (Some(db), Some(tdb)) = (&m.database, &target.database) {
-                ostler
-                    .reporter
-                    .info(&target.name, &format!("restoring database from {}", m.id));
-                restore_database(&repo, db, tdb, runner)?;
-            }
+            let running_now = ops::running_pid(&state, &target)?.1.is_some();
+            let was_running = running_now || recovered.as_ref().is_some_and(|r| r.was_running);
             let mut stores = Vec::new();
             for (name, path, cache) in target.stores() {
                 if cache {
                     continue;
                 }
-                match m.stores.iter().find(|s| s.name == name) {
-                    Some(entry) => {
-                        let o = restore_store(&repo, entry, &path)?;
-                        for orphan in &o.orphans_removed {
-                            ostler.reporter.info(
-                                &target.name,
-                                &format!("store {name}: removed orphan {orphan}"),
-                            );
-                        }
-                        stores.push(o);
-                    }
-                    None => ostler.reporter.warn(
+                if m.stores.iter().any(|s| s.name == name) {
+                    stores.push((name, path));
+                } else {
+                    ostler.reporter.warn(
                         &target.name,
                         &format!("backup {} has no store `{name}`; left as it is", m.id),
-                    ),
+                    );
                 }
             }
-            if let Some(sql) = scrub {
-                let db = target.database.as_ref().ok_or_else(|| {
-                    Error::user(format!(
-                        "instance `{}` has no database to scrub",
-                        target.name
-                    ))
-                })?;
-                ostler.reporter.info(&target.name, "running scrub SQL");
-                db.run_sql(runner, None, sql).map_err(|e| {
-                    Error::failed(format!(
-                        "scrub SQL failed on {} (left stopped): {e}",
-                        target.name
-                    ))
-                })?;
+            let mut journal = RestoreJournal::plan(
+                &target,
+                &m.id,
+                was_running,
+                m.database.is_some(),
+                &stores,
+            )?;
+            recover::clear_leftovers(&journal, &target, runner)?;
+            journal.write(&state_dir)?;
+            let built = (|| -> Result<(SafetyBackup, Vec<StoreOutcome>)> {
+                if running_now {
+                    let msg = ops::stop(ostler, &target, runner)?;
+                    ostler.reporter.info(&target.name, &msg);
+                }
+                // Keep what is there now, whatever happens next.
+                let safety = if options.no_safety_backup {
+                    SafetyBackup::Declined
+                } else {
+                    safety_backup(ostler, &target, &format!("safety copy before restoring {}", m.id))
+                        .map_err(|e| {
+                            Error::failed(format!(
+                                "not restoring {}: its safety backup failed: {e}",
+                                target.name
+                            ))
+                            .with_hint("fix the cause, or pass --no-safety-backup to restore without one (a restore over production still asks)")
+                        })?
+                };
+                let _lock = repo.lock_shared().map_err(repo_err)?;
+                if let (Some(db), Some(tdb)) = (&m.database, &target.database) {
+                    ostler
+                        .reporter
+                        .info(&target.name, &format!("restoring database from {}", m.id));
+                    let side = tdb.sibling(Sibling::Side)?;
+                    load_side_database(&repo, db, &side, runner)?;
+                    if let Some(sql) = options.scrub {
+                        ostler.reporter.info(&target.name, "running scrub SQL");
+                        side.run_sql(runner, None, sql).map_err(|e| {
+                            Error::failed(format!("scrub SQL failed on {}: {e}", target.name))
+                        })?;
+                    }
+                }
+                recover::test_pause(ostler.reporter.as_ref(), &target, "after-database-side");
+                let mut outcomes = Vec::new();
+                for place in &journal.places {
+                    let Place::Store { name, live, side, .. } = place else {
+                        continue;
+                    };
+                    let entry = m.stores.iter().find(|s| &s.name == name).ok_or_else(|| {
+                        Error::failed(format!("internal: backup {} has no store `{name}`", m.id))
+                    })?;
+                    let mut o = restore_store(&repo, entry, side)?;
+                    copy_dir_mode(live, side);
+                    o.orphans_removed = store_orphans(live, side);
+                    outcomes.push(o);
+                }
+                recover::swap_all(&mut journal, &target, &state_dir, runner, ostler.reporter.as_ref())?;
+                Ok((safety, outcomes))
+            })();
+            let (safety, stores) = match built {
+                Ok(b) => b,
+                Err(e) => {
+                    recover::roll_back(&journal, &target, &state_dir, &runner.uninterruptible())
+                        .map_err(|u| {
+                            Error::failed(format!(
+                                "the restore of {} failed ({e}), and undoing it failed too: {u}",
+                                target.name
+                            ))
+                            .with_hint("`ostler recover` tries again")
+                        })?;
+                    if was_running && !matches!(e, Error::Interrupted) {
+                        if let Err(s) = ops::start(ostler, &target, runner) {
+                            ostler.reporter.warn(
+                                &target.name,
+                                &format!("restarting after the failed restore: {s}"),
+                            );
+                        }
+                    }
+                    return Err(e);
+                }
+            };
+            recover::finish(&journal, &target, &state_dir, &runner.uninterruptible())?;
+            for s in &stores {
+                for orphan in &s.orphans_removed {
+                    ostler.reporter.info(
+                        &target.name,
+                        &format!("store {}: removed orphan {orphan}", s.name),
+                    );
+                }
             }
-            let started = if was_running || scrub.is_some() {
+            let started = if was_running || options.scrub.is_some() {
                 Some(ops::start(ostler, &target, runner)?)
             } else {
                 None
@@ -186,6 +266,7 @@ pub fn restore(
                 backup: m.id.clone(),
                 instance: target.name.clone(),
                 safety_backup: safety,
+                recovered,
                 stores,
                 was_running,
                 started,
@@ -194,32 +275,60 @@ pub fn restore(
     )
 }
 
-/// A backup of what an instance holds now, before something destroys it. None when
-/// there is nothing to keep (no database file yet and no store files).
-fn safety_backup(ostler: &Ostler, inst: &Instance, note: &str) -> Result<Option<String>> {
-    let no_stores = inst.stores().iter().all(|(_, p, _)| !p.exists());
-    let db_exists = match &inst.database {
-        None => true,
-        Some(db) => db.exists(&ostler.runner())?,
-    };
-    if !db_exists && no_stores {
-        return Ok(None);
+/// A store restored in a side directory gets the live directory's permissions.
+fn copy_dir_mode(live: &std::path::Path, side: &std::path::Path) {
+    if let Ok(meta) = std::fs::metadata(live) {
+        let _ = std::fs::set_permissions(side, meta.permissions());
     }
-    let m = capture::backup(ostler, inst, Some(note))?;
+}
+
+/// A backup of what an instance holds now, before something destroys it. A database
+/// that does not exist is nothing to keep (then only the store files are kept); any
+/// other failure is an error.
+fn safety_backup(ostler: &Ostler, inst: &Instance, note: &str) -> Result<SafetyBackup> {
+    let no_store_files = inst.stores().iter().all(|(_, p, _)| !p.exists());
+    let db_exists = match &inst.database {
+        None => None,
+        Some(db) => Some(db.exists(&ostler.runner())?),
+    };
+    let (outcome_of, inst) = match db_exists {
+        Some(false) => {
+            if no_store_files {
+                return Ok(SafetyBackup::DatabaseMissing {
+                    stores_backup: None,
+                });
+            }
+            let stores_only = Instance {
+                database: None,
+                ..inst.clone()
+            };
+            let f: fn(String) -> SafetyBackup = |id| SafetyBackup::DatabaseMissing {
+                stores_backup: Some(id),
+            };
+            (f, stores_only)
+        }
+        None if no_store_files => return Ok(SafetyBackup::NothingToKeep),
+        _ => {
+            let f: fn(String) -> SafetyBackup = |id| SafetyBackup::Taken { id };
+            (f, inst.clone())
+        }
+    };
+    let m = capture::backup(ostler, &inst, Some(note))?;
     ostler
         .reporter
         .info(&inst.name, &format!("safety backup {} taken", m.id));
-    Ok(Some(m.id))
+    Ok(outcome_of(m.id))
 }
 
 /// CRDS's mirror_server: DST gets SRC's latest backup (or a fresh one), is kept stopped
-/// while inconsistent, gets the scrub SQL, then starts.
+/// while inconsistent, gets the scrub SQL (on the side database, before it goes live),
+/// then starts.
 pub fn mirror(
     ostler: &Ostler,
     src: &str,
     dst: &str,
     fresh: bool,
-    scrub: Option<&str>,
+    options: RestoreOptions,
     confirm: &dyn Confirm,
 ) -> Result<RestoreOutcome> {
     let src = ostler.config.resolve(src)?;
@@ -245,7 +354,7 @@ pub fn mirror(
     } else {
         pick(ostler, &src, &Pick::Latest)?
     };
-    let mut outcome = restore(ostler, &m, &dst, &Confirmed, scrub)?;
+    let mut outcome = restore(ostler, &m, &dst, &Confirmed, options)?;
     if outcome.started.is_none() {
         let inst = ostler.instance(&dst)?;
         let msg = ostler.operate(&inst, "start", Duration::from_secs(600), |r| {

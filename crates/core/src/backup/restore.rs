@@ -1,4 +1,5 @@
-//! Putting a backup back: the whole database and stores of an instance (`restore`),
+//! Putting a backup back: the whole database and stores of an instance, loaded into
+//! side locations that `recover` swaps in (`load_side_database`, `restore_store`),
 //! into a scratch database to prove a backup restores (`restore_test`), or out as the
 //! engine's own files that need no ostler (`export`).
 
@@ -42,19 +43,19 @@ pub fn table_rows<'a>(
     })
 }
 
-/// Loads the backup's database into `target`, replacing what is there. For SQLite the
-/// new file is built beside the old one and renamed over it.
-pub fn restore_database(
+/// Loads the backup's database into `side`, a side database beside the live one
+/// (see `recover`), created empty first; the live database is not touched.
+pub fn load_side_database(
     repo: &Repository,
     db: &DatabaseEntry,
-    target: &Database,
+    side: &Database,
     runner: &crate::exec::Runner,
 ) -> Result<()> {
-    if db.kind != target.kind() {
+    if db.kind != side.kind() {
         return Err(Error::user(format!(
             "the backup holds a {} database; the target instance uses {}",
             db.kind,
-            target.kind()
+            side.kind()
         )));
     }
     let schema = schema_parts(repo, db)?;
@@ -67,35 +68,32 @@ pub fn restore_database(
             progress.inc(1);
         }
     });
-    match target {
-        Database::Sqlite { path } => {
-            if let Some(dir) = path.parent() {
-                std::fs::create_dir_all(dir)
-                    .map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
-            }
-            let fresh = PathBuf::from(format!("{}.ostler-restore", path.display()));
-            let _ = std::fs::remove_file(&fresh);
-            let fresh_db = Database::Sqlite {
-                path: fresh.clone(),
-            };
-            if let Err(e) = engine::load(&fresh_db, None, &schema, &mut tables) {
-                // Half a database is of no use, and a full disk wants its room back.
-                let _ = std::fs::remove_file(&fresh);
-                let _ = std::fs::remove_file(format!("{}-journal", fresh.display()));
-                return Err(e);
-            }
-            for suffix in ["-wal", "-shm", "-journal"] {
-                let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
-            }
-            std::fs::rename(&fresh, path)
-                .map_err(|e| Error::io(format!("replacing {}", path.display()), e))?;
-            Ok(())
-        }
-        _ => {
-            target.nuke(runner)?;
-            engine::load(target, None, &schema, &mut tables)
+    if let Database::Sqlite { path } = side {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
         }
     }
+    // Drops a leftover side and, on a server, creates the side database empty.
+    side.nuke(runner)?;
+    engine::load(side, None, &schema, &mut tables)
+}
+
+/// Files under `live` that have no counterpart under `restored`: what a restore of
+/// the store removes (the orphans), as paths relative to the store.
+pub fn store_orphans(live: &Path, restored: &Path) -> Vec<String> {
+    let mut out: Vec<String> = walkdir::WalkDir::new(live)
+        .into_iter()
+        .filter_map(|e| e.ok())
+        .filter(|e| !e.file_type().is_dir())
+        .filter_map(|e| {
+            let rel = e.path().strip_prefix(live).ok()?.to_path_buf();
+            (std::fs::symlink_metadata(restored.join(&rel)).is_err())
+                .then(|| rel.to_string_lossy().into_owned())
+        })
+        .collect();
+    out.sort();
+    out
 }
 
 /// What restoring a store did.

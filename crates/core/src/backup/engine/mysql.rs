@@ -116,11 +116,11 @@ fn my_err<'a>(label: &'a str, what: &'a str) -> impl Fn(mysql::Error) -> Error +
 }
 
 /// `` `name` ``, inner backticks doubled.
-fn quote_ident(name: &str) -> String {
+pub(crate) fn quote_ident(name: &str) -> String {
     format!("`{}`", name.replace('`', "``"))
 }
 
-fn quote_literal(text: &str) -> String {
+pub(crate) fn quote_literal(text: &str) -> String {
     let mut out = Vec::with_capacity(text.len() + 2);
     quote_into(&mut out, text.as_bytes());
     String::from_utf8_lossy(&out).into_owned()

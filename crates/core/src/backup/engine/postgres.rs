@@ -120,11 +120,11 @@ fn pg_err<'a>(label: &'a str, what: &'a str) -> impl Fn(postgres::Error) -> Erro
 }
 
 /// `"name"`, with inner quotes doubled: always valid, whatever the name.
-fn quote_ident(name: &str) -> String {
+pub(crate) fn quote_ident(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
 }
 
-fn quote_literal(text: &str) -> String {
+pub(crate) fn quote_literal(text: &str) -> String {
     format!("'{}'", text.replace('\'', "''"))
 }
 
