@@ -417,6 +417,17 @@ impl Config {
             }
             let mut stores = std::collections::BTreeSet::new();
             for s in &inst.stores {
+                // Store names become directories of exports and restores.
+                if let Err(e) = check_name(&s.name) {
+                    out.push(at(
+                        text.find(&format!("\"{}\"", s.name))
+                            .unwrap_or(inst.port.span().start),
+                        format!(
+                            "instance `{name}`: store name `{}` is not allowed: {e}",
+                            s.name
+                        ),
+                    ));
+                }
                 if !stores.insert(&s.name) {
                     out.push(at(
                         inst.port.span().start,

@@ -179,3 +179,12 @@ fn instance_and_role_names_with_a_slash_a_comma_or_nothing_are_refused() {
     .replace("production = \"gb-1\"", "production = \"gb-1\"\n\".\" = \"gb-1\"");
     insta::assert_snapshot!(check(&text));
 }
+
+#[test]
+fn a_store_name_that_climbs_out_of_an_export_is_refused() {
+    let text = BASE.replace(
+        "port = 18082",
+        "port = 18082\n[[instances.gb-2.stores]]\nname = \"../up\"\npath = \"uploads\"",
+    );
+    insta::assert_snapshot!(check(&text));
+}
