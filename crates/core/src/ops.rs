@@ -66,6 +66,17 @@ pub fn start(ostler: &Ostler, inst: &Instance, runner: &Runner) -> Result<String
             inst.name
         )));
     }
+    // Half restored (a restore was killed mid-way) is no state to serve from.
+    if crate::backup::recover::pending(ostler, &inst.name) {
+        return Err(Error::user(format!(
+            "not starting {}: a restore of it was interrupted and is unfinished",
+            inst.name
+        ))
+        .with_hint(format!(
+            "`ostler recover {}` finishes or undoes it and starts the instance",
+            inst.name
+        )));
+    }
     if process::port_in_use(inst.port) {
         let holder = match process::port_holder(inst.port) {
             Some((pid, prog)) => format!(": pid {pid} ({prog}) holds it"),

@@ -349,11 +349,17 @@ fn killed_restores_are_finished_or_undone_by_recover(engine: Engine, points: &[&
         assert_eq!(st["state"], "running", "{point}: {st}");
         assert!(svc.ok(&["recover"]).contains("nothing to recover"));
     }
-    // A killed restore is also settled by the next restore, which then runs.
+    // A half-restored instance is not started; a killed restore is also settled by
+    // the next restore, which then runs.
     kill_restore_at(
         svc,
         &["restore", "gb-1", "--from", &id, "--yes-really-production"],
         "mid-swap",
+    );
+    let err = svc.fails(&["start", "gb-1"]);
+    assert!(
+        err.contains("a restore of it was interrupted") && err.contains("ostler recover gb-1"),
+        "{err}"
     );
     let out = svc.ok(&["restore", "gb-1", "--from", &id, "--yes-really-production"]);
     assert!(out.contains("was interrupted while"), "{out}");

@@ -349,10 +349,9 @@ pub fn swap_all(
     journal.set_phase(state_dir, Phase::Swapping)?;
     test_pause(reporter, inst, "before-swap");
     for (i, place) in journal.places.iter().enumerate() {
-        let r = resolve(inst, place)?;
-        if !r.swapped(runner)? {
-            r.swap(runner)?;
-        }
+        // Every side was just built, so each is swapped without asking whether it
+        // was (the question recovery asks cannot tell an empty MariaDB side apart).
+        resolve(inst, place)?.swap(runner)?;
         if i == 0 {
             test_pause(reporter, inst, "mid-swap");
         }
@@ -376,7 +375,9 @@ pub fn finish(
         }
     }
     for place in &journal.places {
-        resolve(inst, place)?.remove_aside(runner)?;
+        let r = resolve(inst, place)?;
+        r.remove_aside(runner)?;
+        r.remove_side(runner)?;
     }
     journal.remove(state_dir)
 }
