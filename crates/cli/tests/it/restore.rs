@@ -438,3 +438,30 @@ fn a_killed_restore_does_not_leave_an_autostart_instance_down_under_serve() {
     daemon.wait().unwrap();
     svc.ok(&["stop", "gb-1"]);
 }
+
+#[test]
+fn a_mariadb_restore_that_cannot_swap_a_view_refuses_and_changes_nothing() {
+    let es = EngineSvc::new(Engine::Mysql, 1, "");
+    let svc = &es.svc;
+    svc.ok(&["start", "gb-1"]);
+    es.post_entry(0, "in the backup", &["t"]);
+    let id = backup_id(svc, "gb-1");
+    es.post_entry(0, "live", &["u"]);
+    // RENAME TABLE cannot move a view to another database.
+    es.sql(
+        0,
+        "CREATE VIEW authors AS SELECT DISTINCT author FROM entries;",
+    );
+    let old = snapshot(&es);
+
+    let err = svc.fails(&["restore", "gb-1", "--from", &id, "--yes-really-production"]);
+    assert!(
+        err.contains("has views, triggers or routines") && err.contains("nothing was swapped"),
+        "{err}"
+    );
+    assert!(snapshot(&es) == old, "the instance changed");
+    assert_eq!(es.sql(0, "SELECT COUNT(*) FROM authors;").trim(), "2");
+    assert_eq!(svc.instance_status("gb-1")["state"], "running");
+    assert_no_temporaries(&es);
+    svc.ok(&["stop", "gb-1"]);
+}
