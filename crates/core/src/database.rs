@@ -679,6 +679,12 @@ impl Database {
                 Database::Sqlite { path: inc },
                 Database::Sqlite { path: asd },
             ) => {
+                // The database file is the instance's: the incoming one takes the
+                // live one's mode (SQLite made it 0644, whatever the live one was).
+                if let (Ok(live), true) = (std::fs::metadata(path), inc.exists()) {
+                    std::fs::set_permissions(inc, live.permissions())
+                        .map_err(|e| Error::io_at("chmod", inc, e))?;
+                }
                 if path.exists() {
                     // Companions first: while the main file is in place, a rerun
                     // moves whatever is left.

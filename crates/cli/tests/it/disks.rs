@@ -509,3 +509,30 @@ fn copies_exports_safety_dumps_and_the_state_are_owner_only() {
     let exported = svc.path().join("export/stores/uploads/a.txt");
     assert_eq!(mode(&exported), 0o644, "as recorded in the backup");
 }
+
+#[test]
+fn a_restore_keeps_the_mode_of_the_instances_database_file() {
+    let svc = Svc::new(&format!(
+        "{}[repository]\npath = \"repo\"\n{}",
+        service_header(""),
+        guestbook_instance("gb-1", free_port(), "")
+    ));
+    svc.ok(&["build,start,stop", "gb-1"]);
+    let db = svc.path().join("instances/gb-1/data.db");
+    std::fs::set_permissions(&db, std::fs::Permissions::from_mode(0o640)).unwrap();
+    let id = backup_id(&svc);
+    let mut cmd = svc.cmd(&["restore", "gb-1", "--from", &id]);
+    unsafe {
+        cmd.pre_exec(|| {
+            nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o022));
+            Ok(())
+        });
+    }
+    let out = cmd.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(mode(&db), 0o640, "the instance's file keeps its mode");
+}
