@@ -519,6 +519,26 @@ impl Config {
             .map(|i| self.base_dir().join(&i.dir))
     }
 
+    /// The own log file (stdout and stderr) of instance `name` configured as `inst`:
+    /// `log` relative to its dir, or `<state_dir>/logs/<name>.log`.
+    pub fn log_path(&self, name: &str, inst: &InstanceConfig) -> PathBuf {
+        match &inst.log {
+            Some(p) => self.base_dir().join(&inst.dir).join(p),
+            None => self.state_dir().join("logs").join(format!("{name}.log")),
+        }
+    }
+
+    /// Every log file `log-nuke` empties: the instance's own log, then its `logs`.
+    pub fn log_files(&self, instance: &str) -> Vec<PathBuf> {
+        let (Some(inst), Some(dir)) = (self.instances.get(instance), self.instance_dir(instance))
+        else {
+            return Vec::new();
+        };
+        std::iter::once(self.log_path(instance, inst))
+            .chain(inst.logs.iter().map(|p| dir.join(p)))
+            .collect()
+    }
+
     /// Which database an instance points at (without reading its password).
     pub fn database_identity(&self, instance: &str) -> Option<DatabaseIdentity> {
         let inst = self.instances.get(instance)?;

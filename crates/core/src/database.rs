@@ -143,7 +143,7 @@ impl std::fmt::Display for DatabaseIdentity {
 
 /// `path` made absolute with symlinks resolved as far as it exists; the rest (a file
 /// not created yet) is appended with `.` and `..` applied by hand.
-fn resolve_path(path: &Path) -> PathBuf {
+pub fn resolve_path(path: &Path) -> PathBuf {
     let absolute = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
     let mut existing = absolute.as_path();
     let mut rest = Vec::new();

@@ -9,13 +9,16 @@
 //! An instance is guarded as production when it is production, and, for the effects
 //! that touch the database, when its database *is* production's database (the same
 //! SQLite file once paths and symlinks are resolved, or the same server database; see
-//! [`DatabaseIdentity`]). Sharing is legitimate (a blue-green upgrade runs two
+//! [`DatabaseIdentity`]); likewise `log-nuke` when its log files are production's.
+//! Sharing is legitimate (a blue-green upgrade runs two
 //! instances on one database), so it is not refused, only guarded.
+
+use std::path::PathBuf;
 
 use serde::Serialize;
 
 use crate::config::Config;
-use crate::database::DatabaseIdentity;
+use crate::database::{resolve_path, DatabaseIdentity};
 use crate::error::{Error, Result};
 
 /// What a step does to the instance it runs on, as far as the guard is concerned.
@@ -81,6 +84,11 @@ pub enum Exposure {
         production: String,
         database: DatabaseIdentity,
     },
+    /// Some of its log files are the production instance's (after resolving paths).
+    SharesProductionLogs {
+        production: String,
+        files: Vec<PathBuf>,
+    },
 }
 
 /// One thing a plan will do to an instance: the operation as the user asked for it
@@ -121,6 +129,23 @@ pub fn exposure(config: &Config, instance: &str, effect: Effect) -> Option<Expos
     let production = config.production()?;
     if production == instance {
         return Some(Exposure::Production);
+    }
+    if effect == Effect::EmptiesLogs {
+        let theirs: Vec<PathBuf> = config
+            .log_files(production)
+            .iter()
+            .map(|p| resolve_path(p))
+            .collect();
+        let files: Vec<PathBuf> = config
+            .log_files(instance)
+            .iter()
+            .map(|p| resolve_path(p))
+            .filter(|p| theirs.contains(p))
+            .collect();
+        return (!files.is_empty()).then(|| Exposure::SharesProductionLogs {
+            production: production.to_string(),
+            files,
+        });
     }
     if !effect.touches_database() {
         return None;
@@ -202,6 +227,14 @@ fn refusal(d: &Danger) -> Error {
             production,
             database,
         } => format!("its database is the production instance {production}'s ({database})"),
+        Exposure::SharesProductionLogs { production, files } => format!(
+            "its logs are the production instance {production}'s ({})",
+            files
+                .iter()
+                .map(|f| f.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
     };
     Error::user(format!(
         "refusing to {} {}: {why}",
@@ -227,12 +260,14 @@ production = "p"
 dir = "p"
 start = "x"
 port = 1
+logs = ["access.log"]
 database = { kind = "sqlite", path = "data.db" }
 
 [instances.q]
 dir = "q"
 start = "x"
 port = 2
+logs = ["../p/access.log"]
 database = { kind = "sqlite", path = "../p/data.db" }
 
 [instances.t]
@@ -245,7 +280,7 @@ database = { kind = "sqlite", path = "data.db" }
     }
 
     #[test]
-    fn only_effects_that_lose_data_or_replace_what_runs_are_guarded_and_sharing_only_for_the_database(
+    fn only_effects_that_lose_data_or_replace_what_runs_are_guarded_and_sharing_only_for_what_is_shared(
     ) {
         let tmp = tempfile::tempdir().unwrap();
         let c = config(tmp.path());
@@ -270,10 +305,10 @@ database = { kind = "sqlite", path = "data.db" }
                 Some(Exposure::Production),
                 "{effect:?}"
             );
-            // q shares p's database: guarded for what reaches it, not for the rest.
+            // q shares p's database and a log file: guarded for what reaches them.
             assert_eq!(
                 exposure(&c, "q", effect).is_some(),
-                effect.touches_database(),
+                effect.touches_database() || effect == Effect::EmptiesLogs,
                 "{effect:?}"
             );
             assert_eq!(exposure(&c, "t", effect), None, "{effect:?}");

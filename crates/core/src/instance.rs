@@ -69,10 +69,7 @@ impl Ostler {
         let config = self.config.instances[&name].clone();
         let base = self.config.base_dir();
         let dir = base.join(&config.dir);
-        let log_path = match &config.log {
-            Some(p) => dir.join(p),
-            None => self.state_dir().join("logs").join(format!("{name}.log")),
-        };
+        let log_path = self.config.log_path(&name, &config);
         let database = match &config.database {
             Some(db) => Some(Database::resolve(&self.config, &name, db, &dir)?),
             None => None,

@@ -355,11 +355,9 @@ pub fn processes(ostler: &Ostler, inst: &Instance) -> Result<Vec<process::Proces
 }
 
 /// Truncates the instance's log and any extra `logs` files.
-pub fn log_nuke(_ostler: &Ostler, inst: &Instance) -> Result<String> {
+pub fn log_nuke(ostler: &Ostler, inst: &Instance) -> Result<String> {
     let mut done = Vec::new();
-    let mut paths = vec![inst.log_path.clone()];
-    paths.extend(inst.config.logs.iter().map(|p| inst.dir.join(p)));
-    for p in paths {
+    for p in ostler.config.log_files(&inst.name) {
         if p.exists() {
             let f = OpenOptions::new()
                 .write(true)

@@ -49,6 +49,15 @@ pub fn describe_danger(danger: &Danger) -> String {
             "{}'s database is the PRODUCTION instance {production}'s database ({database}).",
             danger.instance
         ),
+        Exposure::SharesProductionLogs { production, files } => format!(
+            "{}'s logs are the PRODUCTION instance {production}'s ({}).",
+            danger.instance,
+            files
+                .iter()
+                .map(|f| f.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
     };
     let what: Vec<String> = danger
         .actions

@@ -105,6 +105,43 @@ fn log_nuke_of_production_asks_before_emptying_its_logs() {
 }
 
 #[test]
+fn log_nuke_of_an_instance_whose_logs_are_productions_is_guarded() {
+    // q's extra log is production's access log; t's logs are its own.
+    let svc = Svc::new(&format!(
+        "{}[roles]\nproduction = \"gb-1\"\n{}{}",
+        service_header(""),
+        guestbook_instance("gb-1", free_port(), "logs = [\"access.log\"]"),
+        format_args!(
+        "\n[instances.q]\ndir = \"instances/q\"\nstart = \"sleep 60\"\nport = {}\nlogs = [\"../gb-1/access.log\"]\n\n[instances.t]\ndir = \"instances/t\"\nstart = \"sleep 60\"\nport = {}\nlogs = [\"access.log\"]\n",
+            free_port(),
+            free_port()
+        )
+    ));
+    let access = svc.path().join("instances/gb-1/access.log");
+    std::fs::create_dir_all(access.parent().unwrap()).unwrap();
+    std::fs::create_dir_all(svc.path().join("instances/t")).unwrap();
+    std::fs::create_dir_all(svc.path().join("instances/q")).unwrap();
+    std::fs::write(&access, "GET / 200\n").unwrap();
+    std::fs::write(svc.path().join("instances/t/access.log"), "GET / 200\n").unwrap();
+    let err = svc.fails(&["log-nuke", "q"]);
+    assert!(
+        err.contains("refusing to log-nuke q: its logs are the production instance gb-1's (")
+            && err.contains("instances/gb-1/access.log"),
+        "{err}"
+    );
+    assert_eq!(std::fs::read_to_string(&access).unwrap(), "GET / 200\n");
+    svc.ok(&["log-nuke", "t"]);
+    assert_eq!(
+        std::fs::metadata(svc.path().join("instances/t/access.log"))
+            .unwrap()
+            .len(),
+        0
+    );
+    svc.ok(&["log-nuke", "q", "--yes-really-production"]);
+    assert_eq!(std::fs::metadata(&access).unwrap().len(), 0);
+}
+
+#[test]
 fn db_nuke_of_an_instance_whose_path_reaches_productions_sqlite_file_is_guarded() {
     // q reaches production's file through `..`; r through a symlink in its own dir.
     let svc = production_and_another(&format!(
