@@ -480,10 +480,11 @@ fn copies_exports_safety_dumps_and_the_state_are_owner_only() {
     let id = id["id"].as_str().unwrap().to_string();
     run(&["copy"]);
     run(&["export", &id, "export"]);
+    run(&["restore", "gb-1", "--from", &id]);
     run(&["db-nuke", "gb-1"]);
 
     let state = svc.path().join(".ostler");
-    let mut private = vec![state.clone()];
+    let mut private = vec![state.clone(), state.join("restores")];
     for dir in ["offsite", "export", "repo"] {
         private.push(svc.path().join(dir));
         private.extend(tree(&svc.path().join(dir)));

@@ -169,10 +169,9 @@ impl RestoreJournal {
     pub fn write(&self, state_dir: &Path) -> Result<()> {
         use std::io::Write;
         let dir = journal_dir(state_dir);
-        std::fs::create_dir_all(&dir)
-            .map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
+        ostler_repo::private::create_dir_all(&dir).map_err(|e| Error::io_at("create", &dir, e))?;
         let path = journal_path(state_dir, &self.instance);
-        let io = |e| Error::io(format!("writing {}", path.display()), e);
+        let io = |e| Error::io_at("write", &path, e);
         let mut tmp = tempfile::NamedTempFile::new_in(&dir).map_err(io)?;
         let json = serde_json::to_vec_pretty(self).map_err(|e| Error::Other(e.into()))?;
         tmp.write_all(&json).map_err(io)?;
