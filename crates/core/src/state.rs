@@ -88,6 +88,9 @@ const MIGRATIONS: &[&str] = &[
         found_at TEXT NOT NULL,
         reason TEXT NOT NULL
     );",
+    // 4: a damaged chunk a backup wrote afresh stays listed, as healed, until a verify
+    // reads it back sound (and says which backups that healed)
+    "ALTER TABLE damaged_chunks ADD COLUMN healed_by TEXT;",
 ];
 
 /// A handle on the state database. Cheap to open; each process opens its own.

@@ -13,7 +13,6 @@
 use std::collections::BTreeSet;
 use std::fs;
 use std::io::{self, Read};
-use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 
@@ -34,9 +33,6 @@ pub(crate) const HEADER_LEN: usize = 5;
 /// Largest plaintext a chunk may decode to: FastCDC's largest possible maximum
 /// size, so a corrupt frame header cannot make us allocate gigabytes.
 const MAX_PLAINTEXT: u64 = fastcdc::v2020::MAXIMUM_MAX as u64;
-
-/// Longest zstd frame header (magic, descriptor, window, dictionary id, content size).
-const MAX_FRAME_HEADER: usize = 18;
 
 /// Chunks a handle (and its clones) knows to be damaged, and those it rewrote.
 #[derive(Debug, Default)]
@@ -313,38 +309,26 @@ impl Repository {
     }
 
     /// The cheap check of a chunk that is already stored, done before reusing it:
-    /// the header, the content size its zstd frame records, and a file size a
-    /// frame of that content can have. Catches truncated, emptied and overwritten
-    /// files without reading them whole; a flipped bit inside the frame needs a
-    /// full read (`verify`), after which [`Repository::mark_damaged`] applies.
+    /// the header, the content size its zstd frame records, and that the frame's
+    /// blocks end exactly at the end of the file. It reads the stored bytes but
+    /// neither decompresses nor hashes them, and catches truncated, emptied,
+    /// overwritten and extended files; a flipped bit inside a block needs the full
+    /// check (`verify`), after which [`Repository::mark_damaged`] applies.
     fn looks_sound(&self, path: &Path, plaintext_len: usize) -> Result<bool> {
-        let file = match fs::File::open(path) {
-            Ok(file) => file,
+        let bytes = match fs::read(path) {
+            Ok(bytes) => bytes,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
-            Err(e) => return Err(RepoError::io("open chunk", path, e)),
+            Err(e) => return Err(RepoError::io("read chunk", path, e)),
         };
-        let size = file.metadata().at("stat chunk", path)?.len();
-        let mut head = [0u8; HEADER_LEN + MAX_FRAME_HEADER];
-        let mut got = 0;
-        while got < head.len() {
-            match file.read_at(&mut head[got..], got as u64) {
-                Ok(0) => break,
-                Ok(n) => got += n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(RepoError::io("read chunk", path, e)),
-            }
-        }
-        let head = &head[..got];
-        if head.len() < HEADER_LEN || head[..4] != CHUNK_MAGIC || head[4] != CHUNK_FORMAT_ZSTD {
+        if bytes.len() < HEADER_LEN || bytes[..4] != CHUNK_MAGIC || bytes[4] != CHUNK_FORMAT_ZSTD {
             return Ok(false);
         }
-        let content_size = zstd::zstd_safe::get_frame_content_size(&head[HEADER_LEN..]);
+        let frame = &bytes[HEADER_LEN..];
+        let content_size = zstd::zstd_safe::get_frame_content_size(frame);
         if !matches!(content_size, Ok(Some(n)) if n == plaintext_len as u64) {
             return Ok(false);
         }
-        let bound = zstd::zstd_safe::compress_bound(plaintext_len) as u64;
-        // The smallest frame: its header plus one empty block (3 bytes).
-        Ok(size >= (HEADER_LEN + 6) as u64 && size <= HEADER_LEN as u64 + bound)
+        Ok(zstd::zstd_safe::find_frame_compressed_size(frame) == Ok(frame.len()))
     }
 
     /// Stores `plaintext` as chunk `id` unless a sound copy is already present.

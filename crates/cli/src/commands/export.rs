@@ -17,8 +17,10 @@ pub struct Args {
 
 pub fn run(ctx: &Context, args: Args) -> Result<i32> {
     let ostler = ctx.ostler()?;
-    let m = procedures::pick(&ostler, "", &procedures::Pick::Id(args.id.clone()))?;
     let repo = repository::repository(&ostler)?;
+    // A reader: taken before the backup is picked, so prune cannot remove it meanwhile.
+    let _lock = repo.lock_shared().map_err(ostler_core::Error::repository)?;
+    let m = procedures::pick(&ostler, "", &procedures::Pick::Id(args.id.clone()))?;
     let files = restore::export(&repo, &m, &args.dir)?;
     if ctx.json {
         super::print_json(&files)?;

@@ -1,4 +1,4 @@
-use ostler_core::backup::{catalog, procedures, repository, restore, verify};
+use ostler_core::backup::{procedures, repository, restore, verify};
 use ostler_core::{Error, Result};
 
 use crate::cli::Context;
@@ -21,6 +21,8 @@ pub fn run(ctx: &Context, args: Args) -> Result<i32> {
     let ostler = ctx.ostler()?;
     let repo = repository::repository(&ostler)?;
     if let Some(id) = &args.restore_test {
+        // A reader: prune must not remove what is being restored.
+        let _lock = repo.lock_shared().map_err(Error::repository)?;
         let m = procedures::pick(&ostler, "", &procedures::Pick::Id(id.clone()))?;
         let inst = ostler.instance(&m.instance)?;
         let checks = restore::restore_test(&ostler, &repo, &m, &inst)?;
@@ -51,19 +53,12 @@ pub fn run(ctx: &Context, args: Args) -> Result<i32> {
         }
         return Ok(if ok { 0 } else { 1 });
     }
-    let state = ostler.state()?;
-    let manifests = if args.all {
-        repository::repo_manifests(&repo)?
-    } else {
-        let id = args
-            .id
-            .as_ref()
-            .ok_or_else(|| Error::user("say which backup: ostler verify ID, or --all"))?;
-        let id = catalog::resolve(&state, id)?;
-        vec![catalog::manifest(&state, &id)?
-            .ok_or_else(|| Error::user(format!("backup {id} is not a good backup")))?]
+    let which = match (&args.id, args.all) {
+        (_, true) => verify::Selection::All,
+        (Some(id), false) => verify::Selection::One(id.clone()),
+        (None, false) => return Err(Error::user("say which backup: ostler verify ID, or --all")),
     };
-    let report = verify::verify(&repo, &manifests, ostler.reporter.as_ref())?;
+    let report = verify::check(&ostler, &repo, &which)?;
     if ctx.json {
         super::print_json(&report)?;
     } else {
@@ -75,6 +70,18 @@ pub fn run(ctx: &Context, args: Args) -> Result<i32> {
             for (backup, what) in verify::by_backup(p) {
                 outln!("    affects backup {backup}: {}", what.join(", "));
             }
+        }
+        for id in &report.finished_prune {
+            outln!("finished removing {id} (an interrupted prune had marked it)");
+        }
+        if !report.healed.is_empty() {
+            outln!(
+                "healed: {} (the damaged chunks they need were written afresh by a later backup)",
+                report.healed.join(", ")
+            );
+        }
+        if !report.damaged.is_empty() {
+            outln!("still damaged: {}", report.damaged.join(", "));
         }
         outln!(
             "verified {} backups: {} chunks ({}), {} tables replayed: {}",

@@ -204,3 +204,225 @@ fn the_first_backup_creates_the_repository_and_init_makes_one_explicitly() {
     assert!(out.contains("created repository"), "{out}");
     fresh.svc.ok(&["verify", "--all"]);
 }
+
+/// The chunk holding `content`, a store file small enough (< 64 KiB) to be one chunk.
+fn file_chunk(content: &str) -> String {
+    blake3::hash(content.as_bytes()).to_hex().to_string()
+}
+
+#[test]
+fn a_backup_never_reuses_a_chunk_verify_found_damaged_and_verify_says_what_healed() {
+    let es = EngineSvc::new(Engine::Sqlite, 1, "");
+    let svc = &es.svc;
+    svc.ok(&["start", "gb-1"]);
+    let content = "the upload whose only copy gets damaged\n".repeat(50);
+    put_upload(es.ports[0], "a.txt", &content);
+    let a = backup_id(svc, &["gb-1"]);
+    flip_byte(&chunk_file(svc, &file_chunk(&content)));
+    let out = svc.run(&["verify", "--all"]);
+    assert!(!out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains(&format!("still damaged: {a}")), "{text}");
+    // Regression: the file is unchanged (size and mtime), so the next backup reused its
+    // stream, named the damaged chunk, and was "good" but unrestorable.
+    let out = svc.run(&["backup", "gb-1"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("1 damaged chunks were written afresh from live data"),
+        "{stderr}"
+    );
+    let text = svc.ok(&["verify", "--all"]);
+    assert!(text.contains(&format!("healed: {a}")), "{text}");
+    assert!(!text.contains("still damaged"), "{text}");
+    put_upload(es.ports[0], "a.txt", "changed");
+    svc.ok(&["restore", "gb-1", "--from", &a, "--yes-really-production"]);
+    let uploads = svc.path().join("instances/gb-1/uploads");
+    assert_eq!(
+        std::fs::read_to_string(uploads.join("a.txt")).unwrap(),
+        content
+    );
+    svc.ok(&["stop", "gb-1"]);
+}
+
+#[test]
+fn a_chunk_with_a_damaged_header_is_written_afresh_by_the_next_backup() {
+    let (es, a) = one_backup();
+    let svc = &es.svc;
+    // The schema is written again by every backup: the write-time check sees its chunk.
+    let schema = manifest(svc, &a)["database"]["schema"][0]["stream"]["chunks"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let path = chunk_file(svc, &schema);
+    let mut bytes = std::fs::read(&path).unwrap();
+    bytes[..4].copy_from_slice(b"XXXX");
+    std::fs::write(&path, bytes).unwrap();
+    // No verify in between: the cheap check at write time is what catches it.
+    let out = svc.run(&["backup", "gb-1"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("written afresh"), "{stderr}");
+    let text = svc.ok(&["verify", "--all"]);
+    assert!(text.contains(": ok"), "{text}");
+}
+
+#[test]
+fn a_table_chain_whose_chunk_is_damaged_is_rebased_from_live_data() {
+    let es = crate::backups::big_sqlite(2_000);
+    let svc = &es.svc;
+    let a = backup_id(svc, &["gb-1"]);
+    let base = |id: &str| {
+        let m = manifest(svc, id);
+        m["database"]["tables"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["spec"]["name"] == "entries")
+            .unwrap()
+            .clone()
+    };
+    let a_base = base(&a);
+    flip_byte(&chunk_file(
+        svc,
+        a_base["base"]["chunks"][0]["id"].as_str().unwrap(),
+    ));
+    // Every row changes, so no chunk of the new base has the damaged one's content.
+    es.sql(0, "UPDATE entries SET message = message || ' edited';");
+    let out = svc.run(&["--json", "backup", "gb-1"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "table entries: the chain of backup {a} is unreadable"
+        )),
+        "{stderr}"
+    );
+    let b: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let b = b["id"].as_str().unwrap().to_string();
+    let b_base = base(&b);
+    assert_eq!(b_base["deltas"].as_array().unwrap().len(), 0, "{b_base}");
+    assert_ne!(b_base["base"], a_base["base"]);
+    svc.ok(&["verify", &b]);
+    let out = svc.run(&["verify", "--all"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success(), "{text}");
+    assert!(text.contains(&format!("still damaged: {a}\n")), "{text}");
+}
+
+#[test]
+fn verify_all_reports_a_good_backup_whose_manifest_was_deleted() {
+    let (es, a) = one_backup();
+    let svc = &es.svc;
+    let b = backup_id(svc, &["gb-1"]);
+    let file = svc.path().join(format!("repo/files/backups/{a}.json"));
+    std::fs::remove_file(&file).unwrap();
+    // Regression: verify --all read only the repository's manifests and said "ok".
+    for args in [&["verify", "--all"][..], &["verify", &a][..]] {
+        let out = svc.run(args);
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(!out.status.success(), "{args:?}: {text}");
+        assert!(
+            text.contains(&format!(
+                "the catalog says backup {a} is good, but its manifest {} is missing",
+                file.display()
+            )),
+            "{text}"
+        );
+        assert!(text.contains(&format!("still damaged: {a}\n")), "{text}");
+    }
+    // Prune keeps the chunks the catalog's backup needs (it used to free them).
+    svc.ok(&["prune", "--keep-last", "5"]);
+    let text = String::from_utf8_lossy(&svc.run(&["verify", "--all"]).stdout).into_owned();
+    assert!(text.contains("1 problems"), "{text}");
+    svc.ok(&["verify", &b]);
+}
+
+/// Catalog statuses, in id order.
+fn statuses(svc: &Svc) -> Vec<String> {
+    backups(svc)
+        .iter()
+        .map(|b| b["status"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn a_prune_killed_after_marking_is_finished_by_the_next_prune_verify_or_backup() {
+    for finisher in [
+        &["verify", "--all"][..],
+        &["prune", "--keep-last", "1"][..],
+        &["backup", "gb-1"][..],
+    ] {
+        let (es, _) = one_backup();
+        let svc = &es.svc;
+        let ids: Vec<String> = (0..3).map(|_| backup_id(svc, &["gb-1"])).collect();
+        let mut child = svc
+            .cmd(&["prune", "--keep-last", "1"])
+            .env("OSTLER_PAUSE_AT", "prune-marked")
+            .spawn()
+            .unwrap();
+        wait_for(std::time::Duration::from_secs(30), "prune to mark", || {
+            statuses(svc).iter().filter(|s| *s == "pruning").count() == 3
+        });
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(child.id() as i32),
+            nix::sys::signal::Signal::SIGKILL,
+        )
+        .unwrap();
+        child.wait().unwrap();
+        // Nothing marked is ever used: restore picks the one good backup.
+        assert_eq!(statuses(svc).iter().filter(|s| *s == "good").count(), 1);
+        let out = svc.ok(finisher);
+        if finisher[0] != "backup" {
+            assert!(out.contains("finished removing"), "{finisher:?}: {out}");
+        }
+        let left = backups(svc);
+        assert!(
+            left.iter().all(|b| b["status"] == "good"),
+            "{finisher:?}: {left:?}"
+        );
+        let names: Vec<String> = std::fs::read_dir(svc.path().join("repo/files/backups"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(names.len(), left.len(), "{names:?} vs {left:?}");
+        assert!(names.contains(&format!("{}.json", ids[2])));
+        svc.ok(&["verify", "--all"]);
+    }
+}
+
+#[test]
+fn verify_beside_prune_never_reports_damage_that_is_not_there() {
+    let es = EngineSvc::new(Engine::Sqlite, 1, "");
+    let svc = &es.svc;
+    svc.ok(&["start", "gb-1"]);
+    for round in 0..3 {
+        for i in 0..5 {
+            es.post_entry(0, &format!("r{round}i{i}"), &["t"]);
+            put_upload(
+                es.ports[0],
+                &format!("f{round}-{i}.bin"),
+                &format!("{round} {i} ").repeat(20_000),
+            );
+            backup_id(svc, &["gb-1"]);
+        }
+        let piped = |args: &[&str]| {
+            svc.cmd(args)
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        };
+        let verify = piped(&["verify", "--all"]);
+        let prune = piped(&["prune", "--keep-last", "1"]);
+        let verify = verify.wait_with_output().unwrap();
+        let prune = prune.wait_with_output().unwrap();
+        assert!(prune.status.success(), "round {round}: prune failed");
+        assert!(
+            verify.status.success(),
+            "round {round}: verify beside prune found problems:\n{}",
+            String::from_utf8_lossy(&verify.stdout)
+        );
+    }
+    svc.ok(&["stop", "gb-1"]);
+}

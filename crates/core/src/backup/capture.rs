@@ -126,9 +126,8 @@ pub fn backup(ostler: &Ostler, inst: &Instance, note: Option<&str>) -> Result<Ma
             .map(|c| (c, format!("unreadable when backup {id} read its parent")))
             .collect();
         damage::record(&state, &found)?;
-        damage::clear(&state, &rewritten)?;
         let stale = refuse_damage(&repo, &manifest)?;
-        damage::clear(&state, &stale)?;
+        damage::healed_by(&state, &id, rewritten.iter().chain(&stale))?;
         manifest.finished_at = Timestamp::now();
         let json = serde_json::to_vec_pretty(&manifest).map_err(|e| Error::Other(e.into()))?;
         repo.put_file(&Manifest::repo_file(&id), &json)

@@ -6,7 +6,7 @@
 //! heals every older backup that names it — and it is never marked good while it
 //! still references one.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use jiff::Timestamp;
 use ostler_repo::{Repository, StreamRef};
@@ -19,12 +19,34 @@ fn db_err(e: rusqlite::Error) -> Error {
     Error::failed(format!("damaged chunks in the state: {e}"))
 }
 
-/// Every chunk recorded as damaged.
+/// Every chunk recorded as damaged and not written afresh since.
 pub fn known(state: &State) -> Result<BTreeSet<String>> {
+    ids(
+        state,
+        "SELECT id FROM damaged_chunks WHERE healed_by IS NULL",
+    )
+}
+
+/// Every chunk recorded as damaged, healed or not, with when it was found: what a
+/// verify checks again.
+pub fn recorded(state: &State) -> Result<BTreeMap<String, Timestamp>> {
     let mut stmt = state
         .conn()
-        .prepare("SELECT id FROM damaged_chunks")
+        .prepare("SELECT id, found_at FROM damaged_chunks")
         .map_err(db_err)?;
+    let found = stmt
+        .query_map([], |r| {
+            let at: String = r.get(1)?;
+            Ok((r.get(0)?, at.parse().unwrap_or(Timestamp::UNIX_EPOCH)))
+        })
+        .map_err(db_err)?
+        .collect::<rusqlite::Result<_>>()
+        .map_err(db_err)?;
+    Ok(found)
+}
+
+fn ids(state: &State, sql: &str) -> Result<BTreeSet<String>> {
+    let mut stmt = state.conn().prepare(sql).map_err(db_err)?;
     let ids = stmt
         .query_map([], |r| r.get(0))
         .map_err(db_err)?
@@ -41,7 +63,7 @@ pub fn record(state: &State, found: &[(String, String)]) -> Result<()> {
             .conn()
             .execute(
                 "INSERT INTO damaged_chunks (id, found_at, reason) VALUES (?1, ?2, ?3)
-                 ON CONFLICT(id) DO UPDATE SET reason = ?3",
+                 ON CONFLICT(id) DO UPDATE SET reason = ?3, healed_by = NULL",
                 params![id, now, reason],
             )
             .map_err(db_err)?;
@@ -49,7 +71,25 @@ pub fn record(state: &State, found: &[(String, String)]) -> Result<()> {
     Ok(())
 }
 
-/// Forgets chunks that are sound again (rewritten, or read back sound).
+/// Notes that `backup` wrote these chunks afresh; the next verify confirms and forgets them.
+pub fn healed_by<'a>(
+    state: &State,
+    backup: &str,
+    ids: impl IntoIterator<Item = &'a String>,
+) -> Result<()> {
+    for id in ids {
+        state
+            .conn()
+            .execute(
+                "UPDATE damaged_chunks SET healed_by = ?2 WHERE id = ?1",
+                params![id, backup],
+            )
+            .map_err(db_err)?;
+    }
+    Ok(())
+}
+
+/// Forgets chunks that read back sound.
 pub fn clear<'a>(state: &State, ids: impl IntoIterator<Item = &'a String>) -> Result<()> {
     for id in ids {
         state

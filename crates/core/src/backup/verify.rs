@@ -3,6 +3,14 @@
 //! that needs it. Then, for backups whose chunks are sound, each table's chain is
 //! replayed and its row count and content hash compared with the catalog, which
 //! catches a wrong chain as well as a wrong byte.
+//!
+//! [`check`] is the whole procedure as `ostler verify` runs it: under the repository's
+//! shared lock (so a prune cannot remove what is being read, which used to show as
+//! damage that was not there), after finishing an interrupted prune, with every good
+//! backup of the catalog whose manifest is gone from the repository reported, and with
+//! what it found recorded in the state: damaged chunks for backups to avoid (see
+//! `damage`), and chunks recorded earlier that now read sound forgotten — the backups
+//! that needed them are reported as healed.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -10,8 +18,10 @@ use ostler_repo::{Repository, StreamRef};
 use serde::Serialize;
 
 use super::manifest::Manifest;
-use super::repository::{chain_rows, read_listing, rows_err};
-use crate::error::Result;
+use super::repository::{chain_rows, read_listing, repo_err, repo_manifests, rows_err};
+use super::{catalog, damage, prune};
+use crate::error::{Error, Result};
+use crate::instance::Ostler;
 use crate::report::Reporter;
 
 #[derive(Debug, Clone, Serialize)]
@@ -30,6 +40,108 @@ pub struct VerifyReport {
     pub bytes_checked: u64,
     pub tables_checked: u64,
     pub problems: Vec<Problem>,
+    /// Chunks recorded as damaged earlier that read back sound now (a later backup
+    /// wrote them afresh).
+    pub healed_chunks: Vec<String>,
+    /// Backups that needed one of those chunks and have no problem now.
+    pub healed: Vec<String>,
+    /// Backups with a problem.
+    pub damaged: Vec<String>,
+    /// Backups an interrupted prune had marked, whose removal this verify finished.
+    pub finished_prune: Vec<String>,
+    /// Every chunk read, with the backups that need it.
+    #[serde(skip)]
+    pub users: HashMap<String, BTreeSet<String>>,
+}
+
+/// Which backups to verify.
+#[derive(Debug, Clone)]
+pub enum Selection {
+    /// Every backup: the repository's manifests and the catalog's good backups.
+    All,
+    /// One backup, by id or unique prefix.
+    One(String),
+}
+
+/// Verifies the selected backups and records what was found; see the module comment.
+pub fn check(ostler: &Ostler, repo: &Repository, which: &Selection) -> Result<VerifyReport> {
+    let _lock = repo.lock_shared().map_err(repo_err)?;
+    let state = ostler.state()?;
+    let finished_prune = prune::finish_interrupted(repo, &state)?;
+    let mut missing = Vec::new();
+    let manifests = match which {
+        Selection::All => {
+            let mut found: BTreeMap<String, Manifest> = repo_manifests(repo)?
+                .into_iter()
+                .map(|m| (m.id.clone(), m))
+                .collect();
+            for b in catalog::list(&state, None)? {
+                if b.status == "good" && !found.contains_key(&b.id) {
+                    missing.push(b.id.clone());
+                    if let Some(m) = catalog::manifest(&state, &b.id)? {
+                        found.insert(b.id.clone(), m);
+                    }
+                }
+            }
+            found.into_values().collect()
+        }
+        Selection::One(prefix) => {
+            let id = catalog::resolve(&state, prefix)?;
+            let m = catalog::manifest(&state, &id)?
+                .ok_or_else(|| Error::user(format!("backup {id} is not a good backup")))?;
+            if !repo.has_file(&Manifest::repo_file(&id)).map_err(repo_err)? {
+                missing.push(id);
+            }
+            vec![m]
+        }
+    };
+    let known = damage::recorded(&state)?;
+    let mut report = verify(repo, &manifests, ostler.reporter.as_ref())?;
+    for id in missing {
+        report.problems.push(Problem {
+            chunk: None,
+            message: format!(
+                "the catalog says backup {id} is good, but its manifest {} is missing from the repository",
+                repo.path().join("files").join(Manifest::repo_file(&id)).display()
+            ),
+            affects: vec![(id, "manifest".into())],
+        });
+    }
+    let bad: Vec<(String, String)> = report
+        .problems
+        .iter()
+        .filter_map(|p| Some((p.chunk.clone()?, p.message.clone())))
+        .collect();
+    damage::record(&state, &bad)?;
+    let bad_ids: BTreeSet<&str> = bad.iter().map(|(id, _)| id.as_str()).collect();
+    report.healed_chunks = known
+        .keys()
+        .filter(|id| report.users.contains_key(id.as_str()) && !bad_ids.contains(id.as_str()))
+        .cloned()
+        .collect();
+    damage::clear(&state, &report.healed_chunks)?;
+    let damaged: BTreeSet<String> = report
+        .problems
+        .iter()
+        .flat_map(|p| p.affects.iter().map(|(b, _)| b.clone()))
+        .collect();
+    // Healed: backups taken before the damage was found that need a healed chunk (the
+    // backup that wrote it afresh, and later ones, were never damaged).
+    let started: HashMap<&str, jiff::Timestamp> = manifests
+        .iter()
+        .map(|m| (m.id.as_str(), m.started_at))
+        .collect();
+    let healed: BTreeSet<String> = report
+        .healed_chunks
+        .iter()
+        .flat_map(|c| report.users[c].iter().map(move |b| (c, b)))
+        .filter(|(c, b)| !damaged.contains(*b) && started.get(b.as_str()) < Some(&known[*c]))
+        .map(|(_, b)| b.clone())
+        .collect();
+    report.healed = healed.into_iter().collect();
+    report.damaged = damaged.into_iter().collect();
+    report.finished_prune = finished_prune;
+    Ok(report)
 }
 
 impl VerifyReport {
@@ -113,6 +225,10 @@ pub fn verify(
         progress.inc(sizes[id] as u64);
     }
     drop(progress);
+    report.users = users
+        .into_iter()
+        .map(|(id, needs)| (id, needs.into_iter().map(|(b, _)| b).collect()))
+        .collect();
     for m in manifests {
         if bad_backups.contains(&m.id) {
             continue;

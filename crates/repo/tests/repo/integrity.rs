@@ -150,3 +150,54 @@ fn chunk_ids_that_could_be_paths_are_refused() {
         assert!(repo.verify_chunk(bad).is_err());
     }
 }
+
+#[test]
+fn a_chunk_marked_damaged_is_written_afresh_not_reused() {
+    // Regression: a write found the chunk present and reused it, so every later
+    // stream of the same content named the damaged copy.
+    let (_dir, repo) = new_repo();
+    let data = random_bytes(7, 300_000);
+    let (stream, _) = repo.write_bytes(&data).unwrap();
+    let id = stream.chunks[0].id.clone();
+    let path = repo.chunk_path(&id).unwrap();
+    let len = fs::read(&path).unwrap().len();
+    flip_byte(&path, len / 2);
+    let (_, stats) = repo.write_bytes(&data).unwrap();
+    assert_eq!(
+        stats.new_chunks, 0,
+        "unknown damage inside a frame is reused"
+    );
+    assert!(repo.rewritten_chunks().is_empty());
+
+    repo.mark_damaged([id.as_str()]);
+    assert!(repo.is_marked_damaged(&id));
+    let (again, stats) = repo.write_bytes(&data).unwrap();
+    assert_eq!(again, stream);
+    assert_eq!(stats.new_chunks, 1);
+    assert_eq!(repo.rewritten_chunks(), vec![id.clone()]);
+    assert!(!repo.is_marked_damaged(&id));
+    assert!(repo.damaged_chunks().is_empty());
+    assert_eq!(repo.read_to_vec(&stream).unwrap(), data, "healed in place");
+}
+
+#[test]
+fn a_truncated_or_overwritten_chunk_fails_the_write_time_check_and_is_rewritten() {
+    let (_dir, repo) = new_repo();
+    let data = sql_like_bytes(3, 200_000);
+    let (stream, _) = repo.write_bytes(&data).unwrap();
+    let path = repo.chunk_path(&stream.chunks[0].id).unwrap();
+    let good = fs::read(&path).unwrap();
+    let damages: [(&str, Vec<u8>); 4] = [
+        ("truncated", good[..good.len() - 1].to_vec()),
+        ("extended", [&good[..], b"x"].concat()),
+        ("empty", vec![]),
+        ("header", [&b"XXXX"[..], &good[4..]].concat()),
+    ];
+    for (what, bytes) in damages {
+        fs::write(&path, bytes).unwrap();
+        let (_, stats) = repo.write_bytes(&data).unwrap();
+        assert_eq!(stats.new_chunks, 1, "{what}: not rewritten");
+        assert_eq!(repo.read_to_vec(&stream).unwrap(), data, "{what}");
+    }
+    assert_eq!(repo.rewritten_chunks(), vec![stream.chunks[0].id.clone()]);
+}
