@@ -841,6 +841,44 @@ impl Database {
 }
 
 #[cfg(test)]
+mod side_tests {
+    use super::*;
+
+    #[test]
+    fn siblings_sit_beside_the_live_database_and_names_too_long_are_refused() {
+        let sqlite = Database::Sqlite {
+            path: PathBuf::from("/srv/app/data.db"),
+        };
+        assert_eq!(
+            sqlite.sibling(Sibling::Side).unwrap().name(),
+            "/srv/app/data.db.ostler-restore"
+        );
+        assert_eq!(
+            sqlite.sibling(Sibling::Aside).unwrap().name(),
+            "/srv/app/data.db.ostler-restore-old"
+        );
+        let pg = |db: &str| Database::Postgres {
+            url: DbUrl::parse(
+                &format!("postgres://app@127.0.0.1/{db}"),
+                DatabaseKind::Postgres,
+            )
+            .unwrap(),
+            password: Some("secret".into()),
+        };
+        let side = pg("shop").sibling(Sibling::Side).unwrap();
+        assert_eq!(side.name(), "shop__ostler_restore");
+        assert_eq!(side.child_env(), pg("shop").child_env());
+        assert_eq!(
+            pg("shop").sibling(Sibling::Aside).unwrap().name(),
+            "shop__ostler_old"
+        );
+        let long = "x".repeat(50);
+        let err = pg(&long).sibling(Sibling::Side).unwrap_err().to_string();
+        assert!(err.contains("too long") && err.contains(&long), "{err}");
+    }
+}
+
+#[cfg(test)]
 mod tests {
     use super::*;
 
