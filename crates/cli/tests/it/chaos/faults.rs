@@ -42,9 +42,11 @@ pub enum Kind {
     DamageConfig,
     FullRepoDisk,
     FullRestoreDisk,
+    FullStateDisk,
+    LoseDatabase,
 }
 
-pub const ALL: [Kind; 9] = [
+pub const ALL: [Kind; 11] = [
     Kind::KillBackup,
     Kind::KillRestore,
     Kind::KillPrune,
@@ -54,6 +56,8 @@ pub const ALL: [Kind; 9] = [
     Kind::DamageConfig,
     Kind::FullRepoDisk,
     Kind::FullRestoreDisk,
+    Kind::FullStateDisk,
+    Kind::LoseDatabase,
 ];
 
 impl Kind {
@@ -68,6 +72,8 @@ impl Kind {
             Kind::DamageConfig => "damage-config",
             Kind::FullRepoDisk => "full-repo-disk",
             Kind::FullRestoreDisk => "full-restore-disk",
+            Kind::FullStateDisk => "full-state-disk",
+            Kind::LoseDatabase => "lose-database",
         }
     }
 
@@ -100,6 +106,8 @@ impl Kind {
             Kind::DamageConfig => damage_config(lab, log),
             Kind::FullRepoDisk => full_repo_disk(lab, log),
             Kind::FullRestoreDisk => full_restore_disk(lab, log),
+            Kind::FullStateDisk => full_state_disk(lab, log),
+            Kind::LoseDatabase => lose_database(lab, log),
         }
     }
 }
@@ -644,21 +652,9 @@ fn full_repo_disk(lab: &mut Lab, log: &mut Log) -> Check {
 }
 
 fn full_restore_disk(lab: &mut Lab, log: &mut Log) -> Check {
-    // The uploads on a tmpfs of their own (their files moved onto it).
+    // The uploads on a tmpfs of their own.
     let uploads = lab.uploads();
-    let files: Vec<(std::path::PathBuf, Vec<u8>)> = walk(&uploads)
-        .into_iter()
-        .map(|p| {
-            let b = std::fs::read(&p).unwrap();
-            (p, b)
-        })
-        .collect();
-    std::fs::remove_dir_all(&uploads).unwrap();
-    lab.mounts.push(Tmpfs::mount(&uploads, 128 * MB)?);
-    for (p, b) in files {
-        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-        std::fs::write(p, b).unwrap();
-    }
+    lab.mounts.push(Tmpfs::move_onto(&uploads, 128 * MB)?);
     let extra = lab.rng.gen_range(1..6) as usize * MB as usize;
     big_files(lab, "big", extra);
     let first = lab.backup()?;
@@ -704,4 +700,55 @@ fn full_restore_disk(lab: &mut Lab, log: &mut Log) -> Check {
     lab.mounts[0].resize(256 * MB)?;
     lab.restore_and_check(&second)?;
     lab.restore_and_check(&first)
+}
+
+fn full_state_disk(lab: &mut Lab, log: &mut Log) -> Check {
+    let first = lab.backup()?;
+    lab.mutate();
+    let now = lab.truth();
+    let state = lab.path().join(".ostler");
+    lab.mounts.push(Tmpfs::move_onto(&state, 64 * MB)?);
+    let used = lab.mounts[0].used();
+    let room = lab.rng.gen_range(0..64) * 4096;
+    lab.mounts[0].resize(used + room)?;
+    log.note(format!("state dir on a tmpfs with {room} B free"));
+    let out = lab.run(&["--json", "backup", "gb-1"]);
+    if out.status.success() {
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        lab.truths
+            .insert(v["id"].as_str().unwrap().to_string(), now.clone());
+        log.note("it fit");
+    } else {
+        log.note(format!("refused: {}", last_lines(&out.stderr)));
+        log.soft(clean_enospc(&out, &state, "backup"));
+    }
+    lab.expect(&now, "after a backup with a full state dir")?;
+    lab.mounts[0].resize(256 * MB)?;
+    log.soft(good_backups_whole(lab));
+    log.soft(verify_ok(lab, "after a backup with a full state dir"));
+    let next = lab.backup()?;
+    lab.restore_and_check(&first)?;
+    lab.restore_and_check(&next)
+}
+
+fn lose_database(lab: &mut Lab, log: &mut Log) -> Check {
+    let n = lab.rng.gen_range(1..3);
+    let ids = backups(lab, n)?;
+    lab.mutate();
+    lab.lose_database();
+    let stores_too = lab.rng.gen_bool(0.3);
+    if stores_too {
+        std::fs::remove_dir_all(lab.uploads()).unwrap();
+    }
+    log.note(format!(
+        "database lost{} after {n} backups",
+        if stores_too { " with the uploads" } else { "" }
+    ));
+    lab.ok(&["restore", "gb-1", "--yes-really-production"])?;
+    let last = ids.last().unwrap();
+    lab.expect(&lab.truths[last], "after restoring the lost database")?;
+    lab.no_restore_temporaries()?;
+    let next = lab.backup()?;
+    lab.restore_and_check(&ids[0])?;
+    lab.restore_and_check(&next)
 }

@@ -124,6 +124,24 @@ impl Tmpfs {
         }
     }
 
+    /// Puts directory `dir`, with what is in it, on a new tmpfs of `bytes`.
+    pub fn move_onto(dir: &Path, bytes: u64) -> Result<Tmpfs, String> {
+        let files: Vec<(PathBuf, Vec<u8>)> = walk(dir)
+            .into_iter()
+            .map(|p| {
+                let b = std::fs::read(&p).unwrap();
+                (p, b)
+            })
+            .collect();
+        std::fs::remove_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        let disk = Tmpfs::mount(dir, bytes)?;
+        for (p, b) in files {
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(p, b).unwrap();
+        }
+        Ok(disk)
+    }
+
     /// Bytes in use (statvfs).
     pub fn used(&self) -> u64 {
         let s = nix::sys::statvfs::statvfs(&self.dir).unwrap();
@@ -256,15 +274,34 @@ impl Lab {
     }
 
     /// Restore leaves nothing of its own behind in the instance's directory.
+    /// (Files named `*ostler-restore*` there; on PostgreSQL and MariaDB, databases
+    /// whose name starts with the instance's own and goes on.)
     pub fn no_restore_temporaries(&self) -> Check {
         let dir = self.path().join("instances/gb-1");
-        let left: Vec<String> = walk(&dir)
+        let mut left: Vec<String> = walk(&dir)
             .into_iter()
             .filter_map(|p| {
                 let rel = p.strip_prefix(&dir).unwrap().display().to_string();
                 rel.contains("ostler-restore").then_some(rel)
             })
             .collect();
+        let db = &self.es.dbs[0];
+        let others = match self.es.engine {
+            Engine::Sqlite => String::new(),
+            Engine::Postgres => ostler_testsupport::PgServer::shared()
+                .sql(
+                    "postgres",
+                    &format!("SELECT datname FROM pg_database WHERE starts_with(datname, '{db}') AND datname <> '{db}';"),
+                )
+                .unwrap(),
+            Engine::Mysql => ostler_testsupport::MariaDbServer::shared()
+                .sql(
+                    "",
+                    &format!("SELECT schema_name FROM information_schema.schemata WHERE schema_name LIKE '{db}%' AND schema_name <> '{db}';"),
+                )
+                .unwrap(),
+        };
+        left.extend(others.lines().filter(|l| !l.trim().is_empty()).map(|l| format!("database {l}")));
         if left.is_empty() {
             Ok(())
         } else {
@@ -548,6 +585,32 @@ impl Lab {
             }
             _ => {
                 self.es.sql(0, sql);
+            }
+        }
+    }
+
+    /// Loses gb-1's database: the SQLite file (with its -wal and -shm) deleted, or
+    /// the server database dropped.
+    pub fn lose_database(&self) {
+        let db = &self.es.dbs[0];
+        match self.es.engine {
+            Engine::Sqlite => {
+                for suffix in ["", "-wal", "-shm"] {
+                    let p = self.path().join(format!("instances/gb-1/data.db{suffix}"));
+                    if p.exists() {
+                        std::fs::remove_file(p).unwrap();
+                    }
+                }
+            }
+            Engine::Postgres => {
+                ostler_testsupport::PgServer::shared()
+                    .sql("postgres", &format!("DROP DATABASE \"{db}\";"))
+                    .unwrap();
+            }
+            Engine::Mysql => {
+                ostler_testsupport::MariaDbServer::shared()
+                    .sql("", &format!("DROP DATABASE `{db}`;"))
+                    .unwrap();
             }
         }
     }

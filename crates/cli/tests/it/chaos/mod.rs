@@ -79,7 +79,7 @@ impl Settings {
         };
         let mut kinds = kinds;
         if let Err(why) = lab::Tmpfs::permitted() {
-            let full = [Kind::FullRepoDisk, Kind::FullRestoreDisk];
+            let full = [Kind::FullRepoDisk, Kind::FullRestoreDisk, Kind::FullStateDisk];
             if kinds.iter().any(|k| full.contains(k)) {
                 eprintln!("chaos: full-disk trials skipped: {why}");
                 kinds.retain(|k| !full.contains(k));
