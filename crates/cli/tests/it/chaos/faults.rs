@@ -90,6 +90,12 @@ impl Kind {
                 "[repository]\npath = \"repo\"\n",
                 "[repository]\npath = \"repo\"\n\n[[repository.copies]]\nname = \"offsite\"\nkind = \"dir\"\npath = \"offsite\"\n",
             ),
+            // The store one level down, so that its tmpfs holds its restore siblings
+            // too (a store that is itself a mount point cannot be renamed: finding F7).
+            Kind::FullRestoreDisk => text.replace(
+                "name = \"uploads\"\npath = \"uploads\"",
+                "name = \"uploads\"\npath = \"vol/uploads\"",
+            ),
             _ => text,
         }
         }
@@ -652,9 +658,10 @@ fn full_repo_disk(lab: &mut Lab, log: &mut Log) -> Check {
 }
 
 fn full_restore_disk(lab: &mut Lab, log: &mut Log) -> Check {
-    // The uploads on a tmpfs of their own.
+    // The uploads on a tmpfs of their own, with room for their restore siblings.
     let uploads = lab.uploads();
-    lab.mounts.push(Tmpfs::move_onto(&uploads, 128 * MB)?);
+    lab.mounts
+        .push(Tmpfs::move_onto(uploads.parent().unwrap(), 128 * MB)?);
     let extra = lab.rng.gen_range(1..6) as usize * MB as usize;
     big_files(lab, "big", extra);
     let first = lab.backup()?;
@@ -685,7 +692,7 @@ fn full_restore_disk(lab: &mut Lab, log: &mut Log) -> Check {
         log.note("it fit");
     } else {
         log.note(format!("refused: {}", last_lines(&out.stderr)));
-        log.soft(clean_enospc(&out, &uploads, "restore"));
+        log.soft(clean_enospc(&out, uploads.parent().unwrap(), "restore"));
         log.soft(lab.expect(&before, "after a restore that ran out of space"));
         log.soft(lab.no_restore_temporaries());
         if running {

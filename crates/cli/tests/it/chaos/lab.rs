@@ -177,6 +177,8 @@ pub struct Lab {
     pub truths: BTreeMap<String, Truth>,
     /// Seconds the last plain backup took (the scale for kill moments).
     pub backup_secs: f64,
+    /// The uploads store's path in the instance's directory.
+    store: String,
     generation: u32,
     next_entry: i64,
     entries: Vec<i64>,
@@ -191,14 +193,21 @@ impl Lab {
     pub fn new(engine: Engine, seed: u64, edit: impl FnOnce(String) -> String) -> Check<Lab> {
         let es = EngineSvc::new(engine, 1, "");
         let config = es.svc.path().join("ostler.toml");
-        let text = std::fs::read_to_string(&config).unwrap();
-        std::fs::write(&config, edit(text)).unwrap();
+        let text = edit(std::fs::read_to_string(&config).unwrap());
+        std::fs::write(&config, &text).unwrap();
+        let store = text
+            .split("name = \"uploads\"\npath = \"")
+            .nth(1)
+            .and_then(|rest| rest.split('"').next())
+            .unwrap()
+            .to_string();
         let mut lab = Lab {
             mounts: Vec::new(),
             es,
             rng: StdRng::seed_from_u64(seed),
             truths: BTreeMap::new(),
             backup_secs: 0.5,
+            store,
             generation: 0,
             next_entry: 1,
             entries: Vec::new(),
@@ -217,8 +226,9 @@ impl Lab {
         self.path().join("repo")
     }
 
+    /// The instance's store `uploads` (where the config puts it).
     pub fn uploads(&self) -> PathBuf {
-        self.path().join("instances/gb-1/uploads")
+        self.path().join("instances/gb-1").join(&self.store)
     }
 
     pub fn run(&self, args: &[&str]) -> Output {
@@ -301,7 +311,12 @@ impl Lab {
                 )
                 .unwrap(),
         };
-        left.extend(others.lines().filter(|l| !l.trim().is_empty()).map(|l| format!("database {l}")));
+        left.extend(
+            others
+                .lines()
+                .filter(|l| !l.trim().is_empty())
+                .map(|l| format!("database {l}")),
+        );
         if left.is_empty() {
             Ok(())
         } else {
