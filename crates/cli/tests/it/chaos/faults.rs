@@ -463,6 +463,21 @@ fn damage_chunk(lab: &mut Lab, log: &mut Log) -> Check {
     // The next backup works and needs nothing damaged (issue 8 items 2 and 3).
     let next = lab.backup()?;
     new_backup_sound(lab, &next)?;
+    // verify still agrees: ok once the chunk is sound again (healed by the backup
+    // writing it afresh), damage while a good backup still needs it broken.
+    let healed = format::read_chunk(&lab.repo(), &id).is_ok();
+    log.note(if healed { "healed" } else { "not healed" });
+    let (ok, out) = lab.verify_all();
+    log.soft(match (affected.is_empty() || healed, ok) {
+        (true, false) => Err(format!(
+            "verify reports damage after the next backup, though chunk {id} is sound again: {}",
+            last_lines(out.as_bytes())
+        )),
+        (false, true) => Err(format!(
+            "verify says ok after the next backup, though chunk {id} is still {how} and needed by {affected:?}"
+        )),
+        _ => Ok(()),
+    });
     if let Some(b) = affected.choose(&mut lab.rng).cloned() {
         restore_damaged(lab, log, &b, &before, &next)?;
     }

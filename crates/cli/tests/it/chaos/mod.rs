@@ -36,15 +36,18 @@ use crate::databases::Engine;
 
 const DEFAULT_TRIALS: usize = 6;
 
-/// The kinds the short run in `cargo test` covers: those that hold on main (0
-/// failures in the long runs since their fixes landed). The others are in the long
+/// The kinds the short run in `cargo test` covers: those that hold on main (no
+/// failure in the long runs since their fixes landed). The others stay in the long
 /// run (`OSTLER_CHAOS_KINDS=all`) until their fixes land; docs/RELIABILITY.md says
-/// what still fails. kill-prune is out because a kill between removing a manifest
-/// and updating the catalog still leaves a good backup without its manifest.
+/// what still fails. kill-prune is out: a kill between removing a manifest and
+/// updating the catalog has left a good backup without its manifest, and nothing
+/// has changed prune since. damage-manifest is out: a flipped bit in the key of a
+/// defaulted field (`deltas` -> `dgltas`) goes unnoticed.
 const CI_KINDS: &[Kind] = &[
     Kind::KillBackup,
     Kind::KillRestore,
     Kind::KillCopy,
+    Kind::DamageChunk,
     Kind::DamageConfig,
     Kind::FullRepoDisk,
     Kind::FullRestoreDisk,
