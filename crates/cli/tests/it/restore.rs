@@ -159,6 +159,28 @@ fn restore_works_after_drop_database_on_mariadb() {
 }
 
 #[test]
+fn restore_of_the_latest_passes_over_a_stores_only_safety_backup() {
+    let es = EngineSvc::new(Engine::Sqlite, 1, "");
+    let svc = &es.svc;
+    svc.ok(&["start", "gb-1"]);
+    es.post_entry(0, "kept", &["t"]);
+    put_upload(es.ports[0], "a.txt", b"in the backup");
+    let id = backup_id(svc, "gb-1");
+    let expected = es.all_rows(0);
+    svc.ok(&["stop", "gb-1"]);
+    drop_database(&es);
+    // This restore keeps the store files in a backup without a database...
+    svc.ok(&["restore", "gb-1", "--yes-really-production"]);
+    drop_database(&es);
+    // ...which the next restore of "the latest" must not pick: it would put back
+    // the files and leave no database.
+    let out = svc.ok(&["restore", "gb-1", "--yes-really-production"]);
+    assert!(out.contains(&id), "restored {id}? {out}");
+    assert_eq!(es.all_rows(0), expected);
+    assert_no_temporaries(&es);
+}
+
+#[test]
 fn a_failing_safety_backup_refuses_with_its_reason_and_offers_no_safety_backup() {
     let es = EngineSvc::new(Engine::Sqlite, 1, "");
     let svc = &es.svc;

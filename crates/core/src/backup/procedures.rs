@@ -39,33 +39,49 @@ pub enum Pick {
     At(Timestamp),
 }
 
-/// Finds a good backup of `instance` by the pick.
+/// Finds a good backup of `instance` by the pick. `Latest` and `At` pass over backups
+/// that hold none of the instance's database (the stores-only safety backup a restore
+/// over a lost database takes): restoring one would put back files and leave the
+/// database as it is. `Id` takes exactly the backup named.
 pub fn pick(ostler: &Ostler, instance: &str, pick: &Pick) -> Result<Manifest> {
     let state = ostler.state()?;
-    let id = match pick {
-        Pick::Id(prefix) => catalog::resolve(&state, prefix)?,
-        Pick::Latest => catalog::list(&state, Some(instance))?
-            .into_iter()
-            .rev()
-            .find(|b| b.status == "good")
-            .map(|b| b.id)
-            .ok_or_else(|| Error::user(format!("instance `{instance}` has no good backup")))?,
-        Pick::At(t) => catalog::list(&state, Some(instance))?
-            .into_iter()
-            .rev()
-            .find(|b| b.status == "good" && b.started_at <= *t)
-            .map(|b| b.id)
-            .ok_or_else(|| {
-                Error::user(format!(
-                    "instance `{instance}` has no good backup at or before {t}"
-                ))
-            })?,
-    };
-    catalog::manifest(&state, &id)?.ok_or_else(|| {
+    let not_good = |id: &str| {
         Error::user(format!(
             "backup {id} is not a good backup (failed or interrupted)"
         ))
         .with_hint("`ostler backups` shows each backup's status")
+    };
+    if let Pick::Id(prefix) = pick {
+        let id = catalog::resolve(&state, prefix)?;
+        return catalog::manifest(&state, &id)?.ok_or_else(|| not_good(&id));
+    }
+    let before = match pick {
+        Pick::At(t) => Some(*t),
+        _ => None,
+    };
+    let wants_database = ostler.instance(instance)?.database.is_some();
+    let candidates = catalog::list(&state, Some(instance))?
+        .into_iter()
+        .rev()
+        .filter(|b| b.status == "good" && before.is_none_or(|t| b.started_at <= t));
+    for b in candidates {
+        let Some(m) = catalog::manifest(&state, &b.id)? else {
+            continue;
+        };
+        if wants_database && m.database.is_none() {
+            ostler.reporter.info(
+                instance,
+                &format!("passing over backup {}: it holds no database", m.id),
+            );
+            continue;
+        }
+        return Ok(m);
+    }
+    Err(match before {
+        None => Error::user(format!("instance `{instance}` has no good backup")),
+        Some(t) => Error::user(format!(
+            "instance `{instance}` has no good backup at or before {t}"
+        )),
     })
 }
 
