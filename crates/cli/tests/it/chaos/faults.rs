@@ -8,7 +8,8 @@
 use rand::seq::SliceRandom;
 use rand::Rng;
 
-use super::lab::{format, last_lines, manifest, walk, Check, Lab, Tmpfs, Truth};
+use super::format::{self, manifest};
+use super::lab::{last_lines, walk, Check, Lab, Tmpfs, Truth};
 
 /// What a trial did, and the checks that failed without stopping it.
 #[derive(Debug, Default)]

@@ -1,9 +1,7 @@
 //! One chaos trial's world: a guestbook instance with rows and uploads that change from
 //! one generation to the next, the backups taken of it with what each one held (the
 //! truth a restore must give back), ostler run as a real child process that can be
-//! SIGKILLed at any moment, tmpfs mounts for full disks, and an independent reader of
-//! the repository format (`crates/repo/FORMAT.md`) to know which chunks a backup needs
-//! without asking the code under test.
+//! SIGKILLed at any moment, and tmpfs mounts for full disks.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -14,6 +12,7 @@ use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 
+use super::format;
 use crate::databases::{Engine, EngineSvc};
 
 /// What an instance holds: every row of every table, and every store file's hash.
@@ -639,97 +638,10 @@ impl Lab {
     pub fn needed_chunks(&self) -> Check<BTreeMap<String, BTreeSet<String>>> {
         let mut out = BTreeMap::new();
         for id in self.good_backups()? {
-            let m = manifest(&self.repo(), &id)?;
+            let m = format::manifest(&self.repo(), &id)?;
             out.insert(id, format::needed_chunks(&self.repo(), &m)?);
         }
         Ok(out)
-    }
-}
-
-pub fn manifest(repo: &Path, id: &str) -> Check<serde_json::Value> {
-    let path = repo.join(format!("files/backups/{id}.json"));
-    let bytes = std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?;
-    serde_json::from_slice(&bytes).map_err(|e| format!("{}: {e}", path.display()))
-}
-
-/// The repository format read independently of ostler's code, from FORMAT.md.
-pub mod format {
-    use super::*;
-
-    /// A chunk's plaintext, checked: magic, format byte, zstd frame, BLAKE3 = name.
-    pub fn read_chunk(repo: &Path, id: &str) -> Check<Vec<u8>> {
-        let path = repo.join("chunks").join(&id[..2]).join(id);
-        let bytes = std::fs::read(&path).map_err(|e| format!("chunk {id}: {e}"))?;
-        if bytes.len() < 5 || &bytes[..4] != b"OSTC" || bytes[4] != 1 {
-            return Err(format!("chunk {id}: bad header"));
-        }
-        let plain = zstd::decode_all(&bytes[5..]).map_err(|e| format!("chunk {id}: {e}"))?;
-        if blake3::hash(&plain).to_hex().as_str() != id {
-            return Err(format!("chunk {id}: hash differs"));
-        }
-        Ok(plain)
-    }
-
-    fn chunk_ids(stream: &serde_json::Value) -> impl Iterator<Item = String> + '_ {
-        stream["chunks"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .map(|c| c["id"].as_str().unwrap().to_string())
-    }
-
-    fn read_stream(repo: &Path, stream: &serde_json::Value) -> Check<Vec<u8>> {
-        let mut out = Vec::new();
-        for id in chunk_ids(stream) {
-            out.extend(read_chunk(repo, &id)?);
-        }
-        Ok(out)
-    }
-
-    /// Every chunk a manifest needs: its tables' and schema's streams, its store
-    /// listings, and the streams of the files those listings name.
-    pub fn needed_chunks(repo: &Path, m: &serde_json::Value) -> Check<BTreeSet<String>> {
-        let mut out = BTreeSet::new();
-        if let Some(db) = m.get("database").filter(|d| !d.is_null()) {
-            for s in db["schema"].as_array().into_iter().flatten() {
-                out.extend(chunk_ids(&s["stream"]));
-            }
-            for t in db["tables"].as_array().into_iter().flatten() {
-                out.extend(chunk_ids(&t["base"]));
-                for d in t["deltas"].as_array().into_iter().flatten() {
-                    out.extend(chunk_ids(d));
-                }
-            }
-        }
-        for s in m["stores"].as_array().into_iter().flatten() {
-            out.extend(chunk_ids(&s["listing"]));
-            let listing = read_stream(repo, &s["listing"])?;
-            let files: serde_json::Value =
-                serde_json::from_slice(&listing).map_err(|e| format!("store listing: {e}"))?;
-            for f in files.as_array().into_iter().flatten() {
-                out.extend(chunk_ids(&f["stream"]));
-            }
-        }
-        Ok(out)
-    }
-
-    /// Every manifest in the repository has every chunk it needs, sound. Returns how
-    /// many manifests there are.
-    pub fn consistent(repo: &Path) -> Check<usize> {
-        let dir = repo.join("files/backups");
-        let mut n = 0;
-        for e in std::fs::read_dir(&dir).into_iter().flatten() {
-            let name = e.unwrap().file_name().to_string_lossy().to_string();
-            let Some(id) = name.strip_suffix(".json") else {
-                continue;
-            };
-            let m = manifest(repo, id)?;
-            for c in needed_chunks(repo, &m).map_err(|e| format!("backup {id}: {e}"))? {
-                read_chunk(repo, &c).map_err(|e| format!("backup {id}: {e}"))?;
-            }
-            n += 1;
-        }
-        Ok(n)
     }
 }
 

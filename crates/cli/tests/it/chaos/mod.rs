@@ -24,6 +24,7 @@
 //! the same point of the work only as far as the machine's speed repeats.
 
 mod faults;
+mod format;
 mod lab;
 
 use std::collections::BTreeMap;
