@@ -347,7 +347,9 @@ fn kill_copy(lab: &mut Lab, log: &mut Log) -> Check {
             ));
         }
     }
-    verify_ok(lab, "after a killed copy")
+    log.soft(verify_ok(lab, "after a killed copy"));
+    let next = lab.backup()?;
+    lab.restore_and_check(&next)
 }
 
 #[derive(Debug, Clone, Copy)]
