@@ -294,11 +294,11 @@ fn a_corrupt_store_chunk_leaves_the_postgres_instance_exactly_as_before() {
     a_corrupt_store_chunk_leaves_the_instance_exactly_as_before(Engine::Postgres);
 }
 
-/// Starts `ostler restore` paused at `point` (the test hook) and SIGKILLs it there.
+/// Starts `ostler restore` paused at `point` (an `ostler_core::pause` point) and SIGKILLs it there.
 fn kill_restore_at(svc: &Svc, args: &[&str], point: &str) {
     let mut child = svc
         .cmd(args)
-        .env("OSTLER_TEST_RESTORE_PAUSE", point)
+        .env("OSTLER_PAUSE_AT", point)
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()

@@ -225,7 +225,7 @@ pub fn restore(
                         })?;
                     }
                 }
-                recover::test_pause(ostler.reporter.as_ref(), &target, "after-database-side");
+                crate::pause::point(ostler.reporter.as_ref(), &target.name, "after-database-side");
                 let mut outcomes = Vec::new();
                 for place in &journal.places {
                     let Place::Store { name, live, side, .. } = place else {

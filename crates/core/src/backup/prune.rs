@@ -98,7 +98,7 @@ pub fn prune(ostler: &Ostler, options: &PruneOptions) -> Result<PruneOutcome> {
         .collect();
     doomed.extend(cleared.iter().cloned());
     catalog::mark_pruning(&state, &doomed)?;
-    crate::pause::point("prune-marked");
+    crate::pause::point(ostler.reporter.as_ref(), "", "prune-marked");
     remove_marked(&repo, &state, &doomed)?;
     let live = live_chunks(&repo, &state)?;
     let gc = repo.gc(&live).map_err(repo_err)?;

@@ -346,17 +346,17 @@ pub fn swap_all(
     reporter: &dyn Reporter,
 ) -> Result<()> {
     journal.set_phase(state_dir, Phase::Swapping)?;
-    test_pause(reporter, inst, "before-swap");
+    crate::pause::point(reporter, &inst.name, "before-swap");
     for (i, place) in journal.places.iter().enumerate() {
         // Every side was just built, so each is swapped without asking whether it
         // was (the question recovery asks cannot tell an empty MariaDB side apart).
         resolve(inst, place)?.swap(runner)?;
         if i == 0 {
-            test_pause(reporter, inst, "mid-swap");
+            crate::pause::point(reporter, &inst.name, "mid-swap");
         }
     }
     journal.set_phase(state_dir, Phase::Swapped)?;
-    test_pause(reporter, inst, "after-swap");
+    crate::pause::point(reporter, &inst.name, "after-swap");
     Ok(())
 }
 
@@ -492,16 +492,4 @@ pub fn recover_all(ostler: &Ostler) -> Result<Vec<RecoverOutcome>> {
         }
     }
     Ok(out)
-}
-
-/// Test hook: with `OSTLER_TEST_RESTORE_PAUSE=<point>` in the environment, a restore
-/// says it reached `point` and waits there to be killed, so tests can SIGKILL it at a
-/// known moment (`after-database-side`, `before-swap`, `mid-swap`, `after-swap`).
-pub fn test_pause(reporter: &dyn Reporter, inst: &Instance, point: &str) {
-    if std::env::var("OSTLER_TEST_RESTORE_PAUSE").is_ok_and(|p| p == point) {
-        reporter.info(&inst.name, &format!("test pause at {point}"));
-        loop {
-            std::thread::sleep(Duration::from_secs(3600));
-        }
-    }
 }
