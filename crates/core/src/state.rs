@@ -256,7 +256,9 @@ impl State {
         &self.conn
     }
 
-    fn err(&self) -> impl Fn(rusqlite::Error) -> Error + '_ {
+    /// Maps an error of this database to [`Error::state`] (naming the file; a full
+    /// disk is a full disk), for the modules that keep their tables here.
+    pub fn err(&self) -> impl Fn(rusqlite::Error) -> Error + '_ {
         move |source| Error::state(&self.path, source)
     }
 

@@ -217,6 +217,36 @@ fn a_full_state_dir_exits_1_naming_the_state_database() {
     assert_eq!(backups(svc).last().unwrap()["status"], "good");
 }
 
+/// The state dir filling while a backup runs (the catalog's writes, not the opening of
+/// the state database, meet the full disk): the error still names the state database
+/// and exits 1. Chaos finding F9 (it said only "backup catalog: database or disk is
+/// full"). Each room left fails at another write, or not at all.
+#[test]
+fn a_state_dir_that_fills_during_a_backup_is_named_in_the_error() {
+    let es = EngineSvc::new(Engine::Sqlite, 1, "");
+    let svc = &es.svc;
+    let state = svc.path().join(".ostler");
+    let Some(disk) = Tmpfs::mount(&state, "2m") else {
+        return;
+    };
+    svc.ok(&["start,stop", "gb-1"]);
+    for leave in [8u64, 24, 40, 56, 72, 96].map(|k| k * 1024) {
+        let filler = disk.fill(leave);
+        let (code, signal, stderr) = run_status(&mut svc.cmd(&["backup", "gb-1"]));
+        assert_eq!(signal, None, "{leave} B left: {stderr}");
+        if code != Some(0) {
+            assert_eq!(code, Some(1), "{leave} B left: {stderr}");
+            assert!(
+                stderr.contains("no space left on device")
+                    && stderr.contains(&state.join("state.db").display().to_string()),
+                "{leave} B left: {stderr}"
+            );
+        }
+        std::fs::remove_file(filler).unwrap();
+        svc.ok(&["backup", "gb-1"]);
+    }
+}
+
 #[test]
 fn a_full_copy_target_fails_the_copy_with_the_path_and_leaves_no_partial_file() {
     let es = sqlite_with_rows(40_000, "");

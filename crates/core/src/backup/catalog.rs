@@ -42,10 +42,6 @@ fn ts(text: String) -> Timestamp {
     text.parse().unwrap_or(Timestamp::UNIX_EPOCH)
 }
 
-fn db_err(e: rusqlite::Error) -> Error {
-    Error::failed(format!("backup catalog: {e}"))
-}
-
 pub fn begin(
     state: &State,
     id: &str,
@@ -59,7 +55,7 @@ pub fn begin(
             "INSERT INTO backups (id, instance, started_at, status, pid, note) VALUES (?1, ?2, ?3, 'running', ?4, ?5)",
             params![id, instance, started_at.to_string(), std::process::id(), note],
         )
-        .map_err(db_err)?;
+        .map_err(state.err())?;
     Ok(())
 }
 
@@ -70,13 +66,13 @@ pub fn fail(state: &State, id: &str, error: &str) -> Result<()> {
             "UPDATE backups SET status = 'failed', error = ?2, finished_at = ?3 WHERE id = ?1",
             params![id, error, Timestamp::now().to_string()],
         )
-        .map_err(db_err)?;
+        .map_err(state.err())?;
     Ok(())
 }
 
 /// Records a finished backup (also used to import a manifest found in the repository).
 pub fn record_good(state: &State, m: &Manifest) -> Result<()> {
-    let tx = state.conn().unchecked_transaction().map_err(db_err)?;
+    let tx = state.conn().unchecked_transaction().map_err(state.err())?;
     tx.execute(
         "INSERT INTO backups (id, instance, started_at, finished_at, status, pid, logical_bytes, new_bytes, note, manifest)
          VALUES (?1, ?2, ?3, ?4, 'good', ?5, ?6, ?7, ?8, ?9)
@@ -93,31 +89,31 @@ pub fn record_good(state: &State, m: &Manifest) -> Result<()> {
             serde_json::to_string(m).map_err(|e| Error::Other(e.into()))?,
         ],
     )
-    .map_err(db_err)?;
+    .map_err(state.err())?;
     tx.execute("DELETE FROM backup_tables WHERE backup_id = ?1", [&m.id])
-        .map_err(db_err)?;
+        .map_err(state.err())?;
     if let Some(db) = &m.database {
         for t in &db.tables {
             tx.execute(
                 "INSERT INTO backup_tables (backup_id, name, rows, hash, logical_bytes) VALUES (?1, ?2, ?3, ?4, ?5)",
                 params![m.id, t.spec.name, t.rows as i64, t.hash, t.logical_bytes as i64],
             )
-            .map_err(db_err)?;
+            .map_err(state.err())?;
         }
     }
-    tx.commit().map_err(db_err)?;
+    tx.commit().map_err(state.err())?;
     Ok(())
 }
 
 /// Marks backups as being pruned (one transaction): from now on they are not good, and
 /// an interrupted prune is finished by the next one (see `prune::finish_interrupted`).
 pub fn mark_pruning(state: &State, ids: &[String]) -> Result<()> {
-    let tx = state.conn().unchecked_transaction().map_err(db_err)?;
+    let tx = state.conn().unchecked_transaction().map_err(state.err())?;
     for id in ids {
         tx.execute("UPDATE backups SET status = 'pruning' WHERE id = ?1", [id])
-            .map_err(db_err)?;
+            .map_err(state.err())?;
     }
-    tx.commit().map_err(db_err)
+    tx.commit().map_err(state.err())
 }
 
 /// Backups marked by a prune that has not finished removing them.
@@ -125,12 +121,12 @@ pub fn pruning(state: &State) -> Result<Vec<String>> {
     let mut stmt = state
         .conn()
         .prepare("SELECT id FROM backups WHERE status = 'pruning' ORDER BY id")
-        .map_err(db_err)?;
+        .map_err(state.err())?;
     let ids = stmt
         .query_map([], |r| r.get(0))
-        .map_err(db_err)?
+        .map_err(state.err())?
         .collect::<rusqlite::Result<_>>()
-        .map_err(db_err)?;
+        .map_err(state.err())?;
     Ok(ids)
 }
 
@@ -138,7 +134,7 @@ pub fn remove(state: &State, id: &str) -> Result<()> {
     state
         .conn()
         .execute("DELETE FROM backups WHERE id = ?1", [id])
-        .map_err(db_err)?;
+        .map_err(state.err())?;
     Ok(())
 }
 
@@ -147,7 +143,7 @@ pub fn is_empty(state: &State) -> Result<bool> {
     let n: i64 = state
         .conn()
         .query_row("SELECT count(*) FROM backups", [], |r| r.get(0))
-        .map_err(db_err)?;
+        .map_err(state.err())?;
     Ok(n == 0)
 }
 
@@ -159,7 +155,7 @@ pub fn list(state: &State, instance: Option<&str>) -> Result<Vec<BackupRecord>> 
             "SELECT id, instance, started_at, finished_at, status, pid, logical_bytes, new_bytes, note, error FROM backups
              WHERE (?1 IS NULL OR instance = ?1) ORDER BY started_at, id",
         )
-        .map_err(db_err)?;
+        .map_err(state.err())?;
     let mut out: Vec<BackupRecord> = stmt
         .query_map(params![instance], |r| {
             let started = ts(r.get(2)?);
@@ -183,13 +179,13 @@ pub fn list(state: &State, instance: Option<&str>) -> Result<Vec<BackupRecord>> 
                 tables: vec![],
             })
         })
-        .map_err(db_err)?
+        .map_err(state.err())?
         .collect::<rusqlite::Result<_>>()
-        .map_err(db_err)?;
+        .map_err(state.err())?;
     let mut tstmt = state
         .conn()
         .prepare("SELECT name, rows, hash, logical_bytes FROM backup_tables WHERE backup_id = ?1 ORDER BY name")
-        .map_err(db_err)?;
+        .map_err(state.err())?;
     for b in &mut out {
         b.tables = tstmt
             .query_map([&b.id], |r| {
@@ -200,9 +196,9 @@ pub fn list(state: &State, instance: Option<&str>) -> Result<Vec<BackupRecord>> 
                     logical_bytes: r.get::<_, i64>(3)? as u64,
                 })
             })
-            .map_err(db_err)?
+            .map_err(state.err())?
             .collect::<rusqlite::Result<_>>()
-            .map_err(db_err)?;
+            .map_err(state.err())?;
     }
     Ok(out)
 }
@@ -217,7 +213,7 @@ pub fn manifest(state: &State, id: &str) -> Result<Option<Manifest>> {
             |r| r.get(0),
         )
         .optional()
-        .map_err(db_err)?;
+        .map_err(state.err())?;
     match text.flatten() {
         Some(t) => Ok(Some(serde_json::from_str(&t).map_err(|e| {
             Error::failed(format!(
@@ -234,12 +230,12 @@ pub fn resolve(state: &State, prefix: &str) -> Result<String> {
     let mut stmt = state
         .conn()
         .prepare("SELECT id FROM backups WHERE substr(id, 1, length(?1)) = ?1 ORDER BY id")
-        .map_err(db_err)?;
+        .map_err(state.err())?;
     let ids: Vec<String> = stmt
         .query_map([prefix], |r| r.get(0))
-        .map_err(db_err)?
+        .map_err(state.err())?
         .collect::<rusqlite::Result<_>>()
-        .map_err(db_err)?;
+        .map_err(state.err())?;
     match ids.as_slice() {
         [one] => Ok(one.clone()),
         [] => Err(Error::user(format!("no backup with id `{prefix}`"))
@@ -261,7 +257,7 @@ pub fn latest_good(state: &State, instance: &str) -> Result<Option<Manifest>> {
             |r| r.get(0),
         )
         .optional()
-        .map_err(db_err)?;
+        .map_err(state.err())?;
     match id {
         Some(id) => manifest(state, &id),
         None => Ok(None),

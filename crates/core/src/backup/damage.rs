@@ -12,12 +12,8 @@ use jiff::Timestamp;
 use ostler_repo::{Repository, StreamRef};
 use rusqlite::params;
 
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::state::State;
-
-fn db_err(e: rusqlite::Error) -> Error {
-    Error::failed(format!("damaged chunks in the state: {e}"))
-}
 
 /// Every chunk recorded as damaged and not written afresh since.
 pub fn known(state: &State) -> Result<BTreeSet<String>> {
@@ -33,25 +29,25 @@ pub fn recorded(state: &State) -> Result<BTreeMap<String, Timestamp>> {
     let mut stmt = state
         .conn()
         .prepare("SELECT id, found_at FROM damaged_chunks")
-        .map_err(db_err)?;
+        .map_err(state.err())?;
     let found = stmt
         .query_map([], |r| {
             let at: String = r.get(1)?;
             Ok((r.get(0)?, at.parse().unwrap_or(Timestamp::UNIX_EPOCH)))
         })
-        .map_err(db_err)?
+        .map_err(state.err())?
         .collect::<rusqlite::Result<_>>()
-        .map_err(db_err)?;
+        .map_err(state.err())?;
     Ok(found)
 }
 
 fn ids(state: &State, sql: &str) -> Result<BTreeSet<String>> {
-    let mut stmt = state.conn().prepare(sql).map_err(db_err)?;
+    let mut stmt = state.conn().prepare(sql).map_err(state.err())?;
     let ids = stmt
         .query_map([], |r| r.get(0))
-        .map_err(db_err)?
+        .map_err(state.err())?
         .collect::<rusqlite::Result<_>>()
-        .map_err(db_err)?;
+        .map_err(state.err())?;
     Ok(ids)
 }
 
@@ -66,7 +62,7 @@ pub fn record(state: &State, found: &[(String, String)]) -> Result<()> {
                  ON CONFLICT(id) DO UPDATE SET reason = ?3, healed_by = NULL",
                 params![id, now, reason],
             )
-            .map_err(db_err)?;
+            .map_err(state.err())?;
     }
     Ok(())
 }
@@ -84,7 +80,7 @@ pub fn healed_by<'a>(
                 "UPDATE damaged_chunks SET healed_by = ?2 WHERE id = ?1",
                 params![id, backup],
             )
-            .map_err(db_err)?;
+            .map_err(state.err())?;
     }
     Ok(())
 }
@@ -95,7 +91,7 @@ pub fn clear<'a>(state: &State, ids: impl IntoIterator<Item = &'a String>) -> Re
         state
             .conn()
             .execute("DELETE FROM damaged_chunks WHERE id = ?1", [id])
-            .map_err(db_err)?;
+            .map_err(state.err())?;
     }
     Ok(())
 }
