@@ -338,6 +338,33 @@ fn verify_all_reports_a_good_backup_whose_manifest_was_deleted() {
     svc.ok(&["verify", &b]);
 }
 
+/// Chaos finding F8: a flipped bit that turned `"deltas"` into `"dgltas"` left a
+/// manifest that still parses (the field defaults to empty), and verify called it sound.
+#[test]
+fn verify_reports_a_manifest_whose_damage_still_parses() {
+    let (es, a) = one_backup();
+    let svc = &es.svc;
+    let file = svc.path().join(format!("repo/files/backups/{a}.json"));
+    let text = std::fs::read_to_string(&file).unwrap();
+    assert!(text.contains("\"deltas\""), "{text}");
+    std::fs::write(&file, text.replacen("\"deltas\"", "\"dgltas\"", 1)).unwrap();
+    for args in [&["verify", "--all"][..], &["verify", &a][..]] {
+        let out = svc.run(args);
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(!out.status.success(), "{args:?}: {text}");
+        assert!(
+            text.contains(&format!(
+                "the manifest {} of backup {a} differs from the catalog's copy",
+                file.display()
+            )),
+            "{text}"
+        );
+        assert!(text.contains(&format!("still damaged: {a}\n")), "{text}");
+    }
+    // Restores read the catalog's copy, so the backup still restores whole.
+    svc.ok(&["restore", "gb-1", "--from", &a, "--yes-really-production"]);
+}
+
 /// Catalog statuses, in id order.
 fn statuses(svc: &Svc) -> Vec<String> {
     backups(svc)

@@ -205,6 +205,19 @@ pub fn list(state: &State, instance: Option<&str>) -> Result<Vec<BackupRecord>> 
 
 /// The manifest of a good backup.
 pub fn manifest(state: &State, id: &str) -> Result<Option<Manifest>> {
+    let Some(json) = manifest_json(state, id)? else {
+        return Ok(None);
+    };
+    serde_json::from_value(json).map(Some).map_err(|e| {
+        Error::failed(format!(
+            "backup {id}: unreadable manifest in the catalog: {e}"
+        ))
+    })
+}
+
+/// The manifest of a good backup as the catalog holds it, key for key (written with the
+/// repository's copy, so the two compare equal unless one is damaged).
+pub fn manifest_json(state: &State, id: &str) -> Result<Option<serde_json::Value>> {
     let text: Option<Option<String>> = state
         .conn()
         .query_row(
@@ -214,14 +227,15 @@ pub fn manifest(state: &State, id: &str) -> Result<Option<Manifest>> {
         )
         .optional()
         .map_err(state.err())?;
-    match text.flatten() {
-        Some(t) => Ok(Some(serde_json::from_str(&t).map_err(|e| {
-            Error::failed(format!(
-                "backup {id}: unreadable manifest in the catalog: {e}"
-            ))
-        })?)),
-        None => Ok(None),
-    }
+    text.flatten()
+        .map(|t| {
+            serde_json::from_str(&t).map_err(|e| {
+                Error::failed(format!(
+                    "backup {id}: unreadable manifest in the catalog: {e}"
+                ))
+            })
+        })
+        .transpose()
 }
 
 /// Resolves an id or unique id prefix to a backup id. The prefix is compared as text,

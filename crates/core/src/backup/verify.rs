@@ -23,6 +23,7 @@ use super::{catalog, damage, prune};
 use crate::error::{Error, Result};
 use crate::instance::Ostler;
 use crate::report::Reporter;
+use crate::state::State;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Problem {
@@ -69,6 +70,7 @@ pub fn check(ostler: &Ostler, repo: &Repository, which: &Selection) -> Result<Ve
     let state = ostler.state()?;
     let finished_prune = prune::finish_interrupted(repo, &state)?;
     let mut missing = Vec::new();
+    let mut differing = Vec::new();
     let manifests = match which {
         Selection::All => {
             let mut found: BTreeMap<String, Manifest> = repo_manifests(repo)?
@@ -76,11 +78,17 @@ pub fn check(ostler: &Ostler, repo: &Repository, which: &Selection) -> Result<Ve
                 .map(|m| (m.id.clone(), m))
                 .collect();
             for b in catalog::list(&state, None)? {
-                if b.status == "good" && !found.contains_key(&b.id) {
-                    missing.push(b.id.clone());
-                    if let Some(m) = catalog::manifest(&state, &b.id)? {
-                        found.insert(b.id.clone(), m);
-                    }
+                if b.status != "good" {
+                    continue;
+                }
+                match against_catalog(repo, &state, &b.id)? {
+                    Some(ManifestCopy::Same) | None => {}
+                    Some(ManifestCopy::Missing) => missing.push(b.id.clone()),
+                    Some(ManifestCopy::Differs) => differing.push(b.id.clone()),
+                }
+                // What restore reads is the catalog's copy; check the chunks it names.
+                if let Some(m) = catalog::manifest(&state, &b.id)? {
+                    found.insert(b.id.clone(), m);
                 }
             }
             found.into_values().collect()
@@ -89,8 +97,10 @@ pub fn check(ostler: &Ostler, repo: &Repository, which: &Selection) -> Result<Ve
             let id = catalog::resolve(&state, prefix)?;
             let m = catalog::manifest(&state, &id)?
                 .ok_or_else(|| Error::user(format!("backup {id} is not a good backup")))?;
-            if !repo.has_file(&Manifest::repo_file(&id)).map_err(repo_err)? {
-                missing.push(id);
+            match against_catalog(repo, &state, &id)? {
+                Some(ManifestCopy::Missing) => missing.push(id),
+                Some(ManifestCopy::Differs) => differing.push(id),
+                Some(ManifestCopy::Same) | None => {}
             }
             vec![m]
         }
@@ -102,6 +112,16 @@ pub fn check(ostler: &Ostler, repo: &Repository, which: &Selection) -> Result<Ve
             chunk: None,
             message: format!(
                 "the catalog says backup {id} is good, but its manifest {} is missing from the repository",
+                repo.path().join("files").join(Manifest::repo_file(&id)).display()
+            ),
+            affects: vec![(id, "manifest".into())],
+        });
+    }
+    for id in differing {
+        report.problems.push(Problem {
+            chunk: None,
+            message: format!(
+                "the manifest {} of backup {id} differs from the catalog's copy: the repository's file is damaged (restores read the catalog's copy)",
                 repo.path().join("files").join(Manifest::repo_file(&id)).display()
             ),
             affects: vec![(id, "manifest".into())],
@@ -273,4 +293,31 @@ pub fn by_backup(problem: &Problem) -> BTreeMap<String, Vec<String>> {
         }
     }
     out
+}
+
+/// How the repository's manifest of a good backup compares with the catalog's copy.
+enum ManifestCopy {
+    Same,
+    Missing,
+    /// Not the same JSON (a flipped byte that still parses, a renamed key, a lost
+    /// field), or not JSON at all.
+    Differs,
+}
+
+/// `None` when the catalog holds no manifest for `id`.
+fn against_catalog(repo: &Repository, state: &State, id: &str) -> Result<Option<ManifestCopy>> {
+    let Some(ours) = catalog::manifest_json(state, id)? else {
+        return Ok(None);
+    };
+    let file = Manifest::repo_file(id);
+    if !repo.has_file(&file).map_err(repo_err)? {
+        return Ok(Some(ManifestCopy::Missing));
+    }
+    let bytes = repo.get_file(&file).map_err(repo_err)?;
+    let theirs: Option<serde_json::Value> = serde_json::from_slice(&bytes).ok();
+    Ok(Some(if theirs.as_ref() == Some(&ours) {
+        ManifestCopy::Same
+    } else {
+        ManifestCopy::Differs
+    }))
 }
