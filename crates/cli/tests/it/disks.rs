@@ -567,3 +567,31 @@ fn a_restore_keeps_the_mode_of_the_instances_database_file() {
     );
     assert_eq!(mode(&db), 0o640, "the instance's file keeps its mode");
 }
+
+/// Chaos finding F7: with the store directory itself a mount point, every restore
+/// built the whole side directory and then failed "Device or resource busy" renaming
+/// the mount. It refuses up front now, saying why and what to do, and changes nothing.
+#[test]
+fn a_store_that_is_a_mount_point_is_refused_up_front_with_a_hint() {
+    let es = EngineSvc::new(Engine::Sqlite, 1, "");
+    let svc = &es.svc;
+    svc.ok(&["start,stop", "gb-1"]);
+    let uploads = svc.path().join("instances/gb-1/uploads");
+    let Some(_disk) = Tmpfs::mount(&uploads, "4m") else {
+        return;
+    };
+    std::fs::write(uploads.join("a.txt"), b"in the backup").unwrap();
+    let id = backup_id(svc);
+    std::fs::write(uploads.join("a.txt"), b"live").unwrap();
+    let (code, signal, stderr) =
+        run_status(&mut svc.cmd(&["restore", "gb-1", "--from", &id, "--yes-really-production"]));
+    assert_eq!(signal, None, "{stderr}");
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(
+        stderr.contains(&format!("{} is a mount point", uploads.display()))
+            && stderr.contains("hint: mount the volume one level up"),
+        "{stderr}"
+    );
+    assert_eq!(std::fs::read(uploads.join("a.txt")).unwrap(), b"live");
+    assert_eq!(restore_temporaries(svc.path()), Vec::<PathBuf>::new());
+}
