@@ -755,27 +755,18 @@ impl Database {
                 } else {
                     vec![]
                 };
-                let mut renames: Vec<String> = live_tables
+                let rename = |t: &String, from: &str, to: &str| {
+                    format!("{}.{} TO {}.{}", q(from), q(t), q(to), q(t))
+                };
+                let renames: Vec<String> = live_tables
                     .iter()
-                    .map(|t| {
-                        format!(
-                            "{}.{} TO {}.{}",
-                            q(&url.database),
-                            q(t),
-                            q(&asd.database),
-                            q(t)
-                        )
-                    })
-                    .collect();
-                renames.extend(incoming_tables.iter().map(|t| {
-                    format!(
-                        "{}.{} TO {}.{}",
-                        q(&inc.database),
-                        q(t),
-                        q(&url.database),
-                        q(t)
+                    .map(|t| rename(t, &url.database, &asd.database))
+                    .chain(
+                        incoming_tables
+                            .iter()
+                            .map(|t| rename(t, &inc.database, &url.database)),
                     )
-                }));
+                    .collect();
                 let mut sql = format!(
                     "CREATE DATABASE IF NOT EXISTS {} CHARACTER SET utf8mb4;\nCREATE DATABASE IF NOT EXISTS {} CHARACTER SET utf8mb4;\n",
                     q(&url.database),

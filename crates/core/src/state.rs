@@ -256,6 +256,17 @@ impl State {
         &self.conn
     }
 
+    /// The first column of every row `sql` returns, as text.
+    pub fn strings(&self, sql: &str) -> Result<Vec<String>> {
+        let mut stmt = self.conn.prepare(sql).map_err(self.err())?;
+        let rows = stmt
+            .query_map([], |r| r.get(0))
+            .map_err(self.err())?
+            .collect::<rusqlite::Result<_>>()
+            .map_err(self.err())?;
+        Ok(rows)
+    }
+
     /// Maps an error of this database to [`Error::state`] (naming the file; a full
     /// disk is a full disk), for the modules that keep their tables here.
     pub fn err(&self) -> impl Fn(rusqlite::Error) -> Error + '_ {

@@ -318,24 +318,30 @@ fn verify_all_reports_a_good_backup_whose_manifest_was_deleted() {
     let file = svc.path().join(format!("repo/files/backups/{a}.json"));
     std::fs::remove_file(&file).unwrap();
     // Regression: verify --all read only the repository's manifests and said "ok".
-    for args in [&["verify", "--all"][..], &["verify", &a][..]] {
-        let out = svc.run(args);
-        let text = String::from_utf8_lossy(&out.stdout);
-        assert!(!out.status.success(), "{args:?}: {text}");
-        assert!(
-            text.contains(&format!(
-                "the catalog says backup {a} is good, but its manifest {} is missing",
-                file.display()
-            )),
-            "{text}"
-        );
-        assert!(text.contains(&format!("still damaged: {a}\n")), "{text}");
-    }
+    verify_reports_damaged_manifest(
+        svc,
+        &a,
+        &format!(
+            "the catalog says backup {a} is good, but its manifest {} is missing",
+            file.display()
+        ),
+    );
     // Prune keeps the chunks the catalog's backup needs (it used to free them).
     svc.ok(&["prune", "--keep-last", "5"]);
     let text = String::from_utf8_lossy(&svc.run(&["verify", "--all"]).stdout).into_owned();
     assert!(text.contains("1 problems"), "{text}");
     svc.ok(&["verify", &b]);
+}
+
+/// `verify --all` and `verify ID` both fail, say `problem` and call backup `id` damaged.
+fn verify_reports_damaged_manifest(svc: &Svc, id: &str, problem: &str) {
+    for args in [&["verify", "--all"][..], &["verify", id][..]] {
+        let out = svc.run(args);
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(!out.status.success(), "{args:?}: {text}");
+        assert!(text.contains(problem), "{args:?}: {text}");
+        assert!(text.contains(&format!("still damaged: {id}\n")), "{text}");
+    }
 }
 
 /// Chaos finding F8: a flipped bit that turned `"deltas"` into `"dgltas"` left a
@@ -348,19 +354,14 @@ fn verify_reports_a_manifest_whose_damage_still_parses() {
     let text = std::fs::read_to_string(&file).unwrap();
     assert!(text.contains("\"deltas\""), "{text}");
     std::fs::write(&file, text.replacen("\"deltas\"", "\"dgltas\"", 1)).unwrap();
-    for args in [&["verify", "--all"][..], &["verify", &a][..]] {
-        let out = svc.run(args);
-        let text = String::from_utf8_lossy(&out.stdout);
-        assert!(!out.status.success(), "{args:?}: {text}");
-        assert!(
-            text.contains(&format!(
-                "the manifest {} of backup {a} differs from the catalog's copy",
-                file.display()
-            )),
-            "{text}"
-        );
-        assert!(text.contains(&format!("still damaged: {a}\n")), "{text}");
-    }
+    verify_reports_damaged_manifest(
+        svc,
+        &a,
+        &format!(
+            "the manifest {} of backup {a} differs from the catalog's copy",
+            file.display()
+        ),
+    );
     // Restores read the catalog's copy, so the backup still restores whole.
     svc.ok(&["restore", "gb-1", "--from", &a, "--yes-really-production"]);
 }

@@ -118,16 +118,7 @@ pub fn mark_pruning(state: &State, ids: &[String]) -> Result<()> {
 
 /// Backups marked by a prune that has not finished removing them.
 pub fn pruning(state: &State) -> Result<Vec<String>> {
-    let mut stmt = state
-        .conn()
-        .prepare("SELECT id FROM backups WHERE status = 'pruning' ORDER BY id")
-        .map_err(state.err())?;
-    let ids = stmt
-        .query_map([], |r| r.get(0))
-        .map_err(state.err())?
-        .collect::<rusqlite::Result<_>>()
-        .map_err(state.err())?;
-    Ok(ids)
+    state.strings("SELECT id FROM backups WHERE status = 'pruning' ORDER BY id")
 }
 
 pub fn remove(state: &State, id: &str) -> Result<()> {

@@ -42,13 +42,7 @@ pub fn recorded(state: &State) -> Result<BTreeMap<String, Timestamp>> {
 }
 
 fn ids(state: &State, sql: &str) -> Result<BTreeSet<String>> {
-    let mut stmt = state.conn().prepare(sql).map_err(state.err())?;
-    let ids = stmt
-        .query_map([], |r| r.get(0))
-        .map_err(state.err())?
-        .collect::<rusqlite::Result<_>>()
-        .map_err(state.err())?;
-    Ok(ids)
+    Ok(state.strings(sql)?.into_iter().collect())
 }
 
 /// Records chunks found damaged, with why.

@@ -176,7 +176,6 @@ pub fn restore(
                     continue;
                 }
                 if m.stores.iter().any(|s| s.name == name) {
-                    refuse_mount_point(&target.name, &name, &path)?;
                     stores.push((name, path));
                 } else {
                     ostler.reporter.warn(
@@ -290,29 +289,6 @@ pub fn restore(
             })
         },
     )
-}
-
-/// A store is restored into a sibling directory and swapped in by rename, which a
-/// mount point refuses (EBUSY): say so before anything is stopped or built.
-fn refuse_mount_point(instance: &str, store: &str, path: &std::path::Path) -> Result<()> {
-    use std::os::unix::fs::MetadataExt;
-    let (Ok(dir), Some(Ok(parent))) = (
-        std::fs::metadata(path),
-        path.parent().map(std::fs::metadata),
-    ) else {
-        return Ok(());
-    };
-    if dir.dev() == parent.dev() {
-        return Ok(());
-    }
-    Err(Error::user(format!(
-        "cannot restore store `{store}` of {instance}: {} is a mount point, and a restore swaps a store in by renaming a sibling directory over it",
-        path.display()
-    ))
-    .with_hint(format!(
-        "mount the volume one level up and point the store at a directory inside it (e.g. mount at {}/vol, path = \"vol/{store}\"); until then `ostler export` writes the backup's files to copy back by hand",
-        path.parent().map(|p| p.display().to_string()).unwrap_or_default()
-    )))
 }
 
 /// A store restored in a side directory gets the live directory's permissions.

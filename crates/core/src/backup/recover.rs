@@ -131,6 +131,7 @@ impl RestoreJournal {
             });
         }
         for (name, live) in stores {
+            refuse_mount_point(&inst.name, name, live)?;
             places.push(Place::Store {
                 name: name.clone(),
                 live: live.clone(),
@@ -481,6 +482,29 @@ pub fn recover(ostler: &Ostler, instance: &str) -> Result<Option<RecoverOutcome>
         }
         Ok(Some(outcome))
     })
+}
+
+/// A store is restored into a sibling directory and swapped in by rename, which a
+/// mount point refuses (EBUSY): say so before anything is stopped or built.
+fn refuse_mount_point(instance: &str, store: &str, path: &Path) -> Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    let (Ok(dir), Some(Ok(parent))) = (
+        std::fs::metadata(path),
+        path.parent().map(std::fs::metadata),
+    ) else {
+        return Ok(());
+    };
+    if dir.dev() == parent.dev() {
+        return Ok(());
+    }
+    Err(Error::user(format!(
+        "cannot restore store `{store}` of {instance}: {} is a mount point, and a restore swaps a store in by renaming a sibling directory over it",
+        path.display()
+    ))
+    .with_hint(format!(
+        "mount the volume one level up and point the store at a directory inside it (e.g. mount at {}/vol, path = \"vol/{store}\"); until then `ostler export` writes the backup's files to copy back by hand",
+        path.parent().map(|p| p.display().to_string()).unwrap_or_default()
+    )))
 }
 
 /// `ostler recover` for every instance of the service.

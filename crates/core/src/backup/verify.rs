@@ -69,8 +69,7 @@ pub fn check(ostler: &Ostler, repo: &Repository, which: &Selection) -> Result<Ve
     let _lock = repo.lock_shared().map_err(repo_err)?;
     let state = ostler.state()?;
     let finished_prune = prune::finish_interrupted(repo, &state)?;
-    let mut missing = Vec::new();
-    let mut differing = Vec::new();
+    let mut bad_copies = Vec::new();
     let manifests = match which {
         Selection::All => {
             let mut found: BTreeMap<String, Manifest> = repo_manifests(repo)?
@@ -81,10 +80,8 @@ pub fn check(ostler: &Ostler, repo: &Repository, which: &Selection) -> Result<Ve
                 if b.status != "good" {
                     continue;
                 }
-                match against_catalog(repo, &state, &b.id)? {
-                    Some(ManifestCopy::Same) | None => {}
-                    Some(ManifestCopy::Missing) => missing.push(b.id.clone()),
-                    Some(ManifestCopy::Differs) => differing.push(b.id.clone()),
+                if let Some(fault) = against_catalog(repo, &state, &b.id)? {
+                    bad_copies.push((b.id.clone(), fault));
                 }
                 // What restore reads is the catalog's copy; check the chunks it names.
                 if let Some(m) = catalog::manifest(&state, &b.id)? {
@@ -97,33 +94,29 @@ pub fn check(ostler: &Ostler, repo: &Repository, which: &Selection) -> Result<Ve
             let id = catalog::resolve(&state, prefix)?;
             let m = catalog::manifest(&state, &id)?
                 .ok_or_else(|| Error::user(format!("backup {id} is not a good backup")))?;
-            match against_catalog(repo, &state, &id)? {
-                Some(ManifestCopy::Missing) => missing.push(id),
-                Some(ManifestCopy::Differs) => differing.push(id),
-                Some(ManifestCopy::Same) | None => {}
+            if let Some(fault) = against_catalog(repo, &state, &id)? {
+                bad_copies.push((id, fault));
             }
             vec![m]
         }
     };
     let known = damage::recorded(&state)?;
     let mut report = verify(repo, &manifests, ostler.reporter.as_ref())?;
-    for id in missing {
-        report.problems.push(Problem {
-            chunk: None,
-            message: format!(
+    for (id, fault) in bad_copies {
+        let file = repo.path().join("files").join(Manifest::repo_file(&id));
+        let message = match fault {
+            ManifestFault::Missing => format!(
                 "the catalog says backup {id} is good, but its manifest {} is missing from the repository",
-                repo.path().join("files").join(Manifest::repo_file(&id)).display()
+                file.display()
             ),
-            affects: vec![(id, "manifest".into())],
-        });
-    }
-    for id in differing {
+            ManifestFault::Differs => format!(
+                "the manifest {} of backup {id} differs from the catalog's copy: the repository's file is damaged (restores read the catalog's copy)",
+                file.display()
+            ),
+        };
         report.problems.push(Problem {
             chunk: None,
-            message: format!(
-                "the manifest {} of backup {id} differs from the catalog's copy: the repository's file is damaged (restores read the catalog's copy)",
-                repo.path().join("files").join(Manifest::repo_file(&id)).display()
-            ),
+            message,
             affects: vec![(id, "manifest".into())],
         });
     }
@@ -295,29 +288,25 @@ pub fn by_backup(problem: &Problem) -> BTreeMap<String, Vec<String>> {
     out
 }
 
-/// How the repository's manifest of a good backup compares with the catalog's copy.
-enum ManifestCopy {
-    Same,
+/// What is wrong with the repository's manifest of a good backup, against the
+/// catalog's copy.
+enum ManifestFault {
     Missing,
     /// Not the same JSON (a flipped byte that still parses, a renamed key, a lost
     /// field), or not JSON at all.
     Differs,
 }
 
-/// `None` when the catalog holds no manifest for `id`.
-fn against_catalog(repo: &Repository, state: &State, id: &str) -> Result<Option<ManifestCopy>> {
+/// `None` when the repository's manifest is the catalog's, or the catalog holds none.
+fn against_catalog(repo: &Repository, state: &State, id: &str) -> Result<Option<ManifestFault>> {
     let Some(ours) = catalog::manifest_json(state, id)? else {
         return Ok(None);
     };
     let file = Manifest::repo_file(id);
     if !repo.has_file(&file).map_err(repo_err)? {
-        return Ok(Some(ManifestCopy::Missing));
+        return Ok(Some(ManifestFault::Missing));
     }
     let bytes = repo.get_file(&file).map_err(repo_err)?;
     let theirs: Option<serde_json::Value> = serde_json::from_slice(&bytes).ok();
-    Ok(Some(if theirs.as_ref() == Some(&ours) {
-        ManifestCopy::Same
-    } else {
-        ManifestCopy::Differs
-    }))
+    Ok((theirs.as_ref() != Some(&ours)).then_some(ManifestFault::Differs))
 }

@@ -5,7 +5,7 @@
 //! whatever happened (see `faults`). It is how we know the reliability fixes held, and
 //! keep holding.
 //!
-//! `cargo test` runs a short version (`DEFAULT_TRIALS` of the kinds in `CI_KINDS`).
+//! `cargo test` runs a short version (`DEFAULT_TRIALS` trials of every kind, taken in turn).
 //! The long run and a replay are the same test with the environment set:
 //!
 //! ```text
@@ -37,22 +37,6 @@ use crate::databases::Engine;
 
 const DEFAULT_TRIALS: usize = 6;
 
-/// The kinds the short run in `cargo test` covers, taken in turn from a seeded start:
-/// every kind (damage-manifest and full-state-disk joined once F8 and F9 were fixed).
-const CI_KINDS: &[Kind] = &[
-    Kind::KillBackup,
-    Kind::KillRestore,
-    Kind::KillPrune,
-    Kind::KillCopy,
-    Kind::DamageChunk,
-    Kind::DamageManifest,
-    Kind::DamageConfig,
-    Kind::FullRepoDisk,
-    Kind::FullRestoreDisk,
-    Kind::FullStateDisk,
-    Kind::LoseDatabase,
-];
-
 struct Settings {
     trials: usize,
     jobs: usize,
@@ -77,8 +61,7 @@ impl Settings {
                 mix(t.as_nanos() as u64 ^ u64::from(std::process::id()))
             });
         let kinds = match var("OSTLER_CHAOS_KINDS").as_deref() {
-            None => CI_KINDS.to_vec(),
-            Some("all") => faults::ALL.to_vec(),
+            None | Some("all") => faults::ALL.to_vec(),
             Some(list) => list
                 .split(',')
                 .map(|k| {
