@@ -13,7 +13,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use toml::Spanned;
 
-use crate::database::DatabaseIdentity;
+use crate::engine::DatabaseIdentity;
 use crate::error::{Diagnostic, Error, Result};
 
 /// The file name looked for in the current directory.
@@ -408,7 +408,7 @@ impl Config {
                             format!("instance `{name}`: a {} database needs `url`", db.kind),
                         )),
                         Some(url) => {
-                            if let Err(e) = crate::database::DbUrl::parse(url.get_ref(), db.kind) {
+                            if let Err(e) = crate::engine::DbUrl::parse(url.get_ref(), db.kind) {
                                 out.push(at(url.span().start, format!("instance `{name}`: {e}")));
                             }
                         }
@@ -571,7 +571,7 @@ impl Config {
         for inst in shown.instances.values_mut() {
             if let Some(db) = &mut inst.database {
                 if let Some(url) = &mut db.url {
-                    *url = Spanned::new(0..0, crate::database::mask_url(url.get_ref()));
+                    *url = Spanned::new(0..0, crate::engine::mask_url(url.get_ref()));
                 }
             }
         }

@@ -18,7 +18,7 @@ use std::path::PathBuf;
 use serde::Serialize;
 
 use crate::config::Config;
-use crate::database::{resolve_path, DatabaseIdentity};
+use crate::engine::{resolve_path, DatabaseIdentity};
 use crate::error::{Error, Result};
 
 /// What a step does to the instance it runs on, as far as the guard is concerned.

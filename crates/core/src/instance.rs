@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::config::{Config, InstanceConfig};
-use crate::database::Database;
+use crate::engine::Database;
 use crate::error::{Error, Result};
 use crate::exec::Runner;
 use crate::report::{Interrupt, Reporter};

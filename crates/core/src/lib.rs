@@ -3,12 +3,12 @@
 //!
 //! Layers, top down: `plan` (chains of verbs on instances) → `ops` (one operation on
 //! one instance) → `instance` (the model: `Ostler` handle, `Instance`) → drivers
-//! (`database`, `process`, `exec`) and `state` (SQLite: journal, locks, runtime).
+//! (`engine`, `process`, `exec`) and `state` (SQLite: journal, locks, runtime).
 
 pub mod backup;
 pub mod config;
 pub mod copy;
-pub mod database;
+pub mod engine;
 pub mod error;
 pub mod exec;
 pub mod forensics;

@@ -399,7 +399,7 @@ pub fn db_nuke(ostler: &Ostler, inst: &Instance, runner: &Runner) -> Result<Stri
     );
     let dump = match safety {
         Ok(p) => p.display().to_string(),
-        Err(e) if matches!(db, crate::database::Database::Sqlite { path } if !path.exists()) => {
+        Err(e) if matches!(db, crate::engine::Database::Sqlite { path } if !path.exists()) => {
             drop(e);
             "none (no database file yet)".into()
         }

@@ -7,9 +7,8 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Instant;
 
-use ostler_core::backup::engine::{self, SchemaPart, Snapshot, TableRows, TableSpec};
 use ostler_core::config::DatabaseKind;
-use ostler_core::database::{Database, DbUrl};
+use ostler_core::engine::{self, Database, DbUrl, SchemaPart, Snapshot, TableRows, TableSpec};
 use ostler_rows::{KeyPart, Row, SortedCheck};
 use ostler_testsupport::{MariaDbServer, PgServer};
 

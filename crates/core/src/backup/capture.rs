@@ -18,11 +18,11 @@ use ostler_rows::{diff, ContentHasher, DeltaWriter, Row, RowWriter, RowsError, S
 
 use super::catalog;
 use super::damage;
-use super::engine::{self, Snapshot, TableSpec};
 use super::manifest::{
     CaptureWarning, DatabaseEntry, FileEntry, Manifest, SchemaEntry, StoreEntry, TableEntry, FORMAT,
 };
 use super::repository::{self, chain_rows, read_listing, repo_err, rows_err, Create};
+use crate::engine::{self, Snapshot, TableSpec};
 use crate::error::{Error, Result};
 use crate::instance::{Instance, Ostler};
 
@@ -144,7 +144,7 @@ pub fn backup(ostler: &Ostler, inst: &Instance, note: Option<&str>) -> Result<Ma
 fn capture_database(
     ostler: &Ostler,
     repo: &Repository,
-    db: &crate::database::Database,
+    db: &crate::engine::Database,
     parent: Option<&Manifest>,
     tmp: &Path,
     new_bytes: &mut u64,

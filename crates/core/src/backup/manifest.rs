@@ -9,8 +9,8 @@ use jiff::Timestamp;
 use ostler_repo::StreamRef;
 use serde::{Deserialize, Serialize};
 
-use super::engine::TableSpec;
 use crate::config::DatabaseKind;
+use crate::engine::TableSpec;
 
 pub const FORMAT: u32 = 1;
 

@@ -4,7 +4,6 @@
 pub mod capture;
 pub mod catalog;
 pub mod damage;
-pub mod engine;
 pub mod manifest;
 pub mod procedures;
 pub mod prune;

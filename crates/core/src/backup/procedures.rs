@@ -15,7 +15,7 @@ use super::manifest::Manifest;
 use super::recover::{self, Place, RecoverOutcome, RestoreJournal};
 use super::repository::{repo_err, repository};
 use super::restore::{load_side_database, restore_store, store_orphans, StoreOutcome};
-use crate::database::Sibling;
+use crate::engine::Sibling;
 use crate::error::{Error, Result};
 use crate::guard::{self, Confirm, Confirmed, Effect};
 use crate::instance::{Instance, Ostler};

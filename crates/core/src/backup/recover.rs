@@ -30,7 +30,7 @@ use std::time::Duration;
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
-use crate::database::{rename_if_exists, with_suffix, Database, Sibling};
+use crate::engine::{rename_if_exists, with_suffix, Database, Sibling};
 use crate::error::{Error, Result};
 use crate::exec::Runner;
 use crate::instance::{Instance, Ostler};

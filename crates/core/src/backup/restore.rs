@@ -9,10 +9,10 @@ use std::path::{Path, PathBuf};
 use ostler_repo::Repository;
 use serde::Serialize;
 
-use super::engine::{self, SchemaPart, TableRows};
 use super::manifest::{DatabaseEntry, Manifest, StoreEntry};
 use super::repository::{chain_rows, read_listing, repo_err, rows_err};
-use crate::database::Database;
+use crate::engine::Database;
+use crate::engine::{self, SchemaPart, TableRows};
 use crate::error::{Error, Result};
 use crate::instance::{Instance, Ostler};
 

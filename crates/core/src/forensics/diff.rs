@@ -11,10 +11,10 @@ use serde::Serialize;
 
 use super::eval::values;
 use crate::backup::catalog;
-use crate::backup::engine::{self, SqlValue, TableSpec};
 use crate::backup::manifest::Manifest;
 use crate::backup::repository::{chain_rows, repo_err, repository, rows_err};
 use crate::config::DatabaseKind;
+use crate::engine::{self, SqlValue, TableSpec};
 use crate::error::{Error, Result};
 use crate::instance::Ostler;
 

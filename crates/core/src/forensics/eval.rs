@@ -9,8 +9,8 @@
 use ostler_rows::Key;
 use rusqlite::Connection;
 
-use crate::backup::engine::{self, SqlValue, TableSpec};
 use crate::config::DatabaseKind;
+use crate::engine::{self, SqlValue, TableSpec};
 use crate::error::{Error, Result};
 
 const BATCH: usize = 4096;

@@ -12,11 +12,11 @@ use serde::Serialize;
 
 use super::eval::{canonical, short_name, values, Matcher};
 use super::find::table_of;
-use crate::backup::engine::{self, SqlValue, TableSpec};
 use crate::backup::manifest::Manifest;
 use crate::backup::repository::{chain_rows, repo_err, repository, rows_err};
 use crate::config::DatabaseKind;
-use crate::database::Database;
+use crate::engine::Database;
+use crate::engine::{self, SqlValue, TableSpec};
 use crate::error::{Error, Result};
 use crate::guard::{self, Confirm, Effect};
 use crate::instance::Ostler;

@@ -11,7 +11,10 @@ use ostler_rows::{KeyPart, Row};
 use rusqlite::types::ValueRef;
 use rusqlite::{Connection, OpenFlags};
 
-use super::{ForeignKey, SchemaPart, Snapshot, SqlValue, TableRows, TableSpec};
+use super::codec::{encode_values, value_of};
+use super::connect::sql_err;
+use super::quote::quote_ident;
+use crate::engine::{ForeignKey, SchemaPart, Snapshot, TableSpec};
 use crate::error::{Error, Result};
 
 pub struct SqliteSnapshot {
@@ -19,17 +22,6 @@ pub struct SqliteSnapshot {
     copy: PathBuf,
     schema: Vec<SchemaPart>,
     tables: Vec<TableSpec>,
-}
-
-fn sql_err(path: &Path) -> impl Fn(rusqlite::Error) -> Error + '_ {
-    move |e| {
-        Error::sqlite_no_space(path, &e)
-            .unwrap_or_else(|| Error::failed(format!("sqlite {}: {e}", path.display())))
-    }
-}
-
-fn quote_ident(name: &str) -> String {
-    format!("\"{}\"", name.replace('"', "\"\""))
 }
 
 impl SqliteSnapshot {
@@ -150,16 +142,6 @@ fn table_spec(conn: &Connection, name: &str, sql: &str, path: &Path) -> Result<T
     })
 }
 
-fn is_without_rowid(conn: &Connection, table: &str) -> bool {
-    conn.query_row(
-        "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = ?1",
-        [table],
-        |r| r.get::<_, String>(0),
-    )
-    .map(|sql| sql.to_ascii_uppercase().contains("WITHOUT ROWID"))
-    .unwrap_or(false)
-}
-
 impl Snapshot for SqliteSnapshot {
     fn schema(&self) -> &[SchemaPart] {
         &self.schema
@@ -231,150 +213,4 @@ impl Snapshot for SqliteSnapshot {
         let _ = std::fs::remove_file(copy);
         Ok(())
     }
-}
-
-fn value_of(v: ValueRef<'_>) -> SqlValue {
-    match v {
-        ValueRef::Null => SqlValue::Null,
-        ValueRef::Integer(i) => SqlValue::Int(i),
-        ValueRef::Real(f) => SqlValue::Real(f),
-        ValueRef::Text(t) => SqlValue::Text(String::from_utf8_lossy(t).into_owned()),
-        ValueRef::Blob(b) => SqlValue::Blob(b.to_vec()),
-    }
-}
-
-/// Encodes values: per value a tag byte (0 null, 1 int, 2 real, 3 text, 4 blob) and
-/// for int/real 8 little-endian bytes, for text/blob a u32 length and the bytes.
-pub fn encode_values(values: &[SqlValue]) -> Vec<u8> {
-    let mut out = Vec::new();
-    for v in values {
-        match v {
-            SqlValue::Null => out.push(0),
-            SqlValue::Int(i) => {
-                out.push(1);
-                out.extend_from_slice(&i.to_le_bytes());
-            }
-            SqlValue::Real(f) => {
-                out.push(2);
-                out.extend_from_slice(&f.to_le_bytes());
-            }
-            SqlValue::Text(t) => {
-                out.push(3);
-                out.extend_from_slice(&(t.len() as u32).to_le_bytes());
-                out.extend_from_slice(t.as_bytes());
-            }
-            SqlValue::Blob(b) => {
-                out.push(4);
-                out.extend_from_slice(&(b.len() as u32).to_le_bytes());
-                out.extend_from_slice(b);
-            }
-        }
-    }
-    out
-}
-
-/// Decodes `encode_values`. For tables without a primary key the first value is the rowid.
-pub fn decode_values(mut bytes: &[u8]) -> Result<Vec<SqlValue>> {
-    let bad = || Error::failed("corrupt SQLite row payload");
-    let mut out = Vec::new();
-    while let Some((&tag, rest)) = bytes.split_first() {
-        bytes = rest;
-        let take = |bytes: &mut &[u8], n: usize| -> Result<Vec<u8>> {
-            if bytes.len() < n {
-                return Err(bad());
-            }
-            let (a, b) = bytes.split_at(n);
-            *bytes = b;
-            Ok(a.to_vec())
-        };
-        out.push(match tag {
-            0 => SqlValue::Null,
-            1 => SqlValue::Int(i64::from_le_bytes(
-                take(&mut bytes, 8)?.try_into().map_err(|_| bad())?,
-            )),
-            2 => SqlValue::Real(f64::from_le_bytes(
-                take(&mut bytes, 8)?.try_into().map_err(|_| bad())?,
-            )),
-            3 | 4 => {
-                let len = u32::from_le_bytes(take(&mut bytes, 4)?.try_into().map_err(|_| bad())?)
-                    as usize;
-                let data = take(&mut bytes, len)?;
-                if tag == 3 {
-                    SqlValue::Text(String::from_utf8(data).map_err(|_| bad())?)
-                } else {
-                    SqlValue::Blob(data)
-                }
-            }
-            _ => return Err(bad()),
-        });
-    }
-    Ok(out)
-}
-
-/// The row's column values (without the rowid of rowid tables).
-pub fn decode(payload: &[u8]) -> Result<Vec<SqlValue>> {
-    decode_values(payload)
-}
-
-fn to_sql(v: &SqlValue) -> rusqlite::types::Value {
-    use rusqlite::types::Value;
-    match v {
-        SqlValue::Null => Value::Null,
-        SqlValue::Int(i) => Value::Integer(*i),
-        SqlValue::Real(f) => Value::Real(*f),
-        SqlValue::Text(t) => Value::Text(t.clone()),
-        SqlValue::Blob(b) => Value::Blob(b.clone()),
-    }
-}
-
-/// Creates a SQLite database at `path` (which must not exist) from a schema and rows.
-pub fn load(
-    path: &Path,
-    schema: &[SchemaPart],
-    tables: &mut dyn Iterator<Item = Result<TableRows<'_>>>,
-) -> Result<()> {
-    if path.exists() {
-        return Err(Error::failed(format!("{} already exists", path.display())));
-    }
-    let e = sql_err(path);
-    let mut conn = Connection::open(path).map_err(&e)?;
-    conn.pragma_update(None, "journal_mode", "DELETE")
-        .map_err(&e)?;
-    conn.pragma_update(None, "foreign_keys", "OFF")
-        .map_err(&e)?;
-    let ddl: String = schema
-        .iter()
-        .map(|p| String::from_utf8_lossy(&p.bytes).into_owned())
-        .collect();
-    let tx = conn.transaction().map_err(&e)?;
-    // Tables first (indexes after the data load is faster, but the DDL is one text;
-    // SQLite builds indexes incrementally at fine speed for our sizes).
-    tx.execute_batch(&ddl).map_err(&e)?;
-    for item in tables {
-        let (spec, rows) = item?;
-        // Rows of tables without a primary key carry their rowid first.
-        let with_rowid = spec.key_columns.is_empty() && !is_without_rowid(&tx, &spec.name);
-        let mut cols: Vec<String> = spec.columns.iter().map(|c| quote_ident(c)).collect();
-        if with_rowid {
-            cols.insert(0, "rowid".into());
-        }
-        let marks: Vec<&str> = cols.iter().map(|_| "?").collect();
-        let mut stmt = tx
-            .prepare(&format!(
-                "INSERT INTO {} ({}) VALUES ({})",
-                quote_ident(&spec.name),
-                cols.join(", "),
-                marks.join(", ")
-            ))
-            .map_err(&e)?;
-        for row in rows {
-            let row = row?;
-            let values: Vec<rusqlite::types::Value> =
-                decode_values(&row.payload)?.iter().map(to_sql).collect();
-            stmt.execute(rusqlite::params_from_iter(values))
-                .map_err(&e)?;
-        }
-    }
-    tx.commit().map_err(&e)?;
-    Ok(())
 }

@@ -1,16 +1,15 @@
-//! Database drivers: what ostler needs to know of each engine to run an instance
-//! against it and to protect it — how to name it to the service (`{db}`), how to pass
-//! the password (environment, never argv), how to take a safety dump and how to wipe it.
-//! Backups proper live in `backup/`; this is the small surface the foundation needs.
+//! The database an instance uses, as the rest of ostler sees it, whatever its engine:
+//! the `Database` value (where it is, how to reach it), its URL and identity, how to
+//! name it to the service (`{db}`), how to pass the password (environment, never
+//! argv), and the sibling names an all-or-nothing restore uses. What differs per
+//! engine (running a statement, dumps, nuking, swapping) is in the engine folders.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use serde::Serialize;
 
 use crate::config::{Config, DatabaseConfig, DatabaseKind};
 use crate::error::{Error, Result};
-use crate::exec::Runner;
 
 /// A parsed `postgres://user@host:port/db` or `mysql://...` URL.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -334,170 +333,6 @@ impl Database {
             Database::Postgres { url, .. } | Database::Mysql { url, .. } => url.database.clone(),
         }
     }
-
-    /// Runs SQL with the engine's client and returns what it printed (tab-separated,
-    /// no headers). `database` overrides the instance's own database name.
-    pub fn run_sql(&self, runner: &Runner, database: Option<&str>, sql: &str) -> Result<String> {
-        let mut cmd = match self {
-            Database::Sqlite { path } => {
-                let mut c = Command::new("sqlite3");
-                c.arg("-batch").arg("-bail").arg(path);
-                c
-            }
-            Database::Postgres { url, .. } => {
-                let mut c = Command::new("psql");
-                c.args(self.client_args())
-                    .args([
-                        "-X",
-                        "-A",
-                        "-t",
-                        "-q",
-                        "-F",
-                        "\t",
-                        "-v",
-                        "ON_ERROR_STOP=1",
-                        "-d",
-                    ])
-                    .arg(database.unwrap_or(&url.database));
-                c
-            }
-            Database::Mysql { url, .. } => {
-                let mut c = Command::new("mariadb");
-                c.args(self.client_args())
-                    .args(["--batch", "--skip-column-names", "--raw"])
-                    .arg(database.unwrap_or(&url.database));
-                c
-            }
-        };
-        cmd.envs(self.child_env());
-        runner.run_with_input(&mut cmd, sql.as_bytes())
-    }
-
-    /// Writes a dump of everything in the database to `dest` (a file), for the safety
-    /// copy taken before destructive steps. Returns the file written.
-    pub fn safety_dump(&self, runner: &Runner, dest_dir: &Path, stem: &str) -> Result<PathBuf> {
-        ostler_repo::private::create_dir_all(dest_dir)
-            .map_err(|e| Error::io_at("create", dest_dir, e))?;
-        // Created owner-only before the dumper opens it: SQLite, pg_dump and
-        // mariadb-dump all keep the mode of a file that exists.
-        let private = |dest: PathBuf| -> Result<PathBuf> {
-            ostler_repo::private::create_file(&dest)
-                .map_err(|e| Error::io_at("create", &dest, e))?;
-            Ok(dest)
-        };
-        match self {
-            Database::Sqlite { path } => {
-                if !path.exists() {
-                    return Err(Error::failed(format!(
-                        "no database file at {}",
-                        path.display()
-                    )));
-                }
-                let dest = private(dest_dir.join(format!("{stem}.sqlite")))?;
-                let src = rusqlite::Connection::open_with_flags(
-                    path,
-                    rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
-                )
-                .map_err(|e| Error::failed(format!("opening {}: {e}", path.display())))?;
-                src.busy_timeout(std::time::Duration::from_secs(10)).ok();
-                src.backup(rusqlite::DatabaseName::Main, &dest, None)
-                    .map_err(|e| {
-                        Error::sqlite_no_space(&dest, &e).unwrap_or_else(|| {
-                            Error::failed(format!("backing up {}: {e}", path.display()))
-                        })
-                    })?;
-                Ok(dest)
-            }
-            Database::Postgres { url, .. } => {
-                let dest = private(dest_dir.join(format!("{stem}.pgdump")))?;
-                let mut c = Command::new("pg_dump");
-                c.args(self.client_args())
-                    .arg("-Fc")
-                    .arg("-f")
-                    .arg(&dest)
-                    .arg(&url.database);
-                c.envs(self.child_env());
-                runner.run(&mut c)?;
-                Ok(dest)
-            }
-            Database::Mysql { url, .. } => {
-                let dest = private(dest_dir.join(format!("{stem}.sql")))?;
-                let mut c = Command::new("mariadb-dump");
-                c.args(self.client_args())
-                    .args([
-                        "--single-transaction",
-                        "--routines",
-                        "--triggers",
-                        "--result-file",
-                    ])
-                    .arg(&dest)
-                    .arg(&url.database);
-                c.envs(self.child_env());
-                runner.run(&mut c)?;
-                Ok(dest)
-            }
-        }
-    }
-
-    /// Whether the database exists (the SQLite file, or the database on its server).
-    pub fn exists(&self, runner: &Runner) -> Result<bool> {
-        let name = |n: &str| n.replace('\'', "''");
-        let out = match self {
-            Database::Sqlite { path } => return Ok(path.exists()),
-            Database::Postgres { url, .. } => self.run_sql(
-                runner,
-                Some("postgres"),
-                &format!(
-                    "SELECT count(*) FROM pg_database WHERE datname = '{}';",
-                    name(&url.database)
-                ),
-            )?,
-            Database::Mysql { url, .. } => self.run_sql(
-                runner,
-                Some(""),
-                &format!(
-                    "SELECT count(*) FROM information_schema.schemata WHERE schema_name = '{}';",
-                    name(&url.database)
-                ),
-            )?,
-        };
-        Ok(out.trim() != "0")
-    }
-
-    /// Empties the database: SQLite's file is removed; a server database is dropped and
-    /// created again, empty.
-    pub fn nuke(&self, runner: &Runner) -> Result<()> {
-        match self {
-            Database::Sqlite { path } => {
-                for suffix in ["", "-wal", "-shm", "-journal"] {
-                    let p = PathBuf::from(format!("{}{suffix}", path.display()));
-                    if p.exists() {
-                        std::fs::remove_file(&p)
-                            .map_err(|e| Error::io(format!("removing {}", p.display()), e))?;
-                    }
-                }
-                Ok(())
-            }
-            Database::Postgres { url, .. } => {
-                let db = &url.database;
-                self.run_sql(
-                    runner,
-                    Some("postgres"),
-                    &format!("DROP DATABASE IF EXISTS \"{db}\" WITH (FORCE);\nCREATE DATABASE \"{db}\";\n"),
-                )?;
-                Ok(())
-            }
-            Database::Mysql { url, .. } => {
-                let db = &url.database;
-                self.run_sql(
-                    runner,
-                    Some(""),
-                    &format!("DROP DATABASE IF EXISTS `{db}`; CREATE DATABASE `{db}` CHARACTER SET utf8mb4;"),
-                )?;
-                Ok(())
-            }
-        }
-    }
 }
 
 fn read_password(config: &Config, instance: &str, db: &DatabaseConfig) -> Result<Option<String>> {
@@ -557,9 +392,6 @@ impl Sibling {
     }
 }
 
-/// Files SQLite keeps beside a database, which travel with it.
-const SQLITE_COMPANIONS: [&str; 3] = ["-wal", "-shm", "-journal"];
-
 /// `path` with `suffix` appended to its file name.
 pub fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
     PathBuf::from(format!("{}{suffix}", path.display()))
@@ -615,220 +447,16 @@ impl Database {
             },
         })
     }
+}
 
-    /// Whether a swap would bring anything in from this database: the SQLite file, the
-    /// server database; for MariaDB a database with a table in it (a swap's
-    /// `RENAME TABLE` empties the side database before it is dropped).
-    pub fn holds_data(&self, runner: &Runner) -> Result<bool> {
-        match self {
-            Database::Mysql { .. } => {
-                Ok(self.exists(runner)? && !self.mysql_tables(runner)?.is_empty())
-            }
-            _ => self.exists(runner),
-        }
-    }
-
-    /// Removes the database and everything in it (a restore's side or aside).
-    pub fn remove(&self, runner: &Runner) -> Result<()> {
-        use crate::backup::engine::{mysql, postgres};
-        match self {
-            Database::Sqlite { path } => {
-                for suffix in std::iter::once("").chain(SQLITE_COMPANIONS) {
-                    let p = with_suffix(path, suffix);
-                    match std::fs::remove_file(&p) {
-                        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                            return Err(Error::io(format!("removing {}", p.display()), e))
-                        }
-                        _ => {}
-                    }
-                }
-            }
-            Database::Postgres { url, .. } => {
-                self.run_sql(
-                    runner,
-                    Some("postgres"),
-                    &format!(
-                        "DROP DATABASE IF EXISTS {} WITH (FORCE);",
-                        postgres::quote_ident(&url.database)
-                    ),
-                )?;
-            }
-            Database::Mysql { url, .. } => {
-                self.run_sql(
-                    runner,
-                    Some(""),
-                    &format!(
-                        "DROP DATABASE IF EXISTS {};",
-                        mysql::quote_ident(&url.database)
-                    ),
-                )?;
-            }
-        }
-        Ok(())
-    }
-
-    /// Puts `incoming` in this database's place and this one at `aside` (which must
-    /// not exist), as one atomic step where the engine has one. Either side may be
-    /// missing: a live database that is gone is not put aside, an incoming one that
-    /// is gone is not brought in, so undoing a swap is swapping back.
-    pub fn swap_in(&self, incoming: &Database, aside: &Database, runner: &Runner) -> Result<()> {
-        use crate::backup::engine::{mysql, postgres};
-        match (self, incoming, aside) {
-            (
-                Database::Sqlite { path },
-                Database::Sqlite { path: inc },
-                Database::Sqlite { path: asd },
-            ) => {
-                // The database file is the instance's: the incoming one takes the
-                // live one's mode (SQLite made it 0644, whatever the live one was).
-                if let (Ok(live), true) = (std::fs::metadata(path), inc.exists()) {
-                    std::fs::set_permissions(inc, live.permissions())
-                        .map_err(|e| Error::io_at("chmod", inc, e))?;
-                }
-                if path.exists() {
-                    // Companions first: while the main file is in place, a rerun
-                    // moves whatever is left.
-                    for suffix in SQLITE_COMPANIONS {
-                        rename_if_exists(&with_suffix(path, suffix), &with_suffix(asd, suffix))?;
-                    }
-                    rename_if_exists(path, asd)?;
-                }
-                if inc.exists() {
-                    for suffix in SQLITE_COMPANIONS {
-                        rename_if_exists(&with_suffix(inc, suffix), &with_suffix(path, suffix))?;
-                    }
-                    rename_if_exists(inc, path)?;
-                }
-                Ok(())
-            }
-            (
-                Database::Postgres { url, .. },
-                Database::Postgres { url: inc, .. },
-                Database::Postgres { url: asd, .. },
-            ) => {
-                let (live_there, inc_there) = (self.exists(runner)?, incoming.exists(runner)?);
-                let q = postgres::quote_ident;
-                let l = postgres::quote_literal;
-                // A database being renamed must have no sessions; the instance is
-                // stopped, so what is left are strays (as `db-nuke`'s FORCE assumes).
-                let mut sql = format!(
-                    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname IN ({}, {}) AND pid <> pg_backend_pid();\nBEGIN;\n",
-                    l(&url.database),
-                    l(&inc.database)
-                );
-                if live_there {
-                    sql += &format!(
-                        "ALTER DATABASE {} RENAME TO {};\n",
-                        q(&url.database),
-                        q(&asd.database)
-                    );
-                }
-                if inc_there {
-                    sql += &format!(
-                        "ALTER DATABASE {} RENAME TO {};\n",
-                        q(&inc.database),
-                        q(&url.database)
-                    );
-                }
-                sql += "COMMIT;\n";
-                self.run_sql(runner, Some("postgres"), &sql)?;
-                Ok(())
-            }
-            (
-                Database::Mysql { url, .. },
-                Database::Mysql { url: inc, .. },
-                Database::Mysql { url: asd, .. },
-            ) => {
-                let q = mysql::quote_ident;
-                for db in [self, incoming] {
-                    if db.exists(runner)? {
-                        db.mysql_refuse_unmovable(runner)?;
-                    }
-                }
-                let live_tables = if self.exists(runner)? {
-                    self.mysql_tables(runner)?
-                } else {
-                    vec![]
-                };
-                let incoming_tables = if incoming.exists(runner)? {
-                    incoming.mysql_tables(runner)?
-                } else {
-                    vec![]
-                };
-                let rename = |t: &String, from: &str, to: &str| {
-                    format!("{}.{} TO {}.{}", q(from), q(t), q(to), q(t))
-                };
-                let renames: Vec<String> = live_tables
-                    .iter()
-                    .map(|t| rename(t, &url.database, &asd.database))
-                    .chain(
-                        incoming_tables
-                            .iter()
-                            .map(|t| rename(t, &inc.database, &url.database)),
-                    )
-                    .collect();
-                let mut sql = format!(
-                    "CREATE DATABASE IF NOT EXISTS {} CHARACTER SET utf8mb4;\nCREATE DATABASE IF NOT EXISTS {} CHARACTER SET utf8mb4;\n",
-                    q(&url.database),
-                    q(&asd.database)
-                );
-                if !renames.is_empty() {
-                    // One statement: MariaDB renames all of them or none.
-                    sql += &format!("RENAME TABLE {};\n", renames.join(", "));
-                }
-                sql += &format!("DROP DATABASE IF EXISTS {};\n", q(&inc.database));
-                self.run_sql(runner, Some(""), &sql)?;
-                Ok(())
-            }
-            _ => Err(Error::failed(format!(
-                "internal: cannot swap {} with a database of another engine",
-                self.locator()
-            ))),
-        }
-    }
-
-    /// The base tables of a MariaDB database.
-    fn mysql_tables(&self, runner: &Runner) -> Result<Vec<String>> {
-        let out = self.run_sql(
-            runner,
-            Some(""),
-            &format!(
-                "SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = {} AND TABLE_TYPE = 'BASE TABLE' ORDER BY TABLE_NAME;",
-                crate::backup::engine::mysql::quote_literal(&self.name())
-            ),
-        )?;
-        Ok(out
-            .lines()
-            .filter(|l| !l.is_empty())
-            .map(str::to_string)
-            .collect())
-    }
-
-    /// `RENAME TABLE` moves tables between databases, but not views, and not tables
-    /// with triggers; routines stay behind. Refuses (before anything moves) when the
-    /// database has any of them.
-    fn mysql_refuse_unmovable(&self, runner: &Runner) -> Result<()> {
-        let name = crate::backup::engine::mysql::quote_literal(&self.name());
-        let out = self.run_sql(
-            runner,
-            Some(""),
-            &format!(
-                "SELECT (SELECT COUNT(*) FROM information_schema.VIEWS WHERE TABLE_SCHEMA = {name}) \
-                 + (SELECT COUNT(*) FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = {name}) \
-                 + (SELECT COUNT(*) FROM information_schema.ROUTINES WHERE ROUTINE_SCHEMA = {name});"
-            ),
-        )?;
-        if out.trim() != "0" {
-            return Err(Error::failed(format!(
-                "database {} has views, triggers or routines, which an all-or-nothing restore cannot move on MariaDB (RENAME TABLE moves only tables); nothing was swapped",
-                self.name()
-            ))
-            .with_hint(
-                "`ostler export` the backup and load database.sql with the mariadb client",
-            ));
-        }
-        Ok(())
-    }
+/// Creates `dest_dir` and an empty owner-only file `name` in it, for a safety dump:
+/// SQLite, pg_dump and mariadb-dump all keep the mode of a file that exists.
+pub(crate) fn private_dump_file(dest_dir: &Path, name: &str) -> Result<PathBuf> {
+    ostler_repo::private::create_dir_all(dest_dir)
+        .map_err(|e| Error::io_at("create", dest_dir, e))?;
+    let dest = dest_dir.join(name);
+    ostler_repo::private::create_file(&dest).map_err(|e| Error::io_at("create", &dest, e))?;
+    Ok(dest)
 }
 
 #[cfg(test)]

@@ -1,0 +1,141 @@
+//! Looking after a PostgreSQL database outside backups, with the server's own tools:
+//! a maintenance statement through `psql`, the safety dump (`pg_dump -Fc`), whether it
+//! exists, nuking (drop and create), removing, and swapping a restored database in
+//! (`ALTER DATABASE ... RENAME` twice in one transaction).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use super::connect::url;
+use super::quote::{quote_ident, quote_literal};
+use crate::engine::database::private_dump_file;
+use crate::engine::Database;
+use crate::error::Result;
+use crate::exec::Runner;
+
+/// Runs SQL with `psql` and returns what it printed (tab-separated, no headers).
+/// `database` overrides the database's own name.
+pub(crate) fn run_sql(
+    db: &Database,
+    runner: &Runner,
+    database: Option<&str>,
+    sql: &str,
+) -> Result<String> {
+    let url = url(db)?;
+    let mut cmd = Command::new("psql");
+    cmd.args(db.client_args())
+        .args([
+            "-X",
+            "-A",
+            "-t",
+            "-q",
+            "-F",
+            "\t",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-d",
+        ])
+        .arg(database.unwrap_or(&url.database));
+    cmd.envs(db.child_env());
+    runner.run_with_input(&mut cmd, sql.as_bytes())
+}
+
+/// `pg_dump -Fc` of the database to `dest_dir/stem.pgdump`.
+pub(crate) fn safety_dump(
+    db: &Database,
+    runner: &Runner,
+    dest_dir: &Path,
+    stem: &str,
+) -> Result<PathBuf> {
+    let url = url(db)?;
+    let dest = private_dump_file(dest_dir, &format!("{stem}.pgdump"))?;
+    let mut c = Command::new("pg_dump");
+    c.args(db.client_args())
+        .arg("-Fc")
+        .arg("-f")
+        .arg(&dest)
+        .arg(&url.database);
+    c.envs(db.child_env());
+    runner.run(&mut c)?;
+    Ok(dest)
+}
+
+pub(crate) fn exists(db: &Database, runner: &Runner) -> Result<bool> {
+    let url = url(db)?;
+    let name = |n: &str| n.replace('\'', "''");
+    let out = run_sql(
+        db,
+        runner,
+        Some("postgres"),
+        &format!(
+            "SELECT count(*) FROM pg_database WHERE datname = '{}';",
+            name(&url.database)
+        ),
+    )?;
+    Ok(out.trim() != "0")
+}
+
+/// Drops the database and creates it again, empty.
+pub(crate) fn nuke(db: &Database, runner: &Runner) -> Result<()> {
+    let db_name = &url(db)?.database;
+    run_sql(
+        db,
+        runner,
+        Some("postgres"),
+        &format!(
+            "DROP DATABASE IF EXISTS \"{db_name}\" WITH (FORCE);\nCREATE DATABASE \"{db_name}\";\n"
+        ),
+    )?;
+    Ok(())
+}
+
+pub(crate) fn remove(db: &Database, runner: &Runner) -> Result<()> {
+    run_sql(
+        db,
+        runner,
+        Some("postgres"),
+        &format!(
+            "DROP DATABASE IF EXISTS {} WITH (FORCE);",
+            quote_ident(&url(db)?.database)
+        ),
+    )?;
+    Ok(())
+}
+
+/// Renames the live database aside and the incoming one in its place, in one
+/// transaction.
+pub(crate) fn swap_in(
+    db: &Database,
+    incoming: &Database,
+    aside: &Database,
+    runner: &Runner,
+) -> Result<()> {
+    let (url, inc, asd) = (url(db)?, url(incoming)?, url(aside)?);
+    let (live_there, inc_there) = (exists(db, runner)?, exists(incoming, runner)?);
+    let q = quote_ident;
+    let l = quote_literal;
+    // A database being renamed must have no sessions; the instance is
+    // stopped, so what is left are strays (as `db-nuke`'s FORCE assumes).
+    let mut sql = format!(
+        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname IN ({}, {}) AND pid <> pg_backend_pid();\nBEGIN;\n",
+        l(&url.database),
+        l(&inc.database)
+    );
+    if live_there {
+        sql += &format!(
+            "ALTER DATABASE {} RENAME TO {};\n",
+            q(&url.database),
+            q(&asd.database)
+        );
+    }
+    if inc_there {
+        sql += &format!(
+            "ALTER DATABASE {} RENAME TO {};\n",
+            q(&inc.database),
+            q(&url.database)
+        );
+    }
+    sql += "COMMIT;\n";
+    run_sql(db, runner, Some("postgres"), &sql)?;
+    Ok(())
+}

@@ -1,0 +1,107 @@
+//! Looking after a SQLite file outside backups: a maintenance statement through the
+//! `sqlite3` shell, the safety copy (online backup API), whether it exists, nuking
+//! and removing it, and swapping a restored file in by renames.
+
+use std::path::Path;
+use std::process::Command;
+
+use super::connect::file;
+use crate::engine::database::{private_dump_file, rename_if_exists, with_suffix};
+use crate::engine::Database;
+use crate::error::{Error, Result};
+use crate::exec::Runner;
+
+/// Files SQLite keeps beside a database, which travel with it.
+const SQLITE_COMPANIONS: [&str; 3] = ["-wal", "-shm", "-journal"];
+
+/// Runs SQL with the `sqlite3` shell and returns what it printed.
+pub(crate) fn run_sql(db: &Database, runner: &Runner, sql: &str) -> Result<String> {
+    let mut cmd = Command::new("sqlite3");
+    cmd.arg("-batch").arg("-bail").arg(file(db)?);
+    cmd.envs(db.child_env());
+    runner.run_with_input(&mut cmd, sql.as_bytes())
+}
+
+/// Copies the database with the online backup API to `dest_dir/stem.sqlite`.
+pub(crate) fn safety_dump(
+    db: &Database,
+    dest_dir: &Path,
+    stem: &str,
+) -> Result<std::path::PathBuf> {
+    let path = file(db)?;
+    if !path.exists() {
+        return Err(Error::failed(format!(
+            "no database file at {}",
+            path.display()
+        )));
+    }
+    let dest = private_dump_file(dest_dir, &format!("{stem}.sqlite"))?;
+    let src =
+        rusqlite::Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .map_err(|e| Error::failed(format!("opening {}: {e}", path.display())))?;
+    src.busy_timeout(std::time::Duration::from_secs(10)).ok();
+    src.backup(rusqlite::DatabaseName::Main, &dest, None)
+        .map_err(|e| {
+            Error::sqlite_no_space(&dest, &e)
+                .unwrap_or_else(|| Error::failed(format!("backing up {}: {e}", path.display())))
+        })?;
+    Ok(dest)
+}
+
+pub(crate) fn exists(db: &Database) -> Result<bool> {
+    Ok(file(db)?.exists())
+}
+
+/// Removes the file and its companions.
+pub(crate) fn nuke(db: &Database) -> Result<()> {
+    let path = file(db)?;
+    for suffix in ["", "-wal", "-shm", "-journal"] {
+        let p = with_suffix(path, suffix);
+        if p.exists() {
+            std::fs::remove_file(&p)
+                .map_err(|e| Error::io(format!("removing {}", p.display()), e))?;
+        }
+    }
+    Ok(())
+}
+
+/// Removes the file and its companions, those already gone included.
+pub(crate) fn remove(db: &Database) -> Result<()> {
+    let path = file(db)?;
+    for suffix in std::iter::once("").chain(SQLITE_COMPANIONS) {
+        let p = with_suffix(path, suffix);
+        match std::fs::remove_file(&p) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(Error::io(format!("removing {}", p.display()), e))
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// Renames the live file (companions first) aside and the incoming one in its place.
+pub(crate) fn swap_in(db: &Database, incoming: &Database, aside: &Database) -> Result<()> {
+    let (path, inc, asd) = (file(db)?, file(incoming)?, file(aside)?);
+    // The database file is the instance's: the incoming one takes the
+    // live one's mode (SQLite made it 0644, whatever the live one was).
+    if let (Ok(live), true) = (std::fs::metadata(path), inc.exists()) {
+        std::fs::set_permissions(inc, live.permissions())
+            .map_err(|e| Error::io_at("chmod", inc, e))?;
+    }
+    if path.exists() {
+        // Companions first: while the main file is in place, a rerun
+        // moves whatever is left.
+        for suffix in SQLITE_COMPANIONS {
+            rename_if_exists(&with_suffix(path, suffix), &with_suffix(asd, suffix))?;
+        }
+        rename_if_exists(path, asd)?;
+    }
+    if inc.exists() {
+        for suffix in SQLITE_COMPANIONS {
+            rename_if_exists(&with_suffix(inc, suffix), &with_suffix(path, suffix))?;
+        }
+        rename_if_exists(inc, path)?;
+    }
+    Ok(())
+}

@@ -1,0 +1,86 @@
+//! Loading rows into a new SQLite file, and the native export (that same file).
+
+use std::path::{Path, PathBuf};
+
+use rusqlite::Connection;
+
+use super::codec::{decode_values, to_sql};
+use super::connect::sql_err;
+use super::quote::quote_ident;
+use crate::engine::{SchemaPart, TableRows};
+use crate::error::{Error, Result};
+
+fn is_without_rowid(conn: &Connection, table: &str) -> bool {
+    conn.query_row(
+        "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = ?1",
+        [table],
+        |r| r.get::<_, String>(0),
+    )
+    .map(|sql| sql.to_ascii_uppercase().contains("WITHOUT ROWID"))
+    .unwrap_or(false)
+}
+
+/// Creates a SQLite database at `path` (which must not exist) from a schema and rows.
+pub fn load(
+    path: &Path,
+    schema: &[SchemaPart],
+    tables: &mut dyn Iterator<Item = Result<TableRows<'_>>>,
+) -> Result<()> {
+    if path.exists() {
+        return Err(Error::failed(format!("{} already exists", path.display())));
+    }
+    let e = sql_err(path);
+    let mut conn = Connection::open(path).map_err(&e)?;
+    conn.pragma_update(None, "journal_mode", "DELETE")
+        .map_err(&e)?;
+    conn.pragma_update(None, "foreign_keys", "OFF")
+        .map_err(&e)?;
+    let ddl: String = schema
+        .iter()
+        .map(|p| String::from_utf8_lossy(&p.bytes).into_owned())
+        .collect();
+    let tx = conn.transaction().map_err(&e)?;
+    // Tables first (indexes after the data load is faster, but the DDL is one text;
+    // SQLite builds indexes incrementally at fine speed for our sizes).
+    tx.execute_batch(&ddl).map_err(&e)?;
+    for item in tables {
+        let (spec, rows) = item?;
+        // Rows of tables without a primary key carry their rowid first.
+        let with_rowid = spec.key_columns.is_empty() && !is_without_rowid(&tx, &spec.name);
+        let mut cols: Vec<String> = spec.columns.iter().map(|c| quote_ident(c)).collect();
+        if with_rowid {
+            cols.insert(0, "rowid".into());
+        }
+        let marks: Vec<&str> = cols.iter().map(|_| "?").collect();
+        let mut stmt = tx
+            .prepare(&format!(
+                "INSERT INTO {} ({}) VALUES ({})",
+                quote_ident(&spec.name),
+                cols.join(", "),
+                marks.join(", ")
+            ))
+            .map_err(&e)?;
+        for row in rows {
+            let row = row?;
+            let values: Vec<rusqlite::types::Value> =
+                decode_values(&row.payload)?.iter().map(to_sql).collect();
+            stmt.execute(rusqlite::params_from_iter(values))
+                .map_err(&e)?;
+        }
+    }
+    tx.commit().map_err(&e)?;
+    Ok(())
+}
+
+/// Writes `dir/database.sqlite`, which is the database itself (`cp` or `sqlite3` it).
+pub fn export(
+    schema: &[SchemaPart],
+    tables: &mut dyn Iterator<Item = Result<TableRows<'_>>>,
+    dir: &Path,
+) -> Result<Vec<PathBuf>> {
+    let path = dir.join("database.sqlite");
+    load(&path, schema, tables)?;
+    // SQLite creates its files 0644; an export holds the whole database.
+    ostler_repo::private::narrow(&path).map_err(|e| Error::io_at("chmod", &path, e))?;
+    Ok(vec![path])
+}
