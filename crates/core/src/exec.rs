@@ -2,9 +2,15 @@
 //! (`!!! CMD: ...` with `-v`), recorded in the journal with exit status and duration,
 //! and on failure an error that quotes the command and the tail of what it printed.
 //! Secrets never reach argv (drivers pass them by environment), so echoing argv is safe.
+//!
+//! Most commands run to the end here ([`Runner::run`], [`Runner::run_bytes`]). Some
+//! outlive the call: an instance's start command is a detached service, the SFTP
+//! `ssh` stays open for a whole copy and is driven by async code. Those are announced
+//! the same way ([`Runner::launch`], [`Runner::spawn`]) and their end, when it comes
+//! and is seen, is recorded on the [`Launch`] they got.
 
 use std::io::Write;
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -56,27 +62,55 @@ impl Runner {
 
     /// Runs `cmd`, returns its stdout; fails with its stderr tail when it exits non-zero.
     pub fn run(&self, cmd: &mut Command) -> Result<String> {
-        self.run_inner(cmd, None)
+        let out = self.run_inner(cmd, None)?;
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
+    /// Like `run`, for a command whose output is data (a dump): stdout's bytes as they are.
+    pub fn run_bytes(&self, cmd: &mut Command) -> Result<Vec<u8>> {
+        Ok(self.run_inner(cmd, None)?.stdout)
     }
 
     /// Like `run`, feeding `input` on stdin.
     pub fn run_with_input(&self, cmd: &mut Command, input: &[u8]) -> Result<String> {
-        self.run_inner(cmd, Some(input))
+        let out = self.run_inner(cmd, Some(input))?;
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     }
 
-    fn record_begin(&self, line: &str) -> Option<(State, i64)> {
-        let (dir, id) = self.journal.as_ref()?;
-        let state = State::open(dir).ok()?;
-        let cid = state.journal_command_begin(*id, line).ok()?;
-        Some((state, cid))
-    }
-
-    fn run_inner(&self, cmd: &mut Command, input: Option<&[u8]>) -> Result<String> {
+    /// Announces `cmd`, about to be started by the caller: echoes it and journals its
+    /// start. Refuses once the operation is interrupted. The caller records its end
+    /// on the returned [`Launch`] when it sees it.
+    pub fn launch(&self, cmd: &Command) -> Result<Launch> {
         self.interrupt.check()?;
         let line = describe(cmd);
         self.reporter.command(&line);
-        let record = self.record_begin(&line);
-        let started = Instant::now();
+        let record = self.journal.as_ref().and_then(|(dir, id)| {
+            let state = State::open(dir).ok()?;
+            let cid = state.journal_command_begin(*id, &line).ok()?;
+            Some((state, cid))
+        });
+        Ok(Launch {
+            line,
+            record,
+            started: Instant::now(),
+        })
+    }
+
+    /// Starts `cmd` with the stdio the caller set and leaves it running: announced
+    /// like every command, its pid journaled, its end recorded when [`Spawned`] sees it.
+    pub fn spawn(&self, cmd: &mut Command) -> Result<Spawned> {
+        let launch = self.launch(cmd)?;
+        let child = cmd
+            .spawn()
+            .map_err(|e| Error::failed(format!("cannot run `{}`: {e}", launch.line)))?;
+        launch.started_as(child.id());
+        Ok(Spawned {
+            child,
+            launch: Some(launch),
+        })
+    }
+
+    fn run_inner(&self, cmd: &mut Command, input: Option<&[u8]>) -> Result<Output> {
         cmd.stdin(if input.is_some() {
             Stdio::piped()
         } else {
@@ -84,21 +118,22 @@ impl Runner {
         })
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
-        let mut child = cmd
-            .spawn()
-            .map_err(|e| Error::failed(format!("cannot run `{line}`: {e}")))?;
+        let mut spawned = self.spawn(cmd)?;
+        let line = spawned.line().to_string();
         if let Some(bytes) = input {
-            let mut stdin = child.stdin.take().expect("piped");
+            let mut stdin = spawned.child.stdin.take().expect("piped");
             let bytes = bytes.to_vec();
             std::thread::spawn(move || {
                 let _ = stdin.write_all(&bytes);
             });
         }
-        let out = child
+        let launch = spawned.launch.take();
+        let out = spawned
+            .child
             .wait_with_output()
             .map_err(|e| Error::failed(format!("waiting for `{line}`: {e}")))?;
-        if let Some((state, cid)) = record {
-            let _ = state.journal_command_end(cid, out.status.code(), started.elapsed());
+        if let Some(launch) = launch {
+            launch.ended(out.status);
         }
         if self.interrupt.is_set() {
             return Err(Error::Interrupted);
@@ -117,7 +152,7 @@ impl Runner {
                 tail(&text, 15)
             )));
         }
-        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+        Ok(out)
     }
 
     /// Runs a shell command line from the config (`build`, `configure`) in `dir`.
@@ -133,6 +168,74 @@ impl Runner {
             .current_dir(dir)
             .envs(env.iter().map(|(k, v)| (k, v)));
         self.run(&mut cmd)
+    }
+}
+
+/// A command that was announced and started; its end is recorded when it is seen.
+pub struct Launch {
+    line: String,
+    /// The journal's record of it, when the runner journals.
+    record: Option<(State, i64)>,
+    started: Instant,
+}
+
+impl Launch {
+    /// The command as echoed and journaled.
+    pub fn line(&self) -> &str {
+        &self.line
+    }
+
+    /// Journals the pid it started as.
+    pub fn started_as(&self, pid: u32) {
+        if let Some((state, cid)) = &self.record {
+            let _ = state.journal_command_pid(*cid, pid);
+        }
+    }
+
+    /// Journals how it ended (an exit code, or none when a signal ended it) and how
+    /// long it ran.
+    pub fn ended(self, status: ExitStatus) {
+        if let Some((state, cid)) = &self.record {
+            let _ = state.journal_command_end(*cid, status.code(), self.started.elapsed());
+        }
+    }
+}
+
+/// A command left running by [`Runner::spawn`]. Dropping it leaves the process
+/// running, its end unknown to the journal.
+pub struct Spawned {
+    child: Child,
+    /// Taken once the end is recorded.
+    launch: Option<Launch>,
+}
+
+impl Spawned {
+    pub fn id(&self) -> u32 {
+        self.child.id()
+    }
+
+    pub fn line(&self) -> &str {
+        self.launch.as_ref().map_or("", |l| l.line())
+    }
+
+    /// Whether it has ended, without waiting; the first time it has, its end is
+    /// journaled. `None` also when someone else reaped it (a daemon's reaper): then
+    /// its end is not ours to know.
+    pub fn try_wait(&mut self) -> Option<ExitStatus> {
+        let status = self.child.try_wait().ok().flatten()?;
+        if let Some(launch) = self.launch.take() {
+            launch.ended(status);
+        }
+        Some(status)
+    }
+
+    /// Waits for it to end (after it was signalled, say) and journals the end.
+    pub fn wait(&mut self) -> Option<ExitStatus> {
+        let status = self.child.wait().ok()?;
+        if let Some(launch) = self.launch.take() {
+            launch.ended(status);
+        }
+        Some(status)
     }
 }
 

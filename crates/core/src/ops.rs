@@ -131,14 +131,14 @@ pub fn start(ostler: &Ostler, inst: &Instance, runner: &Runner) -> Result<String
             Ok(())
         });
     }
-    runner.reporter().command(&crate::exec::describe(&cmd));
-    let child = cmd
-        .spawn()
-        .map_err(|e| Error::failed(format!("cannot start {}: {e}", inst.name)))?;
+    let mut child = runner.spawn(&mut cmd).map_err(|e| match e {
+        Error::Interrupted => e,
+        e => Error::failed(format!("cannot start {}: {e}", inst.name)),
+    })?;
     let pid = child.id() as i32;
-    // The child is detached on purpose: whoever reaps it (init, or the daemon's
-    // reaper) does so; we only keep its pid and start time.
-    std::mem::forget(child);
+    // The child is left running on purpose once healthy: whoever reaps it (init, or
+    // the daemon's reaper) does so; we keep its pid and start time, and the journal
+    // its end if it comes while we wait for health.
     rt.pid = Some(pid);
     rt.pid_start_ticks = process::start_ticks(pid);
     rt.started_at = Some(Timestamp::now());
@@ -146,7 +146,7 @@ pub fn start(ostler: &Ostler, inst: &Instance, runner: &Runner) -> Result<String
     rt.supervision = "ok".into();
     rt.next_restart_at = None;
     state.set_runtime(&inst.name, &rt)?;
-    match wait_ready(ostler, inst, pid, log_offset) {
+    match wait_ready(ostler, inst, &mut child, log_offset) {
         Ok(how) => Ok(format!(
             "{}: started (pid {pid}, port {}){how}",
             inst.name, inst.port
@@ -156,7 +156,9 @@ pub fn start(ostler: &Ostler, inst: &Instance, runner: &Runner) -> Result<String
         Err(Error::Interrupted) => Err(Error::Interrupted),
         Err(e) => {
             // Leave nothing half-started behind.
-            let _ = signal_group(pid, Signal::SIGKILL);
+            if signal_group(pid, Signal::SIGKILL).is_ok() {
+                child.wait();
+            }
             let mut rt = state.runtime(&inst.name)?;
             rt.pid = None;
             rt.pid_start_ticks = None;
@@ -177,7 +179,16 @@ fn log_tail_since(inst: &Instance, offset: u64) -> String {
     }
 }
 
-fn wait_ready(ostler: &Ostler, inst: &Instance, pid: i32, log_offset: u64) -> Result<String> {
+fn wait_ready(
+    ostler: &Ostler,
+    inst: &Instance,
+    child: &mut crate::exec::Spawned,
+    log_offset: u64,
+) -> Result<String> {
+    let pid = child.id() as i32;
+    // Our own child's exit is seen (and journaled) by `try_wait`; one a daemon's
+    // reaper took first shows as a pid no longer alive.
+    let mut alive = || child.try_wait().is_none() && process::pid_alive(pid);
     let died = |inst: &Instance| {
         Error::failed(format!(
             "{} exited right after start; last lines of {}:\n{}",
@@ -188,7 +199,7 @@ fn wait_ready(ostler: &Ostler, inst: &Instance, pid: i32, log_offset: u64) -> Re
     };
     let Some(url) = inst.health_url() else {
         std::thread::sleep(Duration::from_millis(300));
-        return if process::pid_alive(pid) {
+        return if alive() {
             Ok(String::new())
         } else {
             Err(died(inst))
@@ -202,7 +213,7 @@ fn wait_ready(ostler: &Ostler, inst: &Instance, pid: i32, log_offset: u64) -> Re
     let mut last;
     loop {
         ostler.interrupt.check()?;
-        if !process::pid_alive(pid) {
+        if !alive() {
             return Err(died(inst));
         }
         match agent.get(&url).call() {

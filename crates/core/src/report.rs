@@ -1,7 +1,10 @@
 //! How the library tells its front end what is happening, without knowing whether that
 //! is a terminal, a log or JSON: events for commands run and steps taken, and progress
-//! handles for long operations. The CLI renders them (indicatif on a TTY, nothing in
-//! `--json`); the daemon logs them.
+//! handles for long operations. The CLI renders them (indicatif on a TTY, a line per
+//! step in a log, nothing in `--json`); the daemon logs them.
+//!
+//! A progress counts something named by its [`Unit`], so a front end can draw bytes
+//! as bytes and the rest as counts ("3/12 tables"), never one as the other.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -13,9 +16,41 @@ pub trait Reporter: Send + Sync {
     fn info(&self, _instance: &str, _message: &str) {}
     /// Something worth a warning that does not stop the operation.
     fn warn(&self, _instance: &str, _message: &str) {}
-    /// A long operation starts; the returned handle is advanced and dropped when done.
-    fn progress(&self, _label: &str, _total: Option<u64>) -> Box<dyn Progress> {
+    /// A long operation starts, counting `unit`s up to `total` when it is known; the
+    /// returned handle is advanced and dropped when done.
+    fn progress(&self, _label: &str, _unit: Unit, _total: Option<u64>) -> Box<dyn Progress> {
         Box::new(NoProgress)
+    }
+}
+
+/// What a progress counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unit {
+    Bytes,
+    Rows,
+    Tables,
+    Backups,
+    Chunks,
+    Files,
+}
+
+impl Unit {
+    /// The plural noun, as in "3/12 tables".
+    pub fn noun(self) -> &'static str {
+        match self {
+            Unit::Bytes => "bytes",
+            Unit::Rows => "rows",
+            Unit::Tables => "tables",
+            Unit::Backups => "backups",
+            Unit::Chunks => "chunks",
+            Unit::Files => "files",
+        }
+    }
+
+    /// Whether each one counted is a step of its own worth telling a log about (a
+    /// table takes a while; a row, a chunk or a file does not).
+    pub fn is_step(self) -> bool {
+        matches!(self, Unit::Tables)
     }
 }
 

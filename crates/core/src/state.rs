@@ -91,6 +91,9 @@ const MIGRATIONS: &[&str] = &[
     // 4: a damaged chunk a backup wrote afresh stays listed, as healed, until a verify
     // reads it back sound (and says which backups that healed)
     "ALTER TABLE damaged_chunks ADD COLUMN healed_by TEXT;",
+    // 5: the pid a command started as, for those that outlive their launch (an
+    // instance's start command)
+    "ALTER TABLE journal_commands ADD COLUMN pid INTEGER;",
 ];
 
 /// A handle on the state database. Cheap to open; each process opens its own.
@@ -117,8 +120,11 @@ pub struct JournalEntry {
 pub struct JournalCommand {
     pub command: String,
     pub started_at: Timestamp,
+    /// The exit code; none when a signal ended it, or while its end is unknown.
     pub exit_status: Option<i64>,
+    /// How long it ran; none while its end is unknown (a service still running).
     pub duration_ms: Option<i64>,
+    pub pid: Option<i64>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -344,6 +350,16 @@ impl State {
         Ok(self.conn.last_insert_rowid())
     }
 
+    pub fn journal_command_pid(&self, id: i64, pid: u32) -> Result<()> {
+        self.conn
+            .execute(
+                "UPDATE journal_commands SET pid = ?2 WHERE id = ?1",
+                params![id, pid],
+            )
+            .map_err(self.err())?;
+        Ok(())
+    }
+
     pub fn journal_command_end(
         &self,
         id: i64,
@@ -389,7 +405,7 @@ impl State {
         entries.reverse();
         let mut cmds = self
             .conn
-            .prepare("SELECT command, started_at, exit_status, duration_ms FROM journal_commands WHERE journal_id = ?1 ORDER BY id")
+            .prepare("SELECT command, started_at, exit_status, duration_ms, pid FROM journal_commands WHERE journal_id = ?1 ORDER BY id")
             .map_err(self.err())?;
         for e in &mut entries {
             e.commands = cmds
@@ -399,6 +415,7 @@ impl State {
                         started_at: ts(r.get(1)?),
                         exit_status: r.get(2)?,
                         duration_ms: r.get(3)?,
+                        pid: r.get(4)?,
                     })
                 })
                 .map_err(self.err())?

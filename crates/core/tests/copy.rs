@@ -12,14 +12,16 @@ use std::net::TcpStream;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicI64, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use ostler_core::config::{Config, CopyConfig, CopyTarget};
 use ostler_core::copy::{
     copy_repository, list_backups, open_backend, plan_prune_copy, prune_copy, Backend,
 };
-use ostler_core::report::{Interrupt, Silent};
+use ostler_core::exec::Runner;
+use ostler_core::report::{Interrupt, Reporter, Silent};
+use ostler_core::state::State;
 use ostler_core::{Error, ErrorKind, Result};
 use ostler_repo::{Repository, StreamRef};
 use serde_json::{json, Value};
@@ -333,9 +335,17 @@ fn config_with(dir: &Path, target: CopyTarget) -> Config {
 }
 
 fn backend_for(dir: &Path, target: CopyTarget) -> Result<Box<dyn Backend>> {
+    backend_with(
+        dir,
+        target,
+        &Runner::new(Arc::new(Silent), Interrupt::new()),
+    )
+}
+
+fn backend_with(dir: &Path, target: CopyTarget, runner: &Runner) -> Result<Box<dyn Backend>> {
     let config = config_with(dir, target);
     let copy = &config.repository.as_ref().unwrap().copies[0];
-    open_backend(&config, copy)
+    open_backend(&config, copy, runner)
 }
 
 fn dir_target(path: &str) -> CopyTarget {
@@ -555,6 +565,68 @@ fn copy_over_sftp_to_a_real_sshd() {
     assert!(text.starts_with(&start), "{text}");
     assert!(text.contains("Host key verification failed"), "{text}");
     assert!(err.hint().is_some());
+}
+
+/// Keeps the commands a runner announces, as `-v` would print them.
+#[derive(Default)]
+struct Commands(Mutex<Vec<String>>);
+
+impl Reporter for Commands {
+    fn command(&self, line: &str) {
+        self.0.lock().unwrap().push(line.to_string());
+    }
+}
+
+#[test]
+fn the_ssh_of_an_sftp_copy_is_echoed_and_journaled_with_its_end() {
+    let sshd = Sshd::start();
+    let remote = tempfile::tempdir().unwrap();
+    let base = tempfile::tempdir().unwrap();
+    let state_dir = base.path().join("state");
+    let state = State::open(&state_dir).unwrap();
+    let id = state
+        .journal_begin("copy", None, Some("to offsite"))
+        .unwrap();
+    let echoed = Arc::new(Commands::default());
+    let runner = Runner::new(echoed.clone(), Interrupt::new()).journaled(&state_dir, id);
+    let path = remote.path().join("copy").display().to_string();
+    let backend = backend_with(base.path(), sshd.target(&path), &runner).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let repo = build_repo(&tmp.path().join("repo"), 1);
+    copy(&repo, backend.as_ref()).unwrap();
+    let started = Instant::now();
+    drop(backend);
+
+    let echoed = echoed.0.lock().unwrap().clone();
+    assert_eq!(echoed.len(), 1, "{echoed:?}");
+    assert!(
+        echoed[0].starts_with("ssh -o BatchMode=yes -p "),
+        "{echoed:?}"
+    );
+    assert!(echoed[0].ends_with(" -s -- 127.0.0.1 sftp"), "{echoed:?}");
+    let entry = state.journal(None, 1).unwrap().pop().unwrap();
+    assert_eq!(entry.commands.len(), 1, "{entry:?}");
+    let ssh = &entry.commands[0];
+    assert_eq!(ssh.command, echoed[0]);
+    // It ran the whole copy and ended when the backend closed the session.
+    assert_eq!(ssh.exit_status, Some(0), "{ssh:?}");
+    let ran = Duration::from_millis(ssh.duration_ms.unwrap() as u64);
+    assert!(ran > Duration::ZERO && ran < started.elapsed() + Duration::from_secs(60));
+    assert!(ssh.pid.is_some_and(|p| p > 0), "{ssh:?}");
+
+    // A refused connection is journaled too, with ssh's exit status.
+    let id = state
+        .journal_begin("copy", None, Some("to nowhere"))
+        .unwrap();
+    let runner = Runner::new(Arc::new(Silent), Interrupt::new()).journaled(&state_dir, id);
+    let mut refused = sshd.target(&path);
+    if let CopyTarget::Sftp { identity_file, .. } = &mut refused {
+        *identity_file = Some(remote.path().join("no-such-key"));
+    }
+    assert!(backend_with(base.path(), refused, &runner).is_err());
+    let entry = state.journal(None, 1).unwrap().pop().unwrap();
+    assert_eq!(entry.commands.len(), 1, "{entry:?}");
+    assert_eq!(entry.commands[0].exit_status, Some(255), "{entry:?}");
 }
 
 // ---------------------------------------------------------------- S3

@@ -104,7 +104,7 @@ fn copy_holds(
     ostler: &ostler_core::Ostler,
     copy: &ostler_core::config::CopyConfig,
 ) -> Result<std::collections::HashSet<String>> {
-    let backend = ostler_core::copy::open_backend(&ostler.config, copy)?;
+    let backend = ostler_core::copy::open_backend(&ostler.config, copy, &ostler.runner())?;
     Ok(ostler_core::copy::list_backups(backend.as_ref())?
         .into_iter()
         .collect())

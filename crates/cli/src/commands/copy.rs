@@ -41,39 +41,39 @@ pub fn run(ctx: &Context, args: Args) -> Result<i32> {
     };
     let mut results = Vec::new();
     for c in &selected {
-        let backend = copy::open_backend(&ostler.config, c)?;
-        let id = ostler.state()?.journal_begin(
-            "copy",
-            None,
-            Some(&format!("to {} ({})", c.name, backend.describe())),
-        )?;
-        let result = copy::copy_repository(
-            &repo_dir,
-            backend.as_ref(),
-            ostler.reporter.as_ref(),
-            &ostler.interrupt,
-        )
-        .and_then(|stats| {
+        // Journaled before connecting, so the journal holds the `ssh` of an SFTP copy
+        // and a connection that failed.
+        let id = ostler
+            .state()?
+            .journal_begin("copy", None, Some(&format!("to {}", c.name)))?;
+        let runner = ostler.runner().journaled(&ostler.state_dir(), id);
+        let result = copy::open_backend(&ostler.config, c, &runner).and_then(|backend| {
+            let stats = copy::copy_repository(
+                &repo_dir,
+                backend.as_ref(),
+                ostler.reporter.as_ref(),
+                &ostler.interrupt,
+            )?;
             let pruned = if args.prune {
                 Some(copy::prune_copy(&repo_dir, backend.as_ref())?)
             } else {
                 None
             };
-            Ok((stats, pruned))
+            Ok((stats, pruned, backend.describe()))
         });
         let state = ostler.state()?;
         match &result {
-            Ok((s, _)) => state.journal_end(
+            Ok((s, _, to)) => state.journal_end(
                 id,
                 "ok",
                 Some(&format!(
-                    "{} files sent ({} bytes)",
+                    "{} files sent ({} bytes) to {to}",
                     s.files_sent, s.bytes_sent
                 )),
             )?,
             Err(e) => state.journal_end(id, "failed", Some(&e.to_string()))?,
         }
-        let (stats, pruned) = result?;
+        let (stats, pruned, _) = result?;
         if !ctx.json {
             outln!(
                 "{}: sent {} files ({}), {} already there{}",

@@ -46,14 +46,13 @@ pub fn run(ctx: &Context, args: Args) -> Result<i32> {
             }
         }
         for c in e.commands {
-            outln!(
-                "    !!! CMD: {}  -> {} ({} ms)",
-                c.command,
-                c.exit_status
-                    .map(|s| format!("exit {s}"))
-                    .unwrap_or_else(|| "killed".into()),
-                c.duration_ms.unwrap_or(0)
-            );
+            let end = match (c.exit_status, c.duration_ms, c.pid) {
+                (Some(s), Some(ms), _) => format!("exit {s} ({ms} ms)"),
+                (None, Some(ms), _) => format!("killed ({ms} ms)"),
+                (_, None, Some(pid)) => format!("started as pid {pid}, end not seen"),
+                (_, None, None) => "end not seen".into(),
+            };
+            outln!("    !!! CMD: {}  -> {end}", c.command);
         }
     }
     Ok(0)

@@ -15,5 +15,6 @@ mod integrity;
 mod logs;
 mod manage;
 mod processes;
+mod progress;
 mod restore;
 mod supervise;

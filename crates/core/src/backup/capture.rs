@@ -22,9 +22,10 @@ use super::manifest::{
     CaptureWarning, DatabaseEntry, FileEntry, Manifest, SchemaEntry, StoreEntry, TableEntry, FORMAT,
 };
 use super::repository::{self, chain_rows, read_listing, repo_err, rows_err, Create};
-use crate::engine::{self, Snapshot, TableSpec};
+use crate::engine::{self, SchemaPart, Snapshot, TableSpec};
 use crate::error::{Error, Result};
 use crate::instance::{Instance, Ostler};
+use crate::report::{Progress, Unit};
 
 /// A table's chain is rebased (stored whole again) after this many deltas...
 pub const MAX_CHAIN: usize = 96;
@@ -164,14 +165,26 @@ fn capture_database(
         .and_then(|p| p.database.as_ref().map(|d| (p.id.as_str(), d)))
         .filter(|(_, d)| d.kind == db.kind());
     let specs: Vec<TableSpec> = snap.tables().to_vec();
-    let progress = ostler.reporter.progress("tables", Some(specs.len() as u64));
+    let progress = ostler
+        .reporter
+        .progress("backup", Unit::Tables, Some(specs.len() as u64));
     let mut tables = Vec::new();
     for spec in &specs {
         ostler.interrupt.check()?;
         progress.message(&spec.name);
         let prev =
             prev_db.and_then(|(id, d)| d.tables.iter().find(|t| t.spec == *spec).map(|t| (id, t)));
-        let entry = capture_table(repo, snap.as_mut(), spec, prev, tmp, new_bytes, warnings)?;
+        let rows = ostler.reporter.progress(
+            &format!("backup {}", spec.name),
+            Unit::Rows,
+            prev.map(|(_, t)| t.rows),
+        );
+        let mut counted = Counted {
+            snap: snap.as_mut(),
+            rows: rows.as_ref(),
+        };
+        let entry = capture_table(repo, &mut counted, spec, prev, tmp, new_bytes, warnings)?;
+        drop(rows);
         tables.push(entry);
         progress.inc(1);
     }
@@ -181,6 +194,36 @@ fn capture_database(
         schema,
         tables,
     })
+}
+
+/// The snapshot as one table's capture reads it: each row read counted on `rows` (a
+/// table read again, to sort it, is counted again from zero). Only borrowed: the
+/// owner of the snapshot finishes it.
+struct Counted<'a> {
+    snap: &'a mut dyn Snapshot,
+    rows: &'a dyn Progress,
+}
+
+impl Snapshot for Counted<'_> {
+    fn schema(&self) -> &[SchemaPart] {
+        self.snap.schema()
+    }
+    fn tables(&self) -> &[TableSpec] {
+        self.snap.tables()
+    }
+    fn rows(&mut self, table: &TableSpec, sink: &mut dyn FnMut(Row) -> Result<()>) -> Result<()> {
+        let mut n = 0;
+        self.rows.set(0);
+        let rows = self.rows;
+        self.snap.rows(table, &mut |row| {
+            n += 1;
+            rows.set(n);
+            sink(row)
+        })
+    }
+    fn finish(self: Box<Self>) -> Result<()> {
+        Ok(())
+    }
 }
 
 /// Runs `f` over the table's rows as a pulled iterator while the snapshot pushes them
@@ -519,7 +562,9 @@ fn capture_store(
     let mut files = Vec::new();
     let mut total = 0u64;
     if root.exists() {
-        let progress = ostler.reporter.progress(&format!("store {name}"), None);
+        let progress = ostler
+            .reporter
+            .progress(&format!("backup store {name}"), Unit::Bytes, None);
         for entry in walkdir::WalkDir::new(root).sort_by_file_name() {
             let entry = entry.map_err(|e| {
                 Error::failed(format!("store {name}: reading {}: {e}", root.display()))
@@ -561,6 +606,7 @@ fn capture_store(
                 }
             };
             total += stream.size;
+            progress.message(&format!("{} files", files.len() + 1));
             progress.inc(stream.size);
             files.push(FileEntry {
                 path: rel,

@@ -234,7 +234,7 @@ pub fn restore(
                     let entry = m.stores.iter().find(|s| &s.name == name).ok_or_else(|| {
                         Error::failed(format!("internal: backup {} has no store `{name}`", m.id))
                     })?;
-                    let mut o = restore_store(&repo, entry, side)?;
+                    let mut o = restore_store(&repo, entry, side, ostler.reporter.as_ref())?;
                     copy_dir_mode(live, side);
                     o.orphans_removed = store_orphans(live, side);
                     outcomes.push(o);

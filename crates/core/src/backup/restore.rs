@@ -15,6 +15,7 @@ use crate::engine::Database;
 use crate::engine::{self, SchemaPart, TableRows};
 use crate::error::{Error, Result};
 use crate::instance::{Instance, Ostler};
+use crate::report::{Progress, Reporter, Silent, Unit};
 
 /// The schema parts of a backup, read from the repository.
 pub fn schema_parts(repo: &Repository, db: &DatabaseEntry) -> Result<Vec<SchemaPart>> {
@@ -59,14 +60,18 @@ pub fn load_side_database(
         )));
     }
     let schema = schema_parts(repo, db)?;
-    let progress = runner
-        .reporter()
-        .progress("restore tables", Some(db.tables.len() as u64));
-    let mut tables = table_rows(repo, db).inspect(|t| {
-        if let Ok((spec, _)) = t {
-            progress.message(&spec.name);
-            progress.inc(1);
-        }
+    let reporter = runner.reporter().as_ref();
+    let loaded = reporter.progress("restore", Unit::Tables, Some(db.tables.len() as u64));
+    let mut tables = table_rows(repo, db).zip(&db.tables).map(|(t, entry)| {
+        let (spec, rows) = t?;
+        let label = format!("restore {}", spec.name);
+        let rows = Loading {
+            rows,
+            counted: Some(reporter.progress(&label, Unit::Rows, Some(entry.rows))),
+            loaded: loaded.as_ref(),
+            table: spec.name.clone(),
+        };
+        Ok((spec, Box::new(rows) as Box<dyn Iterator<Item = _>>))
     });
     if let Database::Sqlite { path } = side {
         if let Some(dir) = path.parent() {
@@ -77,6 +82,37 @@ pub fn load_side_database(
     // Drops a leftover side and, on a server, creates the side database empty.
     side.nuke(runner)?;
     engine::load(side, None, &schema, &mut tables)
+}
+
+/// A table's rows on their way into the database, counted: each row on the table's
+/// own progress, and the table on `loaded` once its last row was taken.
+struct Loading<'a> {
+    rows: Box<dyn Iterator<Item = Result<ostler_rows::Row>> + 'a>,
+    counted: Option<Box<dyn Progress>>,
+    loaded: &'a dyn Progress,
+    table: String,
+}
+
+impl Iterator for Loading<'_> {
+    type Item = Result<ostler_rows::Row>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let next = self.rows.next();
+        match (&next, self.counted.take()) {
+            (Some(_), Some(counted)) => {
+                counted.inc(1);
+                self.counted = Some(counted);
+            }
+            (None, Some(counted)) => {
+                // The table's own progress ends before the tables' line names it.
+                drop(counted);
+                self.loaded.message(&self.table);
+                self.loaded.inc(1);
+            }
+            (_, None) => {}
+        }
+        next
+    }
 }
 
 /// Files under `live` that have no counterpart under `restored`: what a restore of
@@ -108,9 +144,19 @@ pub struct StoreOutcome {
 
 /// Writes a store's files from the backup into `root` and removes files the backup
 /// does not have (orphans), listing them.
-pub fn restore_store(repo: &Repository, entry: &StoreEntry, root: &Path) -> Result<StoreOutcome> {
+pub fn restore_store(
+    repo: &Repository,
+    entry: &StoreEntry,
+    root: &Path,
+    reporter: &dyn Reporter,
+) -> Result<StoreOutcome> {
     use std::os::unix::fs::PermissionsExt;
     let files = read_listing(repo, &entry.listing)?;
+    let progress = reporter.progress(
+        &format!("restore store {}", entry.name),
+        Unit::Bytes,
+        Some(entry.bytes),
+    );
     std::fs::create_dir_all(root)
         .map_err(|e| Error::io(format!("creating {}", root.display()), e))?;
     let mut outcome = StoreOutcome {
@@ -165,7 +211,10 @@ pub fn restore_store(repo: &Repository, entry: &StoreEntry, root: &Path) -> Resu
             .map_err(|e| Error::io(format!("replacing {}", dest.display()), e))?;
         outcome.files += 1;
         outcome.bytes += f.size;
+        progress.message(&format!("{} files", outcome.files));
+        progress.inc(f.size);
     }
+    drop(progress);
     for entry in walkdir::WalkDir::new(root).contents_first(true) {
         let Ok(entry) = entry else { continue };
         if entry.file_type().is_dir() {
@@ -247,7 +296,7 @@ fn write_export(repo: &Repository, m: &Manifest, dir: &Path) -> Result<Vec<PathB
     }
     for s in &m.stores {
         let root = dir.join("stores").join(&s.name);
-        restore_store(repo, s, &root)?;
+        restore_store(repo, s, &root, &Silent)?;
         how += &format!(
             "  store {}:  copy stores/{}/ into place (rsync -a stores/{}/ DEST/)\n",
             s.name, s.name, s.name

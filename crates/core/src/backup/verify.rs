@@ -22,7 +22,7 @@ use super::repository::{chain_rows, read_listing, repo_err, repo_manifests, rows
 use super::{catalog, damage, prune};
 use crate::error::{Error, Result};
 use crate::instance::Ostler;
-use crate::report::Reporter;
+use crate::report::{Reporter, Unit};
 use crate::state::State;
 
 #[derive(Debug, Clone, Serialize)]
@@ -217,7 +217,7 @@ pub fn verify(
         report.problems.extend(problems);
     }
     let total: u64 = sizes.values().map(|s| *s as u64).sum();
-    let progress = reporter.progress("verify chunks", Some(total));
+    let progress = reporter.progress("verify chunks", Unit::Bytes, Some(total));
     let mut ids: Vec<&String> = users.keys().collect();
     ids.sort();
     let mut bad_backups: BTreeSet<String> = BTreeSet::new();

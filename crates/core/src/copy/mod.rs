@@ -31,7 +31,8 @@ use ostler_repo::Repository;
 
 use crate::config::{Config, CopyConfig, CopyTarget};
 use crate::error::{Error, Result};
-use crate::report::{Interrupt, Reporter};
+use crate::exec::Runner;
+use crate::report::{Interrupt, Reporter, Unit};
 
 pub use dir::DirBackend;
 pub use prune::{plan_prune_copy, prune_copy, PrunePlan, PruneStats};
@@ -80,8 +81,13 @@ pub trait Backend: Send + Sync {
 }
 
 /// Opens the backend for one of `config`'s copies; relative paths in it are
-/// resolved against the config file's directory. SFTP connects here.
-pub fn open_backend(config: &Config, copy: &CopyConfig) -> Result<Box<dyn Backend>> {
+/// resolved against the config file's directory. SFTP connects here, its `ssh`
+/// run through `runner`.
+pub fn open_backend(
+    config: &Config,
+    copy: &CopyConfig,
+    runner: &Runner,
+) -> Result<Box<dyn Backend>> {
     let base = config.base_dir();
     let context = |e: Error| match e {
         Error::User { message, hint } => Error::User {
@@ -111,7 +117,7 @@ pub fn open_backend(config: &Config, copy: &CopyConfig) -> Result<Box<dyn Backen
                 identity_file: identity_file.as_ref().map(|p| base.join(p)),
                 known_hosts: known_hosts.as_ref().map(|p| base.join(p)),
             };
-            Box::new(SftpBackend::connect(&ssh, path).map_err(context)?)
+            Box::new(SftpBackend::connect(&ssh, path, runner).map_err(context)?)
         }
         CopyTarget::S3 {
             endpoint,
@@ -212,7 +218,11 @@ pub fn copy_repository(
         .chain(&last)
         .map(|p| p.size)
         .sum();
-    let progress = reporter.progress(&format!("copy to {}", backend.describe()), Some(total));
+    let progress = reporter.progress(
+        &format!("copy to {}", backend.describe()),
+        Unit::Bytes,
+        Some(total),
+    );
     let sender = Sender {
         backend,
         interrupt,

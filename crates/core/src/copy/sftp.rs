@@ -35,6 +35,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::{check_path, temp_path, Backend};
 use crate::error::{Error, Result};
+use crate::exec::{Launch, Runner};
 
 /// How long one SFTP request may take before the connection is given up.
 const REQUEST_TIMEOUT_SECS: u64 = 120;
@@ -98,7 +99,8 @@ impl SshOptions {
 pub struct SftpBackend {
     runtime: tokio::runtime::Runtime,
     session: SftpSession,
-    child: Mutex<Option<tokio::process::Child>>,
+    /// ssh, and its announcement whose end is recorded when it exits.
+    child: Mutex<Option<(tokio::process::Child, Launch)>>,
     stderr: Arc<Mutex<String>>,
     root: String,
     label: String,
@@ -109,7 +111,9 @@ impl SftpBackend {
     /// Starts `ssh` and the SFTP session; `path` is the copy's directory on the
     /// server (relative to the login directory unless absolute), created on the
     /// first `put` if missing.
-    pub fn connect(ssh: &SshOptions, path: &str) -> Result<SftpBackend> {
+    /// `ssh` runs through `runner`: echoed, and journaled with its end when the
+    /// backend is dropped.
+    pub fn connect(ssh: &SshOptions, path: &str, runner: &Runner) -> Result<SftpBackend> {
         let args = ssh.ssh_args()?;
         let root = match path.trim_end_matches('/') {
             "" if path.starts_with('/') => "/".to_string(),
@@ -131,13 +135,15 @@ impl SftpBackend {
             .enable_all()
             .build()
             .map_err(|e| Error::io("start the SFTP runtime", e))?;
-        let line = std::iter::once("ssh".to_string())
-            .chain(args.iter().map(|a| a.to_string_lossy().into_owned()))
-            .collect::<Vec<_>>()
-            .join(" ");
-        tracing::info!(command = %line, "starting ssh for {label}");
+        let mut cmd = std::process::Command::new("ssh");
+        cmd.args(&args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let launch = runner.launch(&cmd)?;
+        tracing::info!(command = %launch.line(), "starting ssh for {label}");
         let stderr = Arc::new(Mutex::new(String::new()));
-        let (session, child) = runtime.block_on(start(&args, stderr.clone(), &label))?;
+        let (session, child) = runtime.block_on(start(cmd, launch, stderr.clone(), &label))?;
         Ok(SftpBackend {
             runtime,
             session,
@@ -232,17 +238,15 @@ impl SftpBackend {
     }
 }
 
-/// Spawns ssh and opens the session; on failure, says what ssh said.
+/// Spawns ssh (`cmd`, announced as `launch`) and opens the session; on failure, says
+/// what ssh said.
 async fn start(
-    args: &[OsString],
+    cmd: std::process::Command,
+    launch: Launch,
     stderr: Arc<Mutex<String>>,
     label: &str,
-) -> Result<(SftpSession, tokio::process::Child)> {
-    let mut child = tokio::process::Command::new("ssh")
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
+) -> Result<(SftpSession, (tokio::process::Child, Launch))> {
+    let mut child = tokio::process::Command::from(cmd)
         .kill_on_drop(true)
         .spawn()
         .map_err(|e| {
@@ -278,15 +282,21 @@ async fn start(
         request_timeout_secs: REQUEST_TIMEOUT_SECS,
         ..SftpConfig::default()
     };
+    if let Some(pid) = child.id() {
+        launch.started_as(pid);
+    }
     match SftpSession::new_with_config(tokio::io::join(stdout, stdin), config).await {
-        Ok(session) => Ok((session, child)),
+        Ok(session) => Ok((session, (child, launch))),
         Err(e) => {
             // ssh has usually exited by now (refused key, unknown host): wait for its
             // last words before reporting.
             let status = tokio::time::timeout(Duration::from_secs(5), child.wait()).await;
             let _ = tokio::time::timeout(Duration::from_secs(1), reader).await;
             let exit = match status {
-                Ok(Ok(s)) => format!("ssh exited with {s}"),
+                Ok(Ok(s)) => {
+                    launch.ended(s);
+                    format!("ssh exited with {s}")
+                }
                 _ => format!("no SFTP session ({e})"),
             };
             let said = ssh_said(&stderr);
@@ -422,12 +432,18 @@ impl Drop for SftpBackend {
         let child = self.child.lock().unwrap_or_else(|p| p.into_inner()).take();
         self.runtime.block_on(async {
             let _ = self.session.close().await;
-            if let Some(mut child) = child {
+            if let Some((mut child, launch)) = child {
                 // Closing the session ends ssh's stdin, so it exits on its own.
                 match tokio::time::timeout(Duration::from_secs(5), child.wait()).await {
-                    Ok(Ok(status)) => tracing::debug!(%status, "ssh for {} exited", self.label),
+                    Ok(Ok(status)) => {
+                        tracing::debug!(%status, "ssh for {} exited", self.label);
+                        launch.ended(status);
+                    }
                     _ => {
                         let _ = child.kill().await;
+                        if let Ok(status) = child.wait().await {
+                            launch.ended(status);
+                        }
                     }
                 }
             }

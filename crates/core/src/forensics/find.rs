@@ -23,6 +23,7 @@ use crate::backup::repository::{chain_rows, repo_err, repository, rows_err};
 use crate::config::DatabaseKind;
 use crate::error::{Error, Result};
 use crate::instance::Ostler;
+use crate::report::Unit;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct FindPoint {
@@ -166,7 +167,7 @@ pub fn find(ostler: &Ostler, instance: &str, table: &str, predicate: &str) -> Re
     let _lock = repo.lock_shared().map_err(repo_err)?;
     let progress = ostler
         .reporter
-        .progress("backups searched", Some(manifests.len() as u64));
+        .progress("find", Unit::Backups, Some(manifests.len() as u64));
     let mut points = Vec::new();
     // What the previous backup's table was: its entry and the matching keys.
     let mut prev: Option<(TableEntry, HashSet<Key>)> = None;
