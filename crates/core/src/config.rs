@@ -13,7 +13,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use toml::Spanned;
 
-use crate::engine::DatabaseIdentity;
+use crate::engine::{Address, Database, DatabaseIdentity, DatabaseKind};
 use crate::error::{Diagnostic, Error, Result};
 
 /// The file name looked for in the current directory.
@@ -89,25 +89,6 @@ fn default_health_timeout() -> HumanDuration {
 
 fn default_stop_timeout() -> HumanDuration {
     HumanDuration(Duration::from_secs(10))
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum DatabaseKind {
-    Sqlite,
-    Postgres,
-    #[serde(alias = "mariadb")]
-    Mysql,
-}
-
-impl std::fmt::Display for DatabaseKind {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            DatabaseKind::Sqlite => "sqlite",
-            DatabaseKind::Postgres => "postgres",
-            DatabaseKind::Mysql => "mysql",
-        })
-    }
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -393,8 +374,8 @@ impl Config {
                 ));
             }
             if let Some(db) = &inst.database {
-                match db.kind {
-                    DatabaseKind::Sqlite => {
+                match db.kind.engine().address() {
+                    Address::File => {
                         if db.path.is_none() {
                             out.push(at(
                                 inst.port.span().start,
@@ -402,7 +383,7 @@ impl Config {
                             ));
                         }
                     }
-                    DatabaseKind::Postgres | DatabaseKind::Mysql => match &db.url {
+                    Address::Server { .. } => match &db.url {
                         None => out.push(at(
                             inst.port.span().start,
                             format!("instance `{name}`: a {} database needs `url`", db.kind),
@@ -542,7 +523,13 @@ impl Config {
     /// Which database an instance points at (without reading its password).
     pub fn database_identity(&self, instance: &str) -> Option<DatabaseIdentity> {
         let inst = self.instances.get(instance)?;
-        DatabaseIdentity::of_config(inst.database.as_ref()?, &self.instance_dir(instance)?)
+        let db = inst.database.as_ref()?;
+        let url = db.url.as_ref().map(|u| u.get_ref().as_str());
+        let dir = self.instance_dir(instance)?;
+        // No password: an identity is where the database is, not how to log in.
+        Database::new(db.kind, &dir, db.path.as_deref(), url, None)
+            .ok()
+            .map(|d| d.identity())
     }
 
     /// Each database that more than one instance points at, with those instances in name

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::config::{Config, InstanceConfig};
+use crate::config::{Config, DatabaseConfig, InstanceConfig};
 use crate::engine::Database;
 use crate::error::{Error, Result};
 use crate::exec::Runner;
@@ -71,7 +71,7 @@ impl Ostler {
         let dir = base.join(&config.dir);
         let log_path = self.config.log_path(&name, &config);
         let database = match &config.database {
-            Some(db) => Some(Database::resolve(&self.config, &name, db, &dir)?),
+            Some(db) => Some(resolve_database(&self.config, &name, db, &dir)?),
             None => None,
         };
         Ok(Instance {
@@ -133,6 +133,49 @@ impl Ostler {
         let id = state.journal_begin(operation, instance, Some(detail))?;
         state.journal_end(id, "ok", None)
     }
+}
+
+/// Builds an instance's `Database` from its `[database]` section. Reads the password
+/// now so that a missing password file is reported before anything runs.
+fn resolve_database(
+    config: &Config,
+    instance: &str,
+    db: &DatabaseConfig,
+    dir: &Path,
+) -> Result<Database> {
+    let password = read_password(config, instance, db)?;
+    Database::new(
+        db.kind,
+        dir,
+        db.path.as_deref(),
+        db.url.as_ref().map(|u| u.get_ref().as_str()),
+        password,
+    )
+    .map_err(|e| Error::user(format!("instance `{instance}`: {e}")))
+}
+
+/// The password of a `[database]` section: the first line of `password_file`
+/// (relative to the config file) or the value of `password_env`.
+fn read_password(config: &Config, instance: &str, db: &DatabaseConfig) -> Result<Option<String>> {
+    if let Some(file) = &db.password_file {
+        let path = config.base_dir().join(file);
+        let text = std::fs::read_to_string(&path).map_err(|e| {
+            Error::user(format!(
+                "instance `{instance}`: cannot read password_file {}: {e}",
+                path.display()
+            ))
+        })?;
+        return Ok(Some(text.lines().next().unwrap_or("").to_string()));
+    }
+    if let Some(var) = &db.password_env {
+        return match std::env::var(var) {
+            Ok(v) => Ok(Some(v)),
+            Err(_) => Err(Error::user(format!(
+                "instance `{instance}`: password_env names `{var}`, which is not set"
+            ))),
+        };
+    }
+    Ok(None)
 }
 
 impl Instance {

@@ -12,6 +12,7 @@ use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
 use serde::Serialize;
 
+use crate::engine::Address;
 use crate::error::{Error, Result};
 use crate::exec::{tail, Runner};
 use crate::instance::{Instance, Ostler};
@@ -410,7 +411,9 @@ pub fn db_nuke(ostler: &Ostler, inst: &Instance, runner: &Runner) -> Result<Stri
     );
     let dump = match safety {
         Ok(p) => p.display().to_string(),
-        Err(e) if matches!(db, crate::engine::Database::Sqlite { path } if !path.exists()) => {
+        Err(e)
+            if db.engine().address() == Address::File && matches!(db.exists(runner), Ok(false)) =>
+        {
             drop(e);
             "none (no database file yet)".into()
         }

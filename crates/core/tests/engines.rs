@@ -7,7 +7,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Instant;
 
-use ostler_core::config::DatabaseKind;
+use ostler_core::engine::DatabaseKind;
 use ostler_core::engine::{self, Database, DbUrl, SchemaPart, Snapshot, TableRows, TableSpec};
 use ostler_rows::{KeyPart, Row, SortedCheck};
 use ostler_testsupport::{MariaDbServer, PgServer};

@@ -9,7 +9,7 @@ use jiff::Timestamp;
 use ostler_repo::StreamRef;
 use serde::{Deserialize, Serialize};
 
-use crate::config::DatabaseKind;
+use crate::engine::DatabaseKind;
 use crate::engine::TableSpec;
 
 pub const FORMAT: u32 = 1;

@@ -73,12 +73,6 @@ pub fn load_side_database(
         };
         Ok((spec, Box::new(rows) as Box<dyn Iterator<Item = _>>))
     });
-    if let Database::Sqlite { path } = side {
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir)
-                .map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
-        }
-    }
     // Drops a leftover side and, on a server, creates the side database empty.
     side.nuke(runner)?;
     engine::load(side, None, &schema, &mut tables)
@@ -278,15 +272,16 @@ fn write_export(repo: &Repository, m: &Manifest, dir: &Path) -> Result<Vec<PathB
     if let Some(db) = &m.database {
         let schema = schema_parts(repo, db)?;
         let files = engine::export(db.kind, &schema, &mut table_rows(repo, db), dir)?;
-        how += &match db.kind {
-            crate::config::DatabaseKind::Sqlite => "  SQLite:     cp database.sqlite /path/to/data.db   (or: sqlite3 database.sqlite .dump)\n".to_string(),
-            crate::config::DatabaseKind::Postgres => {
-                "  PostgreSQL: createdb NEWDB && psql -v ON_ERROR_STOP=1 -d NEWDB -f database.sql\n".to_string()
-            }
-            crate::config::DatabaseKind::Mysql => {
-                "  MySQL:      mariadb -e 'CREATE DATABASE newdb' && mariadb newdb < database.sql\n".to_string()
-            }
-        };
+        let native = db.kind.engine().native_restore();
+        how += &format!(
+            "  {:<11} {}",
+            format!("{}:", native.engine),
+            native.commands.join(" && ")
+        );
+        if let Some(other) = native.alternative {
+            how += &format!("   (or: {other})");
+        }
+        how += "\n";
         written.extend(files);
     }
     if !m.stores.is_empty() {
@@ -341,27 +336,7 @@ pub fn restore_test(
     let tmp = tempfile::tempdir().map_err(|e| Error::io("creating a temp dir", e))?;
     let runner = ostler.runner();
     let scratch_name = format!("ostler_scratch_{}", m.id);
-    let scratch = match target {
-        Database::Sqlite { .. } => Database::Sqlite {
-            path: tmp.path().join("scratch.sqlite"),
-        },
-        Database::Postgres { url, password } => {
-            let mut url = url.clone();
-            url.database = scratch_name.clone();
-            Database::Postgres {
-                url,
-                password: password.clone(),
-            }
-        }
-        Database::Mysql { url, password } => {
-            let mut url = url.clone();
-            url.database = scratch_name.clone();
-            Database::Mysql {
-                url,
-                password: password.clone(),
-            }
-        }
-    };
+    let scratch = target.engine().scratch(target, &scratch_name, tmp.path())?;
     if db.kind != scratch.kind() {
         return Err(Error::user(format!(
             "backup {} holds a {} database but instance `{}` uses {}",
@@ -375,9 +350,8 @@ pub fn restore_test(
         &inst.name,
         &format!("restore test of {} into scratch {}", m.id, scratch.name()),
     );
-    if !matches!(scratch, Database::Sqlite { .. }) {
-        scratch.nuke(&runner)?;
-    }
+    // Drops a leftover scratch and, on a server, creates it empty.
+    scratch.nuke(&runner)?;
     let result = (|| -> Result<Vec<TableCheck>> {
         engine::load(&scratch, None, &schema, &mut table_rows(repo, db))?;
         let mut snap = engine::open_snapshot(&scratch, tmp.path())?;
@@ -412,28 +386,14 @@ pub fn restore_test(
         snap.finish()?;
         Ok(checks)
     })();
-    if !matches!(scratch, Database::Sqlite { .. }) {
-        let _ = drop_scratch(&scratch, &runner);
+    if let Err(e) = scratch.remove(&runner) {
+        ostler.reporter.warn(
+            &inst.name,
+            &format!(
+                "could not remove the scratch database {}: {e}",
+                scratch.name()
+            ),
+        );
     }
     result
-}
-
-fn drop_scratch(db: &Database, runner: &crate::exec::Runner) -> Result<()> {
-    match db {
-        Database::Postgres { url, .. } => db
-            .run_sql(
-                runner,
-                Some("postgres"),
-                &format!("DROP DATABASE IF EXISTS \"{}\" WITH (FORCE);", url.database),
-            )
-            .map(|_| ()),
-        Database::Mysql { url, .. } => db
-            .run_sql(
-                runner,
-                Some(""),
-                &format!("DROP DATABASE IF EXISTS `{}`;", url.database),
-            )
-            .map(|_| ()),
-        Database::Sqlite { .. } => Ok(()),
-    }
 }

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use crate::config::{Config, DatabaseConfig, DatabaseKind};
+use super::{Address, DatabaseKind};
 use crate::error::{Error, Result};
 
 /// A parsed `postgres://user@host:port/db` or `mysql://...` URL.
@@ -24,10 +24,12 @@ impl DbUrl {
     pub fn parse(text: &str, kind: DatabaseKind) -> std::result::Result<DbUrl, String> {
         let url = url::Url::parse(text)
             .map_err(|e| format!("bad database url `{}`: {e}", mask_url(text)))?;
-        let (schemes, default_port): (&[&str], u16) = match kind {
-            DatabaseKind::Postgres => (&["postgres", "postgresql"], 5432),
-            DatabaseKind::Mysql => (&["mysql", "mariadb"], 3306),
-            DatabaseKind::Sqlite => return Err("a sqlite database takes `path`, not `url`".into()),
+        let Address::Server {
+            schemes,
+            default_port,
+        } = kind.engine().address()
+        else {
+            return Err(format!("a {kind} database takes `path`, not `url`"));
         };
         if !schemes.contains(&url.scheme()) {
             return Err(format!(
@@ -109,19 +111,6 @@ impl DatabaseIdentity {
             },
             port: url.port,
             database: url.database.clone(),
-        }
-    }
-
-    /// The identity of a `[database]` section of an instance whose dir is `dir`, without
-    /// reading its password; `None` if the section is invalid (validation reports it).
-    pub fn of_config(db: &DatabaseConfig, dir: &Path) -> Option<DatabaseIdentity> {
-        match db.kind {
-            DatabaseKind::Sqlite => db.path.as_ref().map(|p| Self::sqlite(&dir.join(p))),
-            kind => db
-                .url
-                .as_ref()
-                .and_then(|u| DbUrl::parse(u.get_ref(), kind).ok())
-                .map(|u| Self::server(kind, &u)),
         }
     }
 }
@@ -223,30 +212,42 @@ pub enum Database {
 }
 
 impl Database {
-    /// Resolves an instance's `[database]` section. Reads the password now so that a
-    /// missing password file is reported before anything runs.
-    pub fn resolve(
-        config: &Config,
-        instance: &str,
-        db: &DatabaseConfig,
+    /// The database of `kind` that a `[database]` section names: a file at `path`
+    /// (relative to `dir`) or a database at `url` on a server, with its password.
+    /// Says what is missing or wrong, for the caller to put in context.
+    pub fn new(
+        kind: DatabaseKind,
         dir: &Path,
-    ) -> Result<Database> {
-        let password = read_password(config, instance, db)?;
-        Ok(match db.kind {
+        path: Option<&Path>,
+        url: Option<&str>,
+        password: Option<String>,
+    ) -> std::result::Result<Database, String> {
+        let url = || -> std::result::Result<DbUrl, String> {
+            DbUrl::parse(url.ok_or(format!("a {kind} database needs `url`"))?, kind)
+        };
+        Ok(match kind {
             DatabaseKind::Sqlite => Database::Sqlite {
-                path: dir.join(db.path.as_ref().expect("validated")),
+                path: dir.join(path.ok_or("a sqlite database needs `path`")?),
             },
-            kind => {
-                let text = db.url.as_ref().expect("validated").get_ref();
-                let url = DbUrl::parse(text, kind)
-                    .map_err(|e| Error::user(format!("instance `{instance}`: {e}")))?;
-                if kind == DatabaseKind::Postgres {
-                    Database::Postgres { url, password }
-                } else {
-                    Database::Mysql { url, password }
-                }
-            }
+            DatabaseKind::Postgres => Database::Postgres {
+                url: url()?,
+                password,
+            },
+            DatabaseKind::Mysql => Database::Mysql {
+                url: url()?,
+                password,
+            },
         })
+    }
+
+    /// The password the engine's tools are given, if any.
+    pub fn password(&self) -> Option<&str> {
+        match self {
+            Database::Sqlite { .. } => None,
+            Database::Postgres { password, .. } | Database::Mysql { password, .. } => {
+                password.as_deref()
+            }
+        }
     }
 
     /// Which database this is, for telling whether two instances share one.
@@ -333,28 +334,6 @@ impl Database {
             Database::Postgres { url, .. } | Database::Mysql { url, .. } => url.database.clone(),
         }
     }
-}
-
-fn read_password(config: &Config, instance: &str, db: &DatabaseConfig) -> Result<Option<String>> {
-    if let Some(file) = &db.password_file {
-        let path = config.base_dir().join(file);
-        let text = std::fs::read_to_string(&path).map_err(|e| {
-            Error::user(format!(
-                "instance `{instance}`: cannot read password_file {}: {e}",
-                path.display()
-            ))
-        })?;
-        return Ok(Some(text.lines().next().unwrap_or("").to_string()));
-    }
-    if let Some(var) = &db.password_env {
-        return match std::env::var(var) {
-            Ok(v) => Ok(Some(v)),
-            Err(_) => Err(Error::user(format!(
-                "instance `{instance}`: password_env names `{var}`, which is not set"
-            ))),
-        };
-    }
-    Ok(None)
 }
 
 // ---- side databases, for all-or-nothing restores ----

@@ -12,25 +12,167 @@
 //! client, takes a safety dump, nukes, removes and swaps databases
 //! (`database.rs` holds what is the same for all: the `Database` value, URLs,
 //! identities, sibling names).
+//!
+//! Dependencies point one way: `config` names a `DatabaseKind` and validates URLs
+//! with `DbUrl`; `instance` builds the `Database` from the config; nothing here reads
+//! the config.
 
 use std::path::{Path, PathBuf};
 
 use ostler_rows::Row;
 use serde::{Deserialize, Serialize};
 
-use crate::config::DatabaseKind;
 use crate::error::{Error, Result};
 use crate::exec::Runner;
 
 mod database;
-pub mod mysql;
-pub mod postgres;
-pub mod sqlite;
+mod mysql;
+mod postgres;
+mod sqlite;
 
 pub use database::{
     mask_url, rename_if_exists, resolve_path, with_suffix, Database, DatabaseIdentity, DbUrl,
     Sibling,
 };
+
+/// Which engine a database is on, as `[database] kind` names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DatabaseKind {
+    Sqlite,
+    Postgres,
+    #[serde(alias = "mariadb")]
+    Mysql,
+}
+
+impl DatabaseKind {
+    /// The engine of this kind.
+    pub fn engine(self) -> &'static dyn Engine {
+        match self {
+            DatabaseKind::Sqlite => &sqlite::Sqlite,
+            DatabaseKind::Postgres => &postgres::Postgres,
+            DatabaseKind::Mysql => &mysql::Mysql,
+        }
+    }
+}
+
+impl std::fmt::Display for DatabaseKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.engine().name())
+    }
+}
+
+/// How a database of an engine is named in `[database]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Address {
+    /// A file, `path`, relative to the instance's dir.
+    File,
+    /// A database on a server, `url`: one of `schemes`, and the port when none is given.
+    Server {
+        schemes: &'static [&'static str],
+        default_port: u16,
+    },
+}
+
+/// How to restore an export with the engine's own tools, for the export's README.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct NativeRestore {
+    /// The engine as people name it: `PostgreSQL`.
+    pub engine: &'static str,
+    /// What to run, in order.
+    pub commands: &'static [&'static str],
+    /// Another way, when there is one.
+    pub alternative: Option<&'static str>,
+}
+
+/// One database engine: everything ostler does that depends on the kind of database.
+/// One value per kind (`DatabaseKind::engine`, `Database::engine`); the methods that
+/// take a `Database` expect one of this engine's kind and refuse any other.
+pub trait Engine: Sync {
+    fn kind(&self) -> DatabaseKind;
+    /// The kind's name in config and messages: `sqlite`, `postgres`, `mysql`.
+    fn name(&self) -> &'static str;
+    fn address(&self) -> Address;
+
+    // ---- backups ----
+
+    /// Opens a consistent snapshot of `db`. `tmp` is a private scratch directory.
+    fn open_snapshot(&self, db: &Database, tmp: &Path) -> Result<Box<dyn Snapshot>>;
+    /// Loads a whole database (schema, then every table's rows, then constraints)
+    /// into `db`, which must be empty (a fresh SQLite path, or an empty server
+    /// database). `database` overrides the server database name.
+    fn load(
+        &self,
+        db: &Database,
+        database: Option<&str>,
+        schema: &[SchemaPart],
+        tables: &mut dyn Iterator<Item = Result<TableRows<'_>>>,
+    ) -> Result<()>;
+    /// Writes the database as the engine's own native file(s) into `dir`, restorable
+    /// with no ostler. Returns the files written.
+    fn export(
+        &self,
+        schema: &[SchemaPart],
+        tables: &mut dyn Iterator<Item = Result<TableRows<'_>>>,
+        dir: &Path,
+    ) -> Result<Vec<PathBuf>>;
+    /// How to restore what `export` wrote.
+    fn native_restore(&self) -> NativeRestore;
+    /// A database beside `like` (on its server, or a file in `dir`) named `name`,
+    /// for a restore test.
+    fn scratch(&self, like: &Database, name: &str, dir: &Path) -> Result<Database>;
+
+    // ---- forensics ----
+
+    /// Decodes a row payload into values, in the table's `columns` order.
+    fn decode(&self, payload: &[u8]) -> Result<Vec<SqlValue>>;
+    /// The SQLite column affinity that makes decoded values compare as they would in
+    /// this engine (`""`: none, values keep their own type; ` NUMERIC`: numbers kept
+    /// as text compare as numbers).
+    fn column_affinity(&self) -> &'static str;
+    /// The statement that opens a write transaction in the engine's client.
+    fn begin(&self) -> &'static str;
+
+    // ---- around an instance (`admin.rs`) ----
+
+    /// Runs SQL with the engine's client and returns what it printed
+    /// (tab-separated, no headers). `database` overrides the database's own name.
+    fn run_sql(
+        &self,
+        db: &Database,
+        runner: &Runner,
+        database: Option<&str>,
+        sql: &str,
+    ) -> Result<String>;
+    /// Writes a dump of everything in the database into `dest_dir` (created
+    /// owner-only), for the safety copy taken before destructive steps.
+    fn safety_dump(
+        &self,
+        db: &Database,
+        runner: &Runner,
+        dest_dir: &Path,
+        stem: &str,
+    ) -> Result<PathBuf>;
+    /// Whether the database exists (the SQLite file, or the database on its server).
+    fn exists(&self, db: &Database, runner: &Runner) -> Result<bool>;
+    /// Whether a swap would bring anything in from this database.
+    fn holds_data(&self, db: &Database, runner: &Runner) -> Result<bool> {
+        self.exists(db, runner)
+    }
+    /// Empties the database: SQLite's file is removed; a server database is dropped
+    /// and created again, empty.
+    fn nuke(&self, db: &Database, runner: &Runner) -> Result<()>;
+    /// Removes the database and everything in it.
+    fn remove(&self, db: &Database, runner: &Runner) -> Result<()>;
+    /// Puts `incoming` in `db`'s place and `db` at `aside` (see `Database::swap_in`).
+    fn swap_in(
+        &self,
+        db: &Database,
+        incoming: &Database,
+        aside: &Database,
+        runner: &Runner,
+    ) -> Result<()>;
+}
 
 /// One table of a snapshot.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -82,117 +224,80 @@ pub trait Snapshot: Send {
     fn finish(self: Box<Self>) -> Result<()>;
 }
 
-/// Opens a consistent snapshot of `db`. `tmp` is a private scratch directory.
-pub fn open_snapshot(db: &Database, tmp: &Path) -> Result<Box<dyn Snapshot>> {
-    match db {
-        Database::Sqlite { path } => Ok(Box::new(sqlite::SqliteSnapshot::open(path, tmp)?)),
-        Database::Postgres { .. } => Ok(Box::new(postgres::PgSnapshot::open(db, None)?)),
-        Database::Mysql { .. } => Ok(Box::new(mysql::MysqlSnapshot::open(db, None)?)),
-    }
-}
-
 /// The rows of one table to load: its spec and its rows in key order.
 pub type TableRows<'a> = (TableSpec, Box<dyn Iterator<Item = Result<Row>> + 'a>);
 
-/// Loads a whole database (schema, then every table's rows, then constraints) into
-/// `db`, which must be empty (a fresh SQLite path, or an empty server database).
-/// `database` overrides the server database name (scratch databases).
+/// Opens a consistent snapshot of `db` (see [`Engine::open_snapshot`]).
+pub fn open_snapshot(db: &Database, tmp: &Path) -> Result<Box<dyn Snapshot>> {
+    db.engine().open_snapshot(db, tmp)
+}
+
+/// Loads a whole database into the empty `db` (see [`Engine::load`]).
 pub fn load(
     db: &Database,
     database: Option<&str>,
     schema: &[SchemaPart],
     tables: &mut dyn Iterator<Item = Result<TableRows<'_>>>,
 ) -> Result<()> {
-    match db {
-        Database::Sqlite { path } => sqlite::load(path, schema, tables),
-        Database::Postgres { .. } => postgres::load(db, database, schema, tables),
-        Database::Mysql { .. } => mysql::load(db, database, schema, tables),
-    }
+    db.engine().load(db, database, schema, tables)
 }
 
-/// Writes the database as the engine's own native file(s) into `dir`, restorable with
-/// no ostler (`sqlite3`, `psql`, `mysql`). Returns the files written.
+/// Writes the database as `kind`'s native file(s) into `dir` (see [`Engine::export`]).
 pub fn export(
     kind: DatabaseKind,
     schema: &[SchemaPart],
     tables: &mut dyn Iterator<Item = Result<TableRows<'_>>>,
     dir: &Path,
 ) -> Result<Vec<PathBuf>> {
-    match kind {
-        DatabaseKind::Sqlite => sqlite::export(schema, tables, dir),
-        DatabaseKind::Postgres => postgres::export(schema, tables, dir),
-        DatabaseKind::Mysql => mysql::export(schema, tables, dir),
-    }
+    kind.engine().export(schema, tables, dir)
 }
 
-/// Decodes a row payload into values, in `table.columns` order.
+/// Decodes a row payload of `kind` into values (see [`Engine::decode`]).
 pub fn decode(kind: DatabaseKind, payload: &[u8]) -> Result<Vec<SqlValue>> {
-    match kind {
-        DatabaseKind::Sqlite => sqlite::decode(payload),
-        DatabaseKind::Postgres => postgres::decode(payload),
-        DatabaseKind::Mysql => mysql::decode(payload),
-    }
+    kind.engine().decode(payload)
 }
 
 /// What the engines do around an instance, each in its own `admin.rs`.
 impl Database {
+    /// This database's engine.
+    pub fn engine(&self) -> &'static dyn Engine {
+        self.kind().engine()
+    }
+
     /// Runs SQL with the engine's client and returns what it printed (tab-separated,
     /// no headers). `database` overrides the instance's own database name.
     pub fn run_sql(&self, runner: &Runner, database: Option<&str>, sql: &str) -> Result<String> {
-        match self {
-            Database::Sqlite { .. } => sqlite::run_sql(self, runner, sql),
-            Database::Postgres { .. } => postgres::run_sql(self, runner, database, sql),
-            Database::Mysql { .. } => mysql::run_sql(self, runner, database, sql),
-        }
+        self.engine().run_sql(self, runner, database, sql)
     }
 
     /// Writes a dump of everything in the database into `dest_dir` (created
     /// owner-only), for the safety copy taken before destructive steps. Returns the
     /// file written.
     pub fn safety_dump(&self, runner: &Runner, dest_dir: &Path, stem: &str) -> Result<PathBuf> {
-        match self {
-            Database::Sqlite { .. } => sqlite::safety_dump(self, dest_dir, stem),
-            Database::Postgres { .. } => postgres::safety_dump(self, runner, dest_dir, stem),
-            Database::Mysql { .. } => mysql::safety_dump(self, runner, dest_dir, stem),
-        }
+        self.engine().safety_dump(self, runner, dest_dir, stem)
     }
 
     /// Whether the database exists (the SQLite file, or the database on its server).
     pub fn exists(&self, runner: &Runner) -> Result<bool> {
-        match self {
-            Database::Sqlite { .. } => sqlite::exists(self),
-            Database::Postgres { .. } => postgres::exists(self, runner),
-            Database::Mysql { .. } => mysql::exists(self, runner),
-        }
+        self.engine().exists(self, runner)
     }
 
     /// Empties the database: SQLite's file is removed; a server database is dropped and
     /// created again, empty.
     pub fn nuke(&self, runner: &Runner) -> Result<()> {
-        match self {
-            Database::Sqlite { .. } => sqlite::nuke(self),
-            Database::Postgres { .. } => postgres::nuke(self, runner),
-            Database::Mysql { .. } => mysql::nuke(self, runner),
-        }
+        self.engine().nuke(self, runner)
     }
 
     /// Whether a swap would bring anything in from this database: the SQLite file, the
     /// server database; for MariaDB a database with a table in it (a swap's
     /// `RENAME TABLE` empties the side database before it is dropped).
     pub fn holds_data(&self, runner: &Runner) -> Result<bool> {
-        match self {
-            Database::Mysql { .. } => mysql::holds_data(self, runner),
-            _ => self.exists(runner),
-        }
+        self.engine().holds_data(self, runner)
     }
 
     /// Removes the database and everything in it (a restore's side or aside).
     pub fn remove(&self, runner: &Runner) -> Result<()> {
-        match self {
-            Database::Sqlite { .. } => sqlite::remove(self),
-            Database::Postgres { .. } => postgres::remove(self, runner),
-            Database::Mysql { .. } => mysql::remove(self, runner),
-        }
+        self.engine().remove(self, runner)
     }
 
     /// Puts `incoming` in this database's place and this one at `aside` (which must
@@ -206,10 +311,9 @@ impl Database {
                 self.locator()
             )));
         }
-        match self {
-            Database::Sqlite { .. } => sqlite::swap_in(self, incoming, aside),
-            Database::Postgres { .. } => postgres::swap_in(self, incoming, aside, runner),
-            Database::Mysql { .. } => mysql::swap_in(self, incoming, aside, runner),
-        }
+        self.engine().swap_in(self, incoming, aside, runner)
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -13,8 +13,7 @@ use super::eval::values;
 use crate::backup::catalog;
 use crate::backup::manifest::Manifest;
 use crate::backup::repository::{chain_rows, repo_err, repository, rows_err};
-use crate::config::DatabaseKind;
-use crate::engine::{self, SqlValue, TableSpec};
+use crate::engine::{self, DatabaseKind, SqlValue, TableSpec};
 use crate::error::{Error, Result};
 use crate::instance::Ostler;
 

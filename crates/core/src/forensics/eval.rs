@@ -9,8 +9,7 @@
 use ostler_rows::Key;
 use rusqlite::Connection;
 
-use crate::config::DatabaseKind;
-use crate::engine::{self, SqlValue, TableSpec};
+use crate::engine::{self, DatabaseKind, SqlValue, TableSpec};
 use crate::error::{Error, Result};
 
 const BATCH: usize = 4096;
@@ -79,11 +78,7 @@ impl Matcher {
     pub fn new(kind: DatabaseKind, spec: &TableSpec, predicate: &str) -> Result<Matcher> {
         let conn = Connection::open_in_memory()
             .map_err(|e| Error::failed(format!("in-memory SQLite: {e}")))?;
-        let affinity = if kind == DatabaseKind::Sqlite {
-            ""
-        } else {
-            " NUMERIC"
-        };
+        let affinity = kind.engine().column_affinity();
         let cols: Vec<String> = spec
             .columns
             .iter()

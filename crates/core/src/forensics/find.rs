@@ -20,7 +20,7 @@ use super::eval::{short_name, Matcher};
 use crate::backup::catalog;
 use crate::backup::manifest::{Manifest, TableEntry};
 use crate::backup::repository::{chain_rows, repo_err, repository, rows_err};
-use crate::config::DatabaseKind;
+use crate::engine::DatabaseKind;
 use crate::error::{Error, Result};
 use crate::instance::Ostler;
 use crate::report::Unit;

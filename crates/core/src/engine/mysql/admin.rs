@@ -16,7 +16,7 @@ use crate::exec::Runner;
 
 /// Runs SQL with the `mariadb` client and returns what it printed (tab-separated, no
 /// headers). `database` overrides the database's own name (`""`: none).
-pub(crate) fn run_sql(
+pub(super) fn run_sql(
     db: &Database,
     runner: &Runner,
     database: Option<&str>,
@@ -32,7 +32,7 @@ pub(crate) fn run_sql(
 }
 
 /// `mariadb-dump --single-transaction` of the database to `dest_dir/stem.sql`.
-pub(crate) fn safety_dump(
+pub(super) fn safety_dump(
     db: &Database,
     runner: &Runner,
     dest_dir: &Path,
@@ -55,7 +55,7 @@ pub(crate) fn safety_dump(
     Ok(dest)
 }
 
-pub(crate) fn exists(db: &Database, runner: &Runner) -> Result<bool> {
+pub(super) fn exists(db: &Database, runner: &Runner) -> Result<bool> {
     let url = url(db)?;
     let name = |n: &str| n.replace('\'', "''");
     let out = run_sql(
@@ -72,12 +72,12 @@ pub(crate) fn exists(db: &Database, runner: &Runner) -> Result<bool> {
 
 /// Whether the database exists and has a table in it (a swap's `RENAME TABLE`
 /// empties the side database before it is dropped).
-pub(crate) fn holds_data(db: &Database, runner: &Runner) -> Result<bool> {
+pub(super) fn holds_data(db: &Database, runner: &Runner) -> Result<bool> {
     Ok(exists(db, runner)? && !tables(db, runner)?.is_empty())
 }
 
 /// Drops the database and creates it again, empty.
-pub(crate) fn nuke(db: &Database, runner: &Runner) -> Result<()> {
+pub(super) fn nuke(db: &Database, runner: &Runner) -> Result<()> {
     let db_name = &url(db)?.database;
     run_sql(
         db,
@@ -90,7 +90,7 @@ pub(crate) fn nuke(db: &Database, runner: &Runner) -> Result<()> {
     Ok(())
 }
 
-pub(crate) fn remove(db: &Database, runner: &Runner) -> Result<()> {
+pub(super) fn remove(db: &Database, runner: &Runner) -> Result<()> {
     run_sql(
         db,
         runner,
@@ -105,7 +105,7 @@ pub(crate) fn remove(db: &Database, runner: &Runner) -> Result<()> {
 
 /// Moves the live database's tables aside and the incoming one's in, in one
 /// `RENAME TABLE`, then drops the emptied incoming database.
-pub(crate) fn swap_in(
+pub(super) fn swap_in(
     db: &Database,
     incoming: &Database,
     aside: &Database,

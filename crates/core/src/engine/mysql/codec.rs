@@ -245,7 +245,7 @@ pub(super) fn check_tuple(payload: &[u8], table: &str) -> Result<()> {
 /// Decodes a payload tuple: NULL, integers that fit an i64 as `Int`, other numbers
 /// (decimals, floats) as `Text` to keep them exact, hex literals as `Blob`, strings
 /// as `Text` (or `Blob` when not UTF-8).
-pub fn decode(payload: &[u8]) -> Result<Vec<SqlValue>> {
+pub(super) fn decode(payload: &[u8]) -> Result<Vec<SqlValue>> {
     let mut values = Vec::new();
     let mut bad_hex = false;
     scan_tuple(payload, |literal| {

@@ -122,7 +122,7 @@ fn insert_statements(
 /// the rows in one transaction of multi-row INSERTs (InnoDB loads an empty table in
 /// bulk that way), then the triggers. DDL commits by itself in MySQL, so a failure
 /// leaves the tables created so far; the database must be emptied before a retry.
-pub fn load(
+pub(super) fn load(
     db: &Database,
     database: Option<&str>,
     schema: &[SchemaPart],
@@ -179,7 +179,7 @@ pub fn load(
 
 /// Writes `dir/database.sql`, which `mariadb DBNAME < database.sql` (or `mysql`)
 /// restores into an empty database without ostler.
-pub fn export(
+pub(super) fn export(
     schema: &[SchemaPart],
     tables: &mut dyn Iterator<Item = Result<TableRows<'_>>>,
     dir: &Path,

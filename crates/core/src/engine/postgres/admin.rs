@@ -15,7 +15,7 @@ use crate::exec::Runner;
 
 /// Runs SQL with `psql` and returns what it printed (tab-separated, no headers).
 /// `database` overrides the database's own name.
-pub(crate) fn run_sql(
+pub(super) fn run_sql(
     db: &Database,
     runner: &Runner,
     database: Option<&str>,
@@ -41,7 +41,7 @@ pub(crate) fn run_sql(
 }
 
 /// `pg_dump -Fc` of the database to `dest_dir/stem.pgdump`.
-pub(crate) fn safety_dump(
+pub(super) fn safety_dump(
     db: &Database,
     runner: &Runner,
     dest_dir: &Path,
@@ -60,7 +60,7 @@ pub(crate) fn safety_dump(
     Ok(dest)
 }
 
-pub(crate) fn exists(db: &Database, runner: &Runner) -> Result<bool> {
+pub(super) fn exists(db: &Database, runner: &Runner) -> Result<bool> {
     let url = url(db)?;
     let name = |n: &str| n.replace('\'', "''");
     let out = run_sql(
@@ -76,7 +76,7 @@ pub(crate) fn exists(db: &Database, runner: &Runner) -> Result<bool> {
 }
 
 /// Drops the database and creates it again, empty.
-pub(crate) fn nuke(db: &Database, runner: &Runner) -> Result<()> {
+pub(super) fn nuke(db: &Database, runner: &Runner) -> Result<()> {
     let db_name = &url(db)?.database;
     run_sql(
         db,
@@ -89,7 +89,7 @@ pub(crate) fn nuke(db: &Database, runner: &Runner) -> Result<()> {
     Ok(())
 }
 
-pub(crate) fn remove(db: &Database, runner: &Runner) -> Result<()> {
+pub(super) fn remove(db: &Database, runner: &Runner) -> Result<()> {
     run_sql(
         db,
         runner,
@@ -104,7 +104,7 @@ pub(crate) fn remove(db: &Database, runner: &Runner) -> Result<()> {
 
 /// Renames the live database aside and the incoming one in its place, in one
 /// transaction.
-pub(crate) fn swap_in(
+pub(super) fn swap_in(
     db: &Database,
     incoming: &Database,
     aside: &Database,

@@ -103,7 +103,7 @@ pub(super) fn check_line(payload: &[u8], table: &str) -> Result<()> {
 /// COPY text does not say which columns are numbers, and text keeps numerics,
 /// timestamps and the like exact. A field that is not UTF-8 (possible through octal
 /// escapes in a non-UTF-8 database) comes back as `Blob`.
-pub fn decode(payload: &[u8]) -> Result<Vec<SqlValue>> {
+pub(super) fn decode(payload: &[u8]) -> Result<Vec<SqlValue>> {
     if payload.contains(&b'\n') {
         return Err(Error::failed(
             "corrupt PostgreSQL row payload: more than one line",

@@ -33,7 +33,7 @@ fn copy_from_stdin(spec: &TableSpec) -> String {
 /// Loads a snapshot into an empty database, in one transaction: pre-data, every
 /// table's rows through COPY, post-data (indexes, constraints, triggers: built once,
 /// after the data), then the sequences. A failure leaves the database as it was.
-pub fn load(
+pub(super) fn load(
     db: &Database,
     database: Option<&str>,
     schema: &[SchemaPart],
@@ -98,7 +98,7 @@ pub fn load(
 /// Writes `dir/database.sql`: a plain SQL file (pre-data, `COPY ... FROM stdin` blocks,
 /// sequences, post-data), as pg_dump's plain format would be, that
 /// `psql -v ON_ERROR_STOP=1 -d EMPTYDB -f database.sql` restores without ostler.
-pub fn export(
+pub(super) fn export(
     schema: &[SchemaPart],
     tables: &mut dyn Iterator<Item = Result<TableRows<'_>>>,
     dir: &Path,

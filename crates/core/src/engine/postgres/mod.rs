@@ -9,7 +9,132 @@ mod load;
 mod quote;
 mod snapshot;
 
-pub(crate) use admin::{exists, nuke, remove, run_sql, safety_dump, swap_in};
-pub use codec::decode;
-pub use load::{export, load};
-pub use snapshot::PgSnapshot;
+use std::path::{Path, PathBuf};
+
+use snapshot::PgSnapshot;
+
+use super::{
+    Address, Database, DatabaseKind, DbUrl, Engine, NativeRestore, SchemaPart, Snapshot, SqlValue,
+    TableRows,
+};
+use crate::error::Result;
+use crate::exec::Runner;
+
+/// The PostgreSQL engine.
+pub struct Postgres;
+
+impl Engine for Postgres {
+    fn kind(&self) -> DatabaseKind {
+        DatabaseKind::Postgres
+    }
+
+    fn name(&self) -> &'static str {
+        "postgres"
+    }
+
+    fn address(&self) -> Address {
+        Address::Server {
+            schemes: &["postgres", "postgresql"],
+            default_port: 5432,
+        }
+    }
+
+    fn open_snapshot(&self, db: &Database, _tmp: &Path) -> Result<Box<dyn Snapshot>> {
+        Ok(Box::new(PgSnapshot::open(db, None)?))
+    }
+
+    fn load(
+        &self,
+        db: &Database,
+        database: Option<&str>,
+        schema: &[SchemaPart],
+        tables: &mut dyn Iterator<Item = Result<TableRows<'_>>>,
+    ) -> Result<()> {
+        load::load(db, database, schema, tables)
+    }
+
+    fn export(
+        &self,
+        schema: &[SchemaPart],
+        tables: &mut dyn Iterator<Item = Result<TableRows<'_>>>,
+        dir: &Path,
+    ) -> Result<Vec<PathBuf>> {
+        load::export(schema, tables, dir)
+    }
+
+    fn native_restore(&self) -> NativeRestore {
+        NativeRestore {
+            engine: "PostgreSQL",
+            commands: &[
+                "createdb NEWDB",
+                "psql -v ON_ERROR_STOP=1 -d NEWDB -f database.sql",
+            ],
+            alternative: None,
+        }
+    }
+
+    fn scratch(&self, like: &Database, name: &str, _dir: &Path) -> Result<Database> {
+        Ok(Database::Postgres {
+            url: DbUrl {
+                database: name.to_string(),
+                ..connect::url(like)?.clone()
+            },
+            password: like.password().map(str::to_string),
+        })
+    }
+
+    fn decode(&self, payload: &[u8]) -> Result<Vec<SqlValue>> {
+        codec::decode(payload)
+    }
+
+    fn column_affinity(&self) -> &'static str {
+        // COPY text gives every value as text; numbers must still compare as numbers.
+        " NUMERIC"
+    }
+
+    fn begin(&self) -> &'static str {
+        "BEGIN;"
+    }
+
+    fn run_sql(
+        &self,
+        db: &Database,
+        runner: &Runner,
+        database: Option<&str>,
+        sql: &str,
+    ) -> Result<String> {
+        admin::run_sql(db, runner, database, sql)
+    }
+
+    fn safety_dump(
+        &self,
+        db: &Database,
+        runner: &Runner,
+        dest_dir: &Path,
+        stem: &str,
+    ) -> Result<PathBuf> {
+        admin::safety_dump(db, runner, dest_dir, stem)
+    }
+
+    fn exists(&self, db: &Database, runner: &Runner) -> Result<bool> {
+        admin::exists(db, runner)
+    }
+
+    fn nuke(&self, db: &Database, runner: &Runner) -> Result<()> {
+        admin::nuke(db, runner)
+    }
+
+    fn remove(&self, db: &Database, runner: &Runner) -> Result<()> {
+        admin::remove(db, runner)
+    }
+
+    fn swap_in(
+        &self,
+        db: &Database,
+        incoming: &Database,
+        aside: &Database,
+        runner: &Runner,
+    ) -> Result<()> {
+        admin::swap_in(db, incoming, aside, runner)
+    }
+}

@@ -15,7 +15,7 @@ use crate::exec::Runner;
 const SQLITE_COMPANIONS: [&str; 3] = ["-wal", "-shm", "-journal"];
 
 /// Runs SQL with the `sqlite3` shell and returns what it printed.
-pub(crate) fn run_sql(db: &Database, runner: &Runner, sql: &str) -> Result<String> {
+pub(super) fn run_sql(db: &Database, runner: &Runner, sql: &str) -> Result<String> {
     let mut cmd = Command::new("sqlite3");
     cmd.arg("-batch").arg("-bail").arg(file(db)?);
     cmd.envs(db.child_env());
@@ -23,7 +23,7 @@ pub(crate) fn run_sql(db: &Database, runner: &Runner, sql: &str) -> Result<Strin
 }
 
 /// Copies the database with the online backup API to `dest_dir/stem.sqlite`.
-pub(crate) fn safety_dump(
+pub(super) fn safety_dump(
     db: &Database,
     dest_dir: &Path,
     stem: &str,
@@ -48,12 +48,8 @@ pub(crate) fn safety_dump(
     Ok(dest)
 }
 
-pub(crate) fn exists(db: &Database) -> Result<bool> {
-    Ok(file(db)?.exists())
-}
-
 /// Removes the file and its companions.
-pub(crate) fn nuke(db: &Database) -> Result<()> {
+pub(super) fn nuke(db: &Database) -> Result<()> {
     let path = file(db)?;
     for suffix in ["", "-wal", "-shm", "-journal"] {
         let p = with_suffix(path, suffix);
@@ -66,7 +62,7 @@ pub(crate) fn nuke(db: &Database) -> Result<()> {
 }
 
 /// Removes the file and its companions, those already gone included.
-pub(crate) fn remove(db: &Database) -> Result<()> {
+pub(super) fn remove(db: &Database) -> Result<()> {
     let path = file(db)?;
     for suffix in std::iter::once("").chain(SQLITE_COMPANIONS) {
         let p = with_suffix(path, suffix);
@@ -81,7 +77,7 @@ pub(crate) fn remove(db: &Database) -> Result<()> {
 }
 
 /// Renames the live file (companions first) aside and the incoming one in its place.
-pub(crate) fn swap_in(db: &Database, incoming: &Database, aside: &Database) -> Result<()> {
+pub(super) fn swap_in(db: &Database, incoming: &Database, aside: &Database) -> Result<()> {
     let (path, inc, asd) = (file(db)?, file(incoming)?, file(aside)?);
     // The database file is the instance's: the incoming one takes the
     // live one's mode (SQLite made it 0644, whatever the live one was).

@@ -18,7 +18,7 @@ pub(super) fn value_of(v: ValueRef<'_>) -> SqlValue {
 
 /// Encodes values: per value a tag byte (0 null, 1 int, 2 real, 3 text, 4 blob) and
 /// for int/real 8 little-endian bytes, for text/blob a u32 length and the bytes.
-pub fn encode_values(values: &[SqlValue]) -> Vec<u8> {
+pub(super) fn encode_values(values: &[SqlValue]) -> Vec<u8> {
     let mut out = Vec::new();
     for v in values {
         match v {
@@ -47,7 +47,7 @@ pub fn encode_values(values: &[SqlValue]) -> Vec<u8> {
 }
 
 /// Decodes `encode_values`. For tables without a primary key the first value is the rowid.
-pub fn decode_values(mut bytes: &[u8]) -> Result<Vec<SqlValue>> {
+pub(super) fn decode_values(mut bytes: &[u8]) -> Result<Vec<SqlValue>> {
     let bad = || Error::failed("corrupt SQLite row payload");
     let mut out = Vec::new();
     while let Some((&tag, rest)) = bytes.split_first() {
@@ -85,7 +85,7 @@ pub fn decode_values(mut bytes: &[u8]) -> Result<Vec<SqlValue>> {
 }
 
 /// The row's column values (without the rowid of rowid tables).
-pub fn decode(payload: &[u8]) -> Result<Vec<SqlValue>> {
+pub(super) fn decode(payload: &[u8]) -> Result<Vec<SqlValue>> {
     decode_values(payload)
 }
 

@@ -21,13 +21,17 @@ fn is_without_rowid(conn: &Connection, table: &str) -> bool {
 }
 
 /// Creates a SQLite database at `path` (which must not exist) from a schema and rows.
-pub fn load(
+pub(super) fn load(
     path: &Path,
     schema: &[SchemaPart],
     tables: &mut dyn Iterator<Item = Result<TableRows<'_>>>,
 ) -> Result<()> {
     if path.exists() {
         return Err(Error::failed(format!("{} already exists", path.display())));
+    }
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
     }
     let e = sql_err(path);
     let mut conn = Connection::open(path).map_err(&e)?;
@@ -73,7 +77,7 @@ pub fn load(
 }
 
 /// Writes `dir/database.sqlite`, which is the database itself (`cp` or `sqlite3` it).
-pub fn export(
+pub(super) fn export(
     schema: &[SchemaPart],
     tables: &mut dyn Iterator<Item = Result<TableRows<'_>>>,
     dir: &Path,

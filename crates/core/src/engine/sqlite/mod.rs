@@ -9,7 +9,122 @@ mod load;
 mod quote;
 mod snapshot;
 
-pub(crate) use admin::{exists, nuke, remove, run_sql, safety_dump, swap_in};
-pub use codec::{decode, decode_values, encode_values};
-pub use load::{export, load};
-pub use snapshot::SqliteSnapshot;
+use std::path::{Path, PathBuf};
+
+use snapshot::SqliteSnapshot;
+
+use super::{
+    Address, Database, DatabaseKind, Engine, NativeRestore, SchemaPart, Snapshot, SqlValue,
+    TableRows,
+};
+use crate::error::Result;
+use crate::exec::Runner;
+
+/// The SQLite engine.
+pub struct Sqlite;
+
+impl Engine for Sqlite {
+    fn kind(&self) -> DatabaseKind {
+        DatabaseKind::Sqlite
+    }
+
+    fn name(&self) -> &'static str {
+        "sqlite"
+    }
+
+    fn address(&self) -> Address {
+        Address::File
+    }
+
+    fn open_snapshot(&self, db: &Database, tmp: &Path) -> Result<Box<dyn Snapshot>> {
+        Ok(Box::new(SqliteSnapshot::open(connect::file(db)?, tmp)?))
+    }
+
+    fn load(
+        &self,
+        db: &Database,
+        _database: Option<&str>,
+        schema: &[SchemaPart],
+        tables: &mut dyn Iterator<Item = Result<TableRows<'_>>>,
+    ) -> Result<()> {
+        load::load(connect::file(db)?, schema, tables)
+    }
+
+    fn export(
+        &self,
+        schema: &[SchemaPart],
+        tables: &mut dyn Iterator<Item = Result<TableRows<'_>>>,
+        dir: &Path,
+    ) -> Result<Vec<PathBuf>> {
+        load::export(schema, tables, dir)
+    }
+
+    fn native_restore(&self) -> NativeRestore {
+        NativeRestore {
+            engine: "SQLite",
+            commands: &["cp database.sqlite /path/to/data.db"],
+            alternative: Some("sqlite3 database.sqlite .dump"),
+        }
+    }
+
+    fn scratch(&self, _like: &Database, name: &str, dir: &Path) -> Result<Database> {
+        Ok(Database::Sqlite {
+            path: dir.join(format!("{name}.sqlite")),
+        })
+    }
+
+    fn decode(&self, payload: &[u8]) -> Result<Vec<SqlValue>> {
+        codec::decode(payload)
+    }
+
+    fn column_affinity(&self) -> &'static str {
+        // Decoded SQLite values keep their own types, as in the live table.
+        ""
+    }
+
+    fn begin(&self) -> &'static str {
+        "BEGIN IMMEDIATE;"
+    }
+
+    fn run_sql(
+        &self,
+        db: &Database,
+        runner: &Runner,
+        _database: Option<&str>,
+        sql: &str,
+    ) -> Result<String> {
+        admin::run_sql(db, runner, sql)
+    }
+
+    fn safety_dump(
+        &self,
+        db: &Database,
+        _runner: &Runner,
+        dest_dir: &Path,
+        stem: &str,
+    ) -> Result<PathBuf> {
+        admin::safety_dump(db, dest_dir, stem)
+    }
+
+    fn exists(&self, db: &Database, _runner: &Runner) -> Result<bool> {
+        Ok(connect::file(db)?.exists())
+    }
+
+    fn nuke(&self, db: &Database, _runner: &Runner) -> Result<()> {
+        admin::nuke(db)
+    }
+
+    fn remove(&self, db: &Database, _runner: &Runner) -> Result<()> {
+        admin::remove(db)
+    }
+
+    fn swap_in(
+        &self,
+        db: &Database,
+        incoming: &Database,
+        aside: &Database,
+        _runner: &Runner,
+    ) -> Result<()> {
+        admin::swap_in(db, incoming, aside)
+    }
+}
