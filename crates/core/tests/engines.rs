@@ -9,8 +9,15 @@ use std::time::Instant;
 
 use ostler_core::engine::DatabaseKind;
 use ostler_core::engine::{self, Database, DbUrl, SchemaPart, Snapshot, TableRows, TableSpec};
+use ostler_core::exec::Runner;
+use ostler_core::report::{Interrupt, Silent};
 use ostler_rows::{KeyPart, Row, SortedCheck};
 use ostler_testsupport::{MariaDbServer, PgServer};
+
+/// A runner that echoes and journals nothing, for the engines' own commands (pg_dump).
+fn runner() -> Runner {
+    Runner::new(std::sync::Arc::new(Silent), Interrupt::new())
+}
 
 /// Everything a snapshot gave: its schema parts and every table's rows, in order.
 struct Captured {
@@ -62,8 +69,8 @@ fn read_all(snap: &mut dyn Snapshot, spec: &TableSpec) -> Vec<Row> {
 
 fn capture(db: &Database) -> Captured {
     let tmp = tempfile::tempdir().unwrap();
-    let mut snap =
-        engine::open_snapshot(db, tmp.path()).unwrap_or_else(|e| panic!("snapshot: {e}"));
+    let mut snap = engine::open_snapshot(db, tmp.path(), &runner())
+        .unwrap_or_else(|e| panic!("snapshot: {e}"));
     let schema = snap.schema().to_vec();
     let specs = snap.tables().to_vec();
     let tables = specs
@@ -385,7 +392,7 @@ fn postgres_snapshot_sees_nothing_committed_after_it_opened() {
     .unwrap();
     let before = capture(&db);
     let tmp = tempfile::tempdir().unwrap();
-    let mut snap = engine::open_snapshot(&db, tmp.path()).unwrap();
+    let mut snap = engine::open_snapshot(&db, tmp.path(), &runner()).unwrap();
     pg().sql(
         &name,
         "INSERT INTO t VALUES (1000, 'new'); UPDATE t SET v = 'changed' WHERE id = 1; DELETE FROM t WHERE id = 2;
@@ -413,7 +420,7 @@ fn postgres_errors_name_the_database_and_hide_the_password() {
         password: Some("wrong-secret-password".into()),
     };
     let tmp = tempfile::tempdir().unwrap();
-    let err = engine::open_snapshot(&db, tmp.path())
+    let err = engine::open_snapshot(&db, tmp.path(), &runner())
         .err()
         .unwrap()
         .to_string();
@@ -708,7 +715,7 @@ fn mariadb_snapshot_sees_nothing_committed_after_it_opened() {
         .unwrap();
     let before = capture(&db);
     let tmp = tempfile::tempdir().unwrap();
-    let mut snap = engine::open_snapshot(&db, tmp.path()).unwrap();
+    let mut snap = engine::open_snapshot(&db, tmp.path(), &runner()).unwrap();
     maria()
         .sql(
             &name,
@@ -736,7 +743,7 @@ fn mariadb_errors_name_the_database_and_hide_the_password() {
         password: Some("wrong-secret-password".into()),
     };
     let tmp = tempfile::tempdir().unwrap();
-    let err = engine::open_snapshot(&db, tmp.path())
+    let err = engine::open_snapshot(&db, tmp.path(), &runner())
         .err()
         .unwrap()
         .to_string();
@@ -834,7 +841,7 @@ const BENCH_ROWS: usize = 100_000;
 fn measure(engine: &str, db: &Database, copy: &Database, native: &dyn Fn(&Path)) {
     let tmp = tempfile::tempdir().unwrap();
     let start = Instant::now();
-    let mut snap = engine::open_snapshot(db, tmp.path()).unwrap();
+    let mut snap = engine::open_snapshot(db, tmp.path(), &runner()).unwrap();
     let opened = start.elapsed();
     let schema = snap.schema().to_vec();
     let mut tables = Vec::new();

@@ -159,3 +159,38 @@ fn a_start_command_that_exits_during_the_health_wait_is_journaled_with_its_statu
     assert!(cmd["duration_ms"].as_i64().unwrap() >= 300, "{cmd}");
     assert!(cmd["pid"].as_i64().is_some(), "{cmd}");
 }
+
+#[test]
+fn pg_dump_of_a_postgres_backup_is_echoed_and_journaled() {
+    let es = EngineSvc::new(Engine::Postgres, 1, "");
+    let svc = &es.svc;
+    svc.ok(&["start", "gb-1"]);
+    es.post_entry(0, "kept", &["t"]);
+    let stderr = stderr_of(svc, &["-v", "backup", "gb-1"]);
+    svc.ok(&["stop", "gb-1"]);
+    let mut echoed = lines(&stderr, "!!! CMD: pg_dump ");
+    echoed.sort();
+    assert_eq!(echoed.len(), 2, "{stderr}");
+    assert!(echoed[0].contains("--section=post-data"), "{stderr}");
+    assert!(echoed[1].contains("--section=pre-data"), "{stderr}");
+    let password = ostler_testsupport::PgServer::shared().password();
+    assert!(!stderr.contains(password), "{stderr}");
+
+    let backup = journal_of(svc, "backup").pop().unwrap();
+    let mut dumps: Vec<&serde_json::Value> = backup["commands"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["command"].as_str().unwrap().starts_with("pg_dump "))
+        .collect();
+    dumps.sort_by_key(|c| c["command"].as_str().unwrap().to_string());
+    assert_eq!(dumps.len(), 2, "{backup}");
+    for (cmd, line) in dumps.iter().zip(&echoed) {
+        assert_eq!(
+            format!("!!! CMD: {}", cmd["command"].as_str().unwrap()),
+            *line
+        );
+        assert_eq!(cmd["exit_status"], 0, "{cmd}");
+        assert!(cmd["duration_ms"].as_i64().unwrap() > 0, "{cmd}");
+    }
+}

@@ -24,6 +24,7 @@ use super::manifest::{
 use super::repository::{self, chain_rows, read_listing, repo_err, rows_err, Create};
 use crate::engine::{self, SchemaPart, Snapshot, TableSpec};
 use crate::error::{Error, Result};
+use crate::exec::Runner;
 use crate::instance::{Instance, Ostler};
 use crate::report::{Progress, Unit};
 
@@ -38,7 +39,13 @@ fn new_id(instance: &str, at: Timestamp) -> String {
 }
 
 /// Takes a backup of `inst`. The caller holds the instance's lock.
-pub fn backup(ostler: &Ostler, inst: &Instance, note: Option<&str>) -> Result<Manifest> {
+/// Its commands (pg_dump) run through `runner`.
+pub fn backup(
+    ostler: &Ostler,
+    inst: &Instance,
+    note: Option<&str>,
+    runner: &Runner,
+) -> Result<Manifest> {
     let repo = repository::open(ostler, Create::FirstBackup)?;
     let state = ostler.state()?;
     let started_at = Timestamp::now();
@@ -62,7 +69,7 @@ pub fn backup(ostler: &Ostler, inst: &Instance, note: Option<&str>) -> Result<Ma
         let database = match &inst.database {
             Some(db) => {
                 let entry = capture_database(
-                    ostler,
+                    runner,
                     &repo,
                     db,
                     parent.as_ref(),
@@ -143,7 +150,7 @@ pub fn backup(ostler: &Ostler, inst: &Instance, note: Option<&str>) -> Result<Ma
 }
 
 fn capture_database(
-    ostler: &Ostler,
+    runner: &Runner,
     repo: &Repository,
     db: &crate::engine::Database,
     parent: Option<&Manifest>,
@@ -151,7 +158,7 @@ fn capture_database(
     new_bytes: &mut u64,
     warnings: &mut Vec<CaptureWarning>,
 ) -> Result<DatabaseEntry> {
-    let mut snap = engine::open_snapshot(db, tmp)?;
+    let mut snap = engine::open_snapshot(db, tmp, runner)?;
     let mut schema = Vec::new();
     for part in snap.schema() {
         let (stream, stats) = repo.write_bytes(&part.bytes).map_err(repo_err)?;
@@ -165,16 +172,16 @@ fn capture_database(
         .and_then(|p| p.database.as_ref().map(|d| (p.id.as_str(), d)))
         .filter(|(_, d)| d.kind == db.kind());
     let specs: Vec<TableSpec> = snap.tables().to_vec();
-    let progress = ostler
-        .reporter
+    let progress = runner
+        .reporter()
         .progress("backup", Unit::Tables, Some(specs.len() as u64));
     let mut tables = Vec::new();
     for spec in &specs {
-        ostler.interrupt.check()?;
+        runner.interrupt().check()?;
         progress.message(&spec.name);
         let prev =
             prev_db.and_then(|(id, d)| d.tables.iter().find(|t| t.spec == *spec).map(|t| (id, t)));
-        let rows = ostler.reporter.progress(
+        let rows = runner.reporter().progress(
             &format!("backup {}", spec.name),
             Unit::Rows,
             prev.map(|(_, t)| t.rows),

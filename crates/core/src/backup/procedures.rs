@@ -24,8 +24,8 @@ use crate::ops;
 /// Takes a backup of `instance` (name or role) under its lock.
 pub fn take(ostler: &Ostler, instance: &str, note: Option<&str>) -> Result<Manifest> {
     let inst = ostler.instance(instance)?;
-    ostler.operate(&inst, "backup", Duration::from_secs(6 * 3600), |_runner| {
-        let m = capture::backup(ostler, &inst, note)?;
+    ostler.operate(&inst, "backup", Duration::from_secs(6 * 3600), |runner| {
+        let m = capture::backup(ostler, &inst, note, runner)?;
         Ok(m)
     })
 }
@@ -202,7 +202,7 @@ pub fn restore(
                 let safety = if options.no_safety_backup {
                     SafetyBackup::Declined
                 } else {
-                    safety_backup(ostler, &target, &format!("safety copy before restoring {}", m.id))
+                    safety_backup(ostler, &target, &format!("safety copy before restoring {}", m.id), runner)
                         .map_err(|e| {
                             Error::failed(format!(
                                 "not restoring {}: its safety backup failed: {e}",
@@ -301,7 +301,12 @@ fn copy_dir_mode(live: &std::path::Path, side: &std::path::Path) {
 /// A backup of what an instance holds now, before something destroys it. A database
 /// that does not exist is nothing to keep (then only the store files are kept); any
 /// other failure is an error.
-fn safety_backup(ostler: &Ostler, inst: &Instance, note: &str) -> Result<SafetyBackup> {
+fn safety_backup(
+    ostler: &Ostler,
+    inst: &Instance,
+    note: &str,
+    runner: &crate::exec::Runner,
+) -> Result<SafetyBackup> {
     let no_store_files = inst.stores().iter().all(|(_, p, _)| !p.exists());
     let db_exists = match &inst.database {
         None => None,
@@ -329,7 +334,7 @@ fn safety_backup(ostler: &Ostler, inst: &Instance, note: &str) -> Result<SafetyB
             (f, inst.clone())
         }
     };
-    let m = capture::backup(ostler, &inst, Some(note))?;
+    let m = capture::backup(ostler, &inst, Some(note), runner)?;
     ostler
         .reporter
         .info(&inst.name, &format!("safety backup {} taken", m.id));

@@ -354,7 +354,7 @@ pub fn restore_test(
     scratch.nuke(&runner)?;
     let result = (|| -> Result<Vec<TableCheck>> {
         engine::load(&scratch, None, &schema, &mut table_rows(repo, db))?;
-        let mut snap = engine::open_snapshot(&scratch, tmp.path())?;
+        let mut snap = engine::open_snapshot(&scratch, tmp.path(), &runner)?;
         let mut checks = Vec::new();
         for t in &db.tables {
             let spec = snap

@@ -97,7 +97,12 @@ pub trait Engine: Sync {
     // ---- backups ----
 
     /// Opens a consistent snapshot of `db`. `tmp` is a private scratch directory.
-    fn open_snapshot(&self, db: &Database, tmp: &Path) -> Result<Box<dyn Snapshot>>;
+    fn open_snapshot(
+        &self,
+        db: &Database,
+        tmp: &Path,
+        runner: &Runner,
+    ) -> Result<Box<dyn Snapshot>>;
     /// Loads a whole database (schema, then every table's rows, then constraints)
     /// into `db`, which must be empty (a fresh SQLite path, or an empty server
     /// database). `database` overrides the server database name.
@@ -228,8 +233,8 @@ pub trait Snapshot: Send {
 pub type TableRows<'a> = (TableSpec, Box<dyn Iterator<Item = Result<Row>> + 'a>);
 
 /// Opens a consistent snapshot of `db` (see [`Engine::open_snapshot`]).
-pub fn open_snapshot(db: &Database, tmp: &Path) -> Result<Box<dyn Snapshot>> {
-    db.engine().open_snapshot(db, tmp)
+pub fn open_snapshot(db: &Database, tmp: &Path, runner: &Runner) -> Result<Box<dyn Snapshot>> {
+    db.engine().open_snapshot(db, tmp, runner)
 }
 
 /// Loads a whole database into the empty `db` (see [`Engine::load`]).

@@ -69,7 +69,7 @@ fn live_rows(
         .as_ref()
         .ok_or_else(|| Error::user(format!("instance `{instance}` has no database")))?;
     let tmp = tempfile::tempdir().map_err(|e| Error::io("creating a temp dir", e))?;
-    let mut snap = engine::open_snapshot(db, tmp.path())?;
+    let mut snap = engine::open_snapshot(db, tmp.path(), &ostler.runner())?;
     let spec = snap.tables().iter().find(|t| t.name == spec_name).cloned();
     let mut rows = Vec::new();
     if let Some(spec) = &spec {

@@ -68,9 +68,13 @@ fn backup_table(
 }
 
 /// Live rows of the given tables: key -> payload.
-fn live_tables(db: &Database, names: &[String]) -> Result<HashMap<String, HashMap<Key, Vec<u8>>>> {
+fn live_tables(
+    db: &Database,
+    names: &[String],
+    runner: &crate::exec::Runner,
+) -> Result<HashMap<String, HashMap<Key, Vec<u8>>>> {
     let tmp = tempfile::tempdir().map_err(|e| Error::io("creating a temp dir", e))?;
-    let mut snap = engine::open_snapshot(db, tmp.path())?;
+    let mut snap = engine::open_snapshot(db, tmp.path(), runner)?;
     let mut out = HashMap::new();
     let specs: Vec<TableSpec> = snap.tables().to_vec();
     for name in names {
@@ -160,7 +164,7 @@ pub fn restore_rows(
     }
     matched.extend(matcher.flush()?);
     let all_names: Vec<String> = dbe.tables.iter().map(|t| t.spec.name.clone()).collect();
-    let live = live_tables(&db, &all_names)?;
+    let live = live_tables(&db, &all_names, &ostler.runner())?;
     let mut selected: BTreeMap<String, Selected> = BTreeMap::new();
     let add = |selected: &mut BTreeMap<String, Selected>,
                spec: &TableSpec,
@@ -371,6 +375,7 @@ pub fn restore_rows(
                     "safety copy before restoring rows of {table} from {}",
                     m.id
                 )),
+                runner,
             )?;
             db.run_sql(runner, None, &sql)?;
             Ok(safety.id)

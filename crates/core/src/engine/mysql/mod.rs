@@ -40,7 +40,12 @@ impl Engine for Mysql {
         }
     }
 
-    fn open_snapshot(&self, db: &Database, _tmp: &Path) -> Result<Box<dyn Snapshot>> {
+    fn open_snapshot(
+        &self,
+        db: &Database,
+        _tmp: &Path,
+        _runner: &Runner,
+    ) -> Result<Box<dyn Snapshot>> {
         Ok(Box::new(MysqlSnapshot::open(db, None)?))
     }
 

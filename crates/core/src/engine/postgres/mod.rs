@@ -39,8 +39,13 @@ impl Engine for Postgres {
         }
     }
 
-    fn open_snapshot(&self, db: &Database, _tmp: &Path) -> Result<Box<dyn Snapshot>> {
-        Ok(Box::new(PgSnapshot::open(db, None)?))
+    fn open_snapshot(
+        &self,
+        db: &Database,
+        _tmp: &Path,
+        runner: &Runner,
+    ) -> Result<Box<dyn Snapshot>> {
+        Ok(Box::new(PgSnapshot::open(db, None, runner)?))
     }
 
     fn load(

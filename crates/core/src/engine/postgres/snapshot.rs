@@ -18,7 +18,7 @@
 
 use std::collections::HashMap;
 use std::io::BufRead;
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use ostler_rows::{KeyPart, Row};
 use postgres::Client;
@@ -28,6 +28,7 @@ use super::connect::{connect, describe_io, pg_err};
 use super::quote::{quote_ident, quote_literal};
 use crate::engine::{Database, ForeignKey, SchemaPart, Snapshot, TableSpec};
 use crate::error::{Error, Result};
+use crate::exec::Runner;
 
 pub(super) const PRE_DATA: &str = "pre-data.sql";
 pub(super) const POST_DATA: &str = "post-data.sql";
@@ -74,8 +75,9 @@ const _: fn() = || {
 impl PgSnapshot {
     /// Opens the snapshot: starts the transaction, lists the tables and locks them
     /// (a `TRUNCATE` is not MVCC-safe and would otherwise empty a table under us),
-    /// reads the sequences, and runs pg_dump on the same snapshot for the schema.
-    pub fn open(db: &Database, database: Option<&str>) -> Result<PgSnapshot> {
+    /// reads the sequences, and runs pg_dump (through `runner`) on the same snapshot
+    /// for the schema.
+    pub fn open(db: &Database, database: Option<&str>, runner: &Runner) -> Result<PgSnapshot> {
         let (mut client, label) = connect(db, database)?;
         client
             .batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
@@ -94,8 +96,9 @@ impl PgSnapshot {
         // The two sections at once: each pg_dump spends most of its time starting up
         // and reading the catalogs.
         let (pre, post) = std::thread::scope(|scope| {
-            let pre = scope.spawn(|| pg_dump(db, &dbname, &snapshot_id, "pre-data", &label));
-            let post = pg_dump(db, &dbname, &snapshot_id, "post-data", &label);
+            let pre =
+                scope.spawn(|| pg_dump(runner, db, &dbname, &snapshot_id, "pre-data", &label));
+            let post = pg_dump(runner, db, &dbname, &snapshot_id, "post-data", &label);
             (pre.join(), post)
         });
         let pre =
@@ -272,6 +275,7 @@ fn read_sequences(client: &mut Client, label: &str) -> Result<String> {
 /// Runs `pg_dump --section=SECTION` on the exported snapshot, the password in its
 /// environment, and returns its SQL without psql's `\restrict` lines (see `strip_restrict`).
 fn pg_dump(
+    runner: &Runner,
     db: &Database,
     dbname: &str,
     snapshot: &str,
@@ -295,20 +299,15 @@ fn pg_dump(
         // would be read as a connection string.
         .env("PGDATABASE", dbname)
         .env_remove("PGOPTIONS")
-        .envs(db.child_env())
-        .stdin(Stdio::null());
-    let command = format!("pg_dump --section={section}");
-    let out = cmd
-        .output()
-        .map_err(|e| Error::io(format!("{label}: running `{command}`"), e))?;
-    if !out.status.success() {
-        return Err(Error::failed(format!(
-            "{label}: `{command}` failed ({}): {}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr).trim()
-        )));
-    }
-    Ok(strip_restrict(&out.stdout))
+        .envs(db.child_env());
+    let sql = runner.run_bytes(&mut cmd).map_err(|e| match e {
+        Error::Failed { message, hint } => Error::Failed {
+            message: format!("{label}: {message}"),
+            hint,
+        },
+        e => e,
+    })?;
+    Ok(strip_restrict(&sql))
 }
 
 /// Removes the `\restrict KEY` / `\unrestrict KEY` lines that pg_dump (15.14, 16.10,

@@ -36,7 +36,12 @@ impl Engine for Sqlite {
         Address::File
     }
 
-    fn open_snapshot(&self, db: &Database, tmp: &Path) -> Result<Box<dyn Snapshot>> {
+    fn open_snapshot(
+        &self,
+        db: &Database,
+        tmp: &Path,
+        _runner: &Runner,
+    ) -> Result<Box<dyn Snapshot>> {
         Ok(Box::new(SqliteSnapshot::open(connect::file(db)?, tmp)?))
     }
 
