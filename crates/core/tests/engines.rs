@@ -7,8 +7,9 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Instant;
 
-use ostler_core::engine::DatabaseKind;
-use ostler_core::engine::{self, Database, DbUrl, SchemaPart, Snapshot, TableRows, TableSpec};
+use ostler_core::engine::{
+    self, Database, DatabaseKind, DbUrl, SchemaPart, Snapshot, TableRows, TableSpec,
+};
 use ostler_core::exec::Runner;
 use ostler_core::report::{Interrupt, Silent};
 use ostler_rows::{KeyPart, Row, SortedCheck};

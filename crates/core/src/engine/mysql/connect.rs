@@ -27,18 +27,14 @@ pub(super) fn my_err<'a>(label: &'a str, what: &'a str) -> impl Fn(mysql::Error)
 }
 
 pub(super) fn connect(db: &Database, database: Option<&str>) -> Result<(Conn, String)> {
-    let Database::Mysql { url, password } = db else {
-        return Err(Error::failed(
-            "internal: the MySQL engine was given another kind of database",
-        ));
-    };
+    let url = url(db)?;
     let dbname = database.unwrap_or(&url.database);
     let label = format!("MySQL database {dbname} on {}:{}", url.host, url.port);
     let opts = OptsBuilder::new()
         .ip_or_hostname(Some(url.host.clone()))
         .tcp_port(url.port)
         .user(Some(url.user.clone()))
-        .pass(password.clone())
+        .pass(db.password().map(str::to_string))
         .db_name(Some(dbname.to_string()))
         // Otherwise the driver switches to the server's socket when it is local.
         .prefer_socket(false)

@@ -59,11 +59,7 @@ pub(super) fn pg_err<'a>(label: &'a str, what: &'a str) -> impl Fn(postgres::Err
 /// Connects to `database` (or the URL's own) and applies `SESSION_SETTINGS`.
 /// Returns the client and a label naming the database for messages.
 pub(super) fn connect(db: &Database, database: Option<&str>) -> Result<(Client, String)> {
-    let Database::Postgres { url, password } = db else {
-        return Err(Error::failed(
-            "internal: the PostgreSQL engine was given another kind of database",
-        ));
-    };
+    let url = url(db)?;
     let dbname = database.unwrap_or(&url.database);
     let label = format!("PostgreSQL database {dbname} on {}:{}", url.host, url.port);
     let mut config = postgres::Config::new();
@@ -74,7 +70,7 @@ pub(super) fn connect(db: &Database, database: Option<&str>) -> Result<(Client, 
         .dbname(dbname)
         .application_name("ostler")
         .connect_timeout(Duration::from_secs(30));
-    if let Some(password) = password {
+    if let Some(password) = db.password() {
         config.password(password);
     }
     let mut client = config
