@@ -74,7 +74,13 @@ impl Reporter for TerminalReporter {
         } else if self.tty {
             Box::new(Bar(self.bars.add(bar(label, unit, total))))
         } else {
-            Box::new(Lines::new(label, unit, total))
+            Box::new(Lines::new(
+                label,
+                unit,
+                total,
+                LINE_EVERY,
+                Box::new(|line| eprintln!("{line}")),
+            ))
         }
     }
 }
@@ -129,11 +135,14 @@ impl Drop for Bar {
     }
 }
 
-/// Progress as lines on stderr, for logs.
+/// Progress as lines (on stderr), for logs.
 struct Lines {
     label: String,
     unit: Unit,
     total: Option<u64>,
+    /// The least time between two lines, but for units that are steps.
+    every: Duration,
+    write: Box<dyn Fn(&str) + Send + Sync>,
     state: Mutex<LineState>,
 }
 
@@ -146,11 +155,19 @@ struct LineState {
 }
 
 impl Lines {
-    fn new(label: &str, unit: Unit, total: Option<u64>) -> Lines {
+    fn new(
+        label: &str,
+        unit: Unit,
+        total: Option<u64>,
+        every: Duration,
+        write: Box<dyn Fn(&str) + Send + Sync>,
+    ) -> Lines {
         Lines {
             label: label.to_string(),
             unit,
             total,
+            every,
+            write,
             state: Mutex::new(LineState {
                 done: 0,
                 printed: None,
@@ -163,7 +180,7 @@ impl Lines {
     fn advanced(&self, f: impl FnOnce(&mut u64)) {
         let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
         f(&mut s.done);
-        if self.unit.is_step() || s.last.elapsed() >= LINE_EVERY {
+        if self.unit.is_step() || s.last.elapsed() >= self.every {
             self.print(&mut s);
         }
     }
@@ -173,7 +190,7 @@ impl Lines {
         if !s.message.is_empty() {
             line.push_str(&format!(" ({})", s.message));
         }
-        eprintln!("{line}");
+        (self.write)(&line);
         s.printed = Some(s.done);
         s.last = Instant::now();
     }
@@ -218,6 +235,66 @@ impl Drop for Lines {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::Arc;
+
+    /// A progress in lines at most `every` apart, and the lines it printed.
+    fn lines(unit: Unit, total: Option<u64>, every: Duration) -> (Lines, Arc<Mutex<Vec<String>>>) {
+        let printed = Arc::new(Mutex::new(Vec::new()));
+        let keep = printed.clone();
+        let write = Box::new(move |l: &str| keep.lock().unwrap().push(l.to_string()));
+        (Lines::new("restore t", unit, total, every, write), printed)
+    }
+
+    const HOUR: Duration = Duration::from_secs(3600);
+
+    #[test]
+    fn tables_print_a_line_each_whatever_the_interval() {
+        let (p, printed) = lines(Unit::Tables, Some(2), HOUR);
+        p.message("a");
+        p.inc(1);
+        p.message("b");
+        p.inc(1);
+        drop(p);
+        let printed = printed.lock().unwrap().clone();
+        assert_eq!(
+            printed,
+            ["restore t: 1/2 tables (a)", "restore t: 2/2 tables (b)"]
+        );
+    }
+
+    #[test]
+    fn a_long_table_prints_its_rows_as_they_go_and_nothing_more_at_its_end() {
+        let (p, printed) = lines(Unit::Rows, Some(3), Duration::ZERO);
+        (0..3).for_each(|_| p.inc(1));
+        drop(p);
+        let printed = printed.lock().unwrap().clone();
+        assert_eq!(
+            printed,
+            [
+                "restore t: 1/3 rows",
+                "restore t: 2/3 rows",
+                "restore t: 3/3 rows"
+            ]
+        );
+    }
+
+    #[test]
+    fn a_quick_table_prints_no_rows() {
+        let (p, printed) = lines(Unit::Rows, Some(3), HOUR);
+        (0..3).for_each(|_| p.inc(1));
+        drop(p);
+        assert!(printed.lock().unwrap().is_empty());
+    }
+
+    #[test]
+    fn bytes_between_lines_are_told_when_done() {
+        let (p, printed) = lines(Unit::Bytes, None, HOUR);
+        p.inc(1000);
+        p.inc(536);
+        assert!(printed.lock().unwrap().is_empty());
+        drop(p);
+        assert_eq!(*printed.lock().unwrap(), ["restore t: 1.50 KiB"]);
+    }
 
     #[test]
     fn counts_of_tables_are_not_drawn_as_bytes() {

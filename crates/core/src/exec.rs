@@ -272,3 +272,55 @@ pub fn tail(text: &str, n: usize) -> String {
         .collect::<Vec<_>>()
         .join("\n")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::Silent;
+
+    /// A runner journaling under a fresh entry of a state in `dir`; the entry's id.
+    fn journaled(dir: &std::path::Path) -> (Runner, State, i64) {
+        let state = State::open(dir).unwrap();
+        let id = state.journal_begin("test", None, None).unwrap();
+        let runner = Runner::new(Arc::new(Silent), Interrupt::new()).journaled(dir, id);
+        (runner, state, id)
+    }
+
+    #[test]
+    fn run_bytes_gives_a_dumps_bytes_as_they_are_not_a_lossy_string() {
+        let runner = Runner::new(Arc::new(Silent), Interrupt::new());
+        let mut cmd = Command::new("printf");
+        cmd.arg("\\377\\000x");
+        assert_eq!(runner.run_bytes(&mut cmd).unwrap(), [0xff, 0, b'x']);
+    }
+
+    #[test]
+    fn a_spawned_command_is_journaled_with_its_pid_then_its_end() {
+        let dir = tempfile::tempdir().unwrap();
+        let (runner, state, _) = journaled(dir.path());
+        let mut cmd = Command::new("sh");
+        cmd.args(["-c", "exit 3"]);
+        let mut child = runner.spawn(&mut cmd).unwrap();
+        let pid = child.id() as i64;
+        let entry = state.journal(None, 1).unwrap().pop().unwrap();
+        let c = &entry.commands[0];
+        assert_eq!((c.command.as_str(), c.pid), ("sh -c 'exit 3'", Some(pid)));
+        assert_eq!((c.exit_status, c.duration_ms), (None, None));
+        assert_eq!(child.wait().and_then(|s| s.code()), Some(3));
+        let entry = state.journal(None, 1).unwrap().pop().unwrap();
+        let c = &entry.commands[0];
+        assert_eq!(c.exit_status, Some(3));
+        assert!(c.duration_ms.is_some());
+    }
+
+    #[test]
+    fn nothing_is_launched_once_interrupted() {
+        let dir = tempfile::tempdir().unwrap();
+        let (runner, state, _) = journaled(dir.path());
+        runner.interrupt().set();
+        let err = runner.spawn(&mut Command::new("true")).err().unwrap();
+        assert!(matches!(err, Error::Interrupted), "{err}");
+        let entry = state.journal(None, 1).unwrap().pop().unwrap();
+        assert!(entry.commands.is_empty());
+    }
+}
