@@ -196,21 +196,24 @@ fn dispatch(ctx: &Context, command: Command) -> ostler_core::Result<i32> {
 
 /// Prints an error with its cause chain and hint; returns the exit status for its kind.
 pub fn report_error(e: &Error) -> i32 {
-    eprintln!("error: {e}");
+    eprint!("{}", render_error(e));
+    e.kind().exit_code()
+}
+
+/// The text [`report_error`] prints: the error, each cause once (every error says only
+/// its own part and hands the rest to `source()`), and the hint.
+pub fn render_error(e: &Error) -> String {
+    use std::fmt::Write;
+    let mut out = format!("error: {e}\n");
     let mut source = std::error::Error::source(e);
     while let Some(s) = source {
-        eprintln!("  caused by: {s}");
+        let _ = writeln!(out, "  caused by: {s}");
         source = s.source();
     }
-    if let Error::Other(a) = e {
-        for cause in a.chain().skip(1) {
-            eprintln!("  caused by: {cause}");
-        }
-    }
     if let Some(h) = e.hint() {
-        eprintln!("hint: {h}");
+        let _ = writeln!(out, "hint: {h}");
     }
-    e.kind().exit_code()
+    out
 }
 
 #[cfg(test)]

@@ -1,6 +1,12 @@
 //! The library's error type. Every error carries a kind, so that front ends can map it
 //! to an exit status without parsing messages, and the context a user needs to act:
 //! which instance, which file and line, which command failed and what it printed.
+//!
+//! An error that wraps another keeps it as its `source()` and says only its own part
+//! in its message (what was being done, where), so the CLI's cause-chain printer
+//! shows each cause once. Where an error becomes text that outlives it (the journal,
+//! a catalog row, a verify problem, a warning, another error's message), [`chain`]
+//! renders it with its causes on one line.
 
 use std::path::{Path, PathBuf};
 
@@ -71,7 +77,7 @@ pub enum Error {
     #[error("configuration is invalid:\n{}", .diagnostics.iter().map(|d| format!("  {d}")).collect::<Vec<_>>().join("\n"))]
     Config { diagnostics: Vec<Diagnostic> },
 
-    #[error("cannot read configuration {}: {source}", .path.display())]
+    #[error("cannot read configuration {}", .path.display())]
     ConfigIo {
         path: PathBuf,
         source: std::io::Error,
@@ -96,16 +102,33 @@ pub enum Error {
     #[error("{0}")]
     NoSpace(NoSpace),
 
-    #[error("{context}: {source}")]
+    #[error("{context}")]
     Io {
         context: String,
         source: std::io::Error,
     },
 
-    #[error("state database {}: {source}", .path.display())]
+    #[error("state database {}", .path.display())]
     State {
         path: PathBuf,
         source: rusqlite::Error,
+    },
+
+    /// The backup repository failed: `context` says what was being done where (which
+    /// repository, backup, table or store); `source` is the repository's own error.
+    #[error("{context}")]
+    Repository {
+        context: String,
+        #[source]
+        source: ostler_repo::RepoError,
+    },
+
+    /// A row stream (a table's chain, a delta, a sort) failed: `context` says which.
+    #[error("{context}")]
+    Rows {
+        context: String,
+        #[source]
+        source: ostler_rows::RowsError,
     },
 
     #[error(transparent)]
@@ -118,7 +141,11 @@ impl Error {
             Error::User { .. } => ErrorKind::User,
             Error::Config { .. } | Error::ConfigIo { .. } => ErrorKind::Config,
             Error::Busy { .. } => ErrorKind::Busy,
-            Error::Failed { .. } | Error::Io { .. } | Error::NoSpace(_) => ErrorKind::Failed,
+            Error::Failed { .. }
+            | Error::Io { .. }
+            | Error::NoSpace(_)
+            | Error::Repository { .. }
+            | Error::Rows { .. } => ErrorKind::Failed,
             Error::Interrupted => ErrorKind::Interrupted,
             Error::State { .. } | Error::Other(_) => ErrorKind::Internal,
         }
@@ -156,12 +183,28 @@ impl Error {
         })
     }
 
-    /// A repository error: a full disk stays a full disk, anything else fails the
-    /// operation with the repository's own message.
-    pub fn repository(e: ostler_repo::RepoError) -> Error {
-        match e {
+    /// A repository error while doing `context`: a full disk stays a full disk,
+    /// anything else keeps the repository's error as its cause.
+    pub fn repository(context: impl Into<String>, source: ostler_repo::RepoError) -> Error {
+        match source {
             ostler_repo::RepoError::NoSpace(full) => Error::NoSpace(full),
-            other => Error::failed(format!("repository: {other}")),
+            source => Error::Repository {
+                context: context.into(),
+                source,
+            },
+        }
+    }
+
+    /// A row stream error while doing `context`. A full disk met while reading or
+    /// writing a stream (a sort spill file, a repository write behind a pipe) stays a
+    /// full disk.
+    pub fn rows(context: impl Into<String>, source: ostler_rows::RowsError) -> Error {
+        if let Some(full) = rows_no_space(&source) {
+            return Error::NoSpace(full);
+        }
+        Error::Rows {
+            context: context.into(),
+            source,
         }
     }
 
@@ -220,6 +263,50 @@ impl Error {
             _ => {}
         }
         self
+    }
+}
+
+/// The full disk somewhere in a row error's causes, if there is one.
+fn rows_no_space(e: &ostler_rows::RowsError) -> Option<NoSpace> {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(c) = cause {
+        if let Some(full) = c.downcast_ref::<NoSpace>() {
+            return Some(full.clone());
+        }
+        if let Some(full) = c
+            .downcast_ref::<ostler_repo::RepoError>()
+            .and_then(|r| r.no_space())
+        {
+            return Some(full.clone());
+        }
+        if let Some(io) = c.downcast_ref::<std::io::Error>() {
+            if let Some(full) = ostler_repo::RepoError::from_io_error(io).and_then(|r| r.no_space())
+            {
+                return Some(full.clone());
+            }
+        }
+        cause = c.source();
+    }
+    None
+}
+
+/// `e` and its causes on one line, `what: why: why`; see the module comment.
+pub fn chain<'a>(e: &'a (dyn std::error::Error + 'static)) -> Chain<'a> {
+    Chain(e)
+}
+
+/// See [`chain`].
+pub struct Chain<'a>(&'a (dyn std::error::Error + 'static));
+
+impl std::fmt::Display for Chain<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0)?;
+        let mut cause = self.0.source();
+        while let Some(c) = cause {
+            write!(f, ": {c}")?;
+            cause = c.source();
+        }
+        Ok(())
     }
 }
 

@@ -419,8 +419,9 @@ pub fn db_nuke(ostler: &Ostler, inst: &Instance, runner: &Runner) -> Result<Stri
         }
         Err(e) => {
             return Err(Error::failed(format!(
-                "not nuking {}: the safety dump failed: {e}",
-                inst.name
+                "not nuking {}: the safety dump failed: {}",
+                inst.name,
+                crate::error::chain(&e)
             )))
         }
     };

@@ -275,7 +275,7 @@ pub fn execute(
                     instance: inst.name.clone(),
                     verb: s.verb,
                     ok: false,
-                    message: e.to_string(),
+                    message: crate::error::chain(&e).to_string(),
                 };
                 on_step(&o);
                 outcomes.push(o);

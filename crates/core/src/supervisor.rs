@@ -98,9 +98,10 @@ pub fn serve(ostler: &Ostler, tick: Duration) -> Result<()> {
         for inst in &instances {
             if inst.config.autostart {
                 if let Err(e) = tick_instance(ostler, &state, inst) {
-                    ostler
-                        .reporter
-                        .warn(&inst.name, &format!("supervision: {e}"));
+                    ostler.reporter.warn(
+                        &inst.name,
+                        &format!("supervision: {}", crate::error::chain(&e)),
+                    );
                 }
             }
         }
@@ -178,7 +179,7 @@ fn tick_instance(ostler: &Ostler, state: &crate::state::State, inst: &Instance) 
                 inst,
                 &mut rt,
                 Timestamp::now(),
-                &format!("start failed: {e}"),
+                &format!("start failed: {}", crate::error::chain(&e)),
             )?;
             state.set_runtime(&inst.name, &rt)?;
         }

@@ -15,6 +15,7 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use ostler_core::backup::repository::{Access, OpenRepository};
 use ostler_core::config::{Config, CopyConfig, CopyTarget};
 use ostler_core::copy::{
     copy_repository, list_backups, open_backend, plan_prune_copy, prune_copy, Backend,
@@ -205,8 +206,13 @@ impl Backend for Watch<'_> {
     }
 }
 
+/// The repository as ostler reads it: through a handle holding the shared lock.
+fn shared(repo: &Repository) -> OpenRepository {
+    OpenRepository::at(repo.path(), Access::Shared).unwrap()
+}
+
 fn copy(repo: &Repository, backend: &dyn Backend) -> Result<ostler_core::copy::CopyStats> {
-    copy_repository(repo.path(), backend, &Silent, &Interrupt::new())
+    copy_repository(&shared(repo), backend, &Silent, &Interrupt::new())
 }
 
 // ---------------------------------------------------------------- the scenario
@@ -285,7 +291,7 @@ fn exercise(make: &dyn Fn(&str) -> Box<dyn Backend>) {
     let stopped = make("interrupted");
     let interrupt = Interrupt::new();
     interrupt.set();
-    let err = copy_repository(repo.path(), stopped.as_ref(), &Silent, &interrupt).unwrap_err();
+    let err = copy_repository(&shared(&repo), stopped.as_ref(), &Silent, &interrupt).unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Interrupted);
     assert!(stopped.list("").unwrap().is_empty());
 
@@ -307,16 +313,16 @@ fn exercise(make: &dyn Fn(&str) -> Box<dyn Backend>) {
     std::fs::write(&stale, b"half an upload").unwrap();
     dest.put("chunks/00/.ostler-tmp-1-2-3", &stale).unwrap();
 
-    let plan = plan_prune_copy(repo.path(), dest.as_ref()).unwrap();
+    let plan = plan_prune_copy(&shared(&repo), dest.as_ref()).unwrap();
     assert_eq!(plan.files, vec![format!("files/backups/{gone}.json")]);
     assert_eq!(plan.chunks.len() as u64, gc.removed_chunks);
     assert_eq!(plan.temporaries, ["chunks/00/.ostler-tmp-1-2-3"]);
-    let s = prune_copy(repo.path(), dest.as_ref()).unwrap();
+    let s = prune_copy(&shared(&repo), dest.as_ref()).unwrap();
     let removed = (s.files_removed, s.chunks_removed, s.temporaries_removed);
     assert_eq!(removed, (1, gc.removed_chunks, 1));
     assert_copy_is(dest.as_ref(), &repo_files(&repo));
     assert_eq!(list_backups(dest.as_ref()).unwrap(), backup_ids(&repo));
-    let again = prune_copy(repo.path(), dest.as_ref()).unwrap();
+    let again = prune_copy(&shared(&repo), dest.as_ref()).unwrap();
     assert_eq!(again, Default::default());
     assert_eq!(copy(&repo, dest.as_ref()).unwrap().files_sent, 0);
 }
@@ -400,7 +406,7 @@ fn a_destination_holding_another_repository_is_refused() {
         err.to_string().contains("holds another repository"),
         "{err}"
     );
-    let err = prune_copy(two.path(), dest.as_ref()).unwrap_err();
+    let err = prune_copy(&shared(&two), dest.as_ref()).unwrap_err();
     assert_eq!(err.kind(), ErrorKind::User);
 }
 

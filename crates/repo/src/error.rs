@@ -3,7 +3,9 @@
 //! Every variant carries what went wrong *and where*: the file path, the chunk
 //! id, the lock holder. A restore that fails at 3 a.m. must tell the operator
 //! which file to look at without a debugger, so no variant is a bare string and
-//! no `io::Error` leaves this crate without the path it happened on.
+//! no `io::Error` leaves this crate without the path it happened on. A variant that
+//! wraps another error says only its own part and gives the other as its `source()`,
+//! so a printer of the cause chain shows the operating system's words once.
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -45,7 +47,7 @@ pub enum RepoError {
     InvalidConfig { path: PathBuf, reason: String },
 
     /// An operating-system error on a named path.
-    #[error("cannot {op} {path}: {source}")]
+    #[error("cannot {op} {path}")]
     Io {
         op: &'static str,
         path: PathBuf,
@@ -59,7 +61,7 @@ pub enum RepoError {
     NoSpace(NoSpace),
 
     /// Reading the caller's input stream failed (not the repository's fault).
-    #[error("reading the input stream failed after {offset} bytes: {source}")]
+    #[error("reading the input stream failed after {offset} bytes")]
     Input {
         offset: u64,
         #[source]

@@ -29,7 +29,9 @@ pub type Result<T, E = RowsError> = std::result::Result<T, E>;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum RowsError {
-    #[error("I/O error")]
+    /// Reading or writing the stream failed; the `io::Error` says how (and, from a
+    /// repository reader, carries the repository's error with its path).
+    #[error(transparent)]
     Io(#[from] std::io::Error),
 
     /// The rows of the table being read failed to arrive (a database error, say).

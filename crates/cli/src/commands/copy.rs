@@ -1,3 +1,4 @@
+use ostler_core::backup::repository::{Access, OpenRepository};
 use ostler_core::{copy, Error, Result};
 
 use crate::cli::Context;
@@ -15,9 +16,6 @@ pub struct Args {
 
 pub fn run(ctx: &Context, args: Args) -> Result<i32> {
     let ostler = ctx.ostler()?;
-    let repo_dir = ostler_core::backup::repository::repository(&ostler)?
-        .path()
-        .to_path_buf();
     let copies = ostler
         .config
         .repository
@@ -39,6 +37,8 @@ pub fn run(ctx: &Context, args: Args) -> Result<i32> {
         }
         None => copies,
     };
+    // One shared handle for every copy and prune: the local gc stays out until all are done.
+    let repo = OpenRepository::open(&ostler, Access::Shared)?;
     let mut results = Vec::new();
     for c in &selected {
         // Journaled before connecting, so the journal holds the `ssh` of an SFTP copy
@@ -49,13 +49,13 @@ pub fn run(ctx: &Context, args: Args) -> Result<i32> {
         let runner = ostler.runner().journaled(&ostler.state_dir(), id);
         let result = copy::open_backend(&ostler.config, c, &runner).and_then(|backend| {
             let stats = copy::copy_repository(
-                &repo_dir,
+                &repo,
                 backend.as_ref(),
                 ostler.reporter.as_ref(),
                 &ostler.interrupt,
             )?;
             let pruned = if args.prune {
-                Some(copy::prune_copy(&repo_dir, backend.as_ref())?)
+                Some(copy::prune_copy(&repo, backend.as_ref())?)
             } else {
                 None
             };
@@ -71,7 +71,11 @@ pub fn run(ctx: &Context, args: Args) -> Result<i32> {
                     s.files_sent, s.bytes_sent
                 )),
             )?,
-            Err(e) => state.journal_end(id, "failed", Some(&e.to_string()))?,
+            Err(e) => state.journal_end(
+                id,
+                "failed",
+                Some(&ostler_core::error::chain(e).to_string()),
+            )?,
         }
         let (stats, pruned, _) = result?;
         if !ctx.json {

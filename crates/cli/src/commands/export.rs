@@ -1,6 +1,7 @@
 use std::path::PathBuf;
 
-use ostler_core::backup::{procedures, repository, restore};
+use ostler_core::backup::repository::{Access, OpenRepository};
+use ostler_core::backup::{procedures, restore};
 use ostler_core::Result;
 
 use crate::cli::Context;
@@ -17,9 +18,8 @@ pub struct Args {
 
 pub fn run(ctx: &Context, args: Args) -> Result<i32> {
     let ostler = ctx.ostler()?;
-    let repo = repository::repository(&ostler)?;
-    // A reader: taken before the backup is picked, so prune cannot remove it meanwhile.
-    let _lock = repo.lock_shared().map_err(ostler_core::Error::repository)?;
+    // A reader: opened before the backup is picked, so prune cannot remove it meanwhile.
+    let repo = OpenRepository::open(&ostler, Access::Shared)?;
     let m = procedures::pick(&ostler, "", &procedures::Pick::Id(args.id.clone()))?;
     let files = restore::export(&repo, &m, &args.dir)?;
     if ctx.json {

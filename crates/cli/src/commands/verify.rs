@@ -1,4 +1,5 @@
-use ostler_core::backup::{procedures, repository, restore, verify};
+use ostler_core::backup::repository::{Access, OpenRepository};
+use ostler_core::backup::{procedures, restore, verify};
 use ostler_core::{Error, Result};
 
 use crate::cli::Context;
@@ -19,10 +20,9 @@ pub struct Args {
 
 pub fn run(ctx: &Context, args: Args) -> Result<i32> {
     let ostler = ctx.ostler()?;
-    let repo = repository::repository(&ostler)?;
+    // A reader: prune must not remove what is being read or restored.
+    let repo = OpenRepository::open(&ostler, Access::Shared)?;
     if let Some(id) = &args.restore_test {
-        // A reader: prune must not remove what is being restored.
-        let _lock = repo.lock_shared().map_err(Error::repository)?;
         let m = procedures::pick(&ostler, "", &procedures::Pick::Id(id.clone()))?;
         let inst = ostler.instance(&m.instance)?;
         let checks = restore::restore_test(&ostler, &repo, &m, &inst)?;

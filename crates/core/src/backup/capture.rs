@@ -13,7 +13,7 @@ use std::path::Path;
 use std::sync::mpsc::sync_channel;
 
 use jiff::Timestamp;
-use ostler_repo::{Repository, WriteStats};
+use ostler_repo::WriteStats;
 use ostler_rows::{diff, ContentHasher, DeltaWriter, Row, RowWriter, RowsError, SortedCheck};
 
 use super::catalog;
@@ -21,7 +21,7 @@ use super::damage;
 use super::manifest::{
     CaptureWarning, DatabaseEntry, FileEntry, Manifest, SchemaEntry, StoreEntry, TableEntry, FORMAT,
 };
-use super::repository::{self, chain_rows, read_listing, repo_err, rows_err, Create};
+use super::repository::OpenRepository;
 use crate::engine::{self, SchemaPart, Snapshot, TableSpec};
 use crate::error::{Error, Result};
 use crate::exec::Runner;
@@ -46,14 +46,13 @@ pub fn backup(
     note: Option<&str>,
     runner: &Runner,
 ) -> Result<Manifest> {
-    let repo = repository::open(ostler, Create::FirstBackup)?;
+    // Shared for the whole backup: holds off garbage collection while it reuses chunks.
+    let repo = OpenRepository::for_backup(ostler)?;
     let state = ostler.state()?;
     let started_at = Timestamp::now();
     let id = new_id(&inst.name, started_at);
     catalog::begin(&state, &id, &inst.name, started_at, note)?;
     let result = (|| -> Result<Manifest> {
-        // Holds off garbage collection while this backup reuses chunks.
-        let _lock = repo.lock_shared().map_err(repo_err)?;
         super::prune::finish_interrupted(&repo, &state)?;
         // Never reuse a chunk known bad: writing its content again heals it.
         let known = damage::known(&state)?;
@@ -137,21 +136,19 @@ pub fn backup(
         let stale = refuse_damage(&repo, &manifest)?;
         damage::healed_by(&state, &id, rewritten.iter().chain(&stale))?;
         manifest.finished_at = Timestamp::now();
-        let json = serde_json::to_vec_pretty(&manifest).map_err(|e| Error::Other(e.into()))?;
-        repo.put_file(&Manifest::repo_file(&id), &json)
-            .map_err(repo_err)?;
+        repo.put_manifest(&manifest)?;
         catalog::record_good(&state, &manifest)?;
         Ok(manifest)
     })();
     if let Err(e) = &result {
-        let _ = catalog::fail(&state, &id, &e.to_string());
+        let _ = catalog::fail(&state, &id, &crate::error::chain(e).to_string());
     }
     result
 }
 
 fn capture_database(
     runner: &Runner,
-    repo: &Repository,
+    repo: &OpenRepository,
     db: &crate::engine::Database,
     parent: Option<&Manifest>,
     tmp: &Path,
@@ -161,7 +158,8 @@ fn capture_database(
     let mut snap = engine::open_snapshot(db, tmp, runner)?;
     let mut schema = Vec::new();
     for part in snap.schema() {
-        let (stream, stats) = repo.write_bytes(&part.bytes).map_err(repo_err)?;
+        let what = format!("the schema part {}", part.name);
+        let (stream, stats) = repo.write_bytes(&part.bytes, &what)?;
         *new_bytes += stats.new_bytes;
         schema.push(SchemaEntry {
             name: part.name.clone(),
@@ -258,7 +256,7 @@ fn with_rows<T>(
                     Ok(())
                 }
                 Err(e) => {
-                    let _ = tx.send(Err(e.to_string()));
+                    let _ = tx.send(Err(crate::error::chain(&e).to_string()));
                     Err(e)
                 }
             }
@@ -292,7 +290,7 @@ fn is_order_error(e: &RowsError) -> bool {
 }
 
 fn capture_table(
-    repo: &Repository,
+    repo: &OpenRepository,
     snap: &mut dyn Snapshot,
     spec: &TableSpec,
     prev: Option<(&str, &TableEntry)>,
@@ -301,8 +299,8 @@ fn capture_table(
     warnings: &mut Vec<CaptureWarning>,
 ) -> Result<TableEntry> {
     if let Some((parent, prev)) = prev.filter(|(_, p)| p.deltas.len() < MAX_CHAIN) {
-        let attempt = match delta_against(repo, snap, spec, prev, tmp, false) {
-            Err(TableError::Order) => delta_against(repo, snap, spec, prev, tmp, true),
+        let attempt = match delta_against(repo, snap, spec, (parent, prev), tmp, false) {
+            Err(TableError::Order) => delta_against(repo, snap, spec, (parent, prev), tmp, true),
             other => other,
         };
         match attempt {
@@ -310,7 +308,7 @@ fn capture_table(
             // The previous backup's chain could not be read (a damaged chunk...): a
             // bad old backup must never stop new ones, so store this table whole.
             Err(e) => {
-                let error = e.into_error().to_string();
+                let error = crate::error::chain(&e.into_error()).to_string();
                 tracing::warn!(table = %spec.name, %error, "storing the table whole");
                 let chain = std::iter::once(&prev.base).chain(&prev.deltas);
                 mark_bad(repo, damage::find_bad(repo, chain));
@@ -346,10 +344,10 @@ struct DeltaResult {
 }
 
 fn delta_against(
-    repo: &Repository,
+    repo: &OpenRepository,
     snap: &mut dyn Snapshot,
     spec: &TableSpec,
-    prev: &TableEntry,
+    (parent, prev): (&str, &TableEntry),
     tmp: &Path,
     sort: bool,
 ) -> std::result::Result<DeltaResult, TableError> {
@@ -363,9 +361,11 @@ fn delta_against(
                 logical += r.payload.len() as u64;
             }
         });
-        let previous = chain_rows(repo, &prev.base, &prev.deltas)?;
+        let previous = repo.chain_rows(parent, prev)?;
         let stats = if sort {
-            let sorted = ostler_rows::try_sort_rows(counted, tmp, 64 << 20).map_err(rows_err)?;
+            let sorted = ostler_rows::try_sort_rows(counted, tmp, 64 << 20).map_err(|e| {
+                Error::rows(format!("sorting the rows of table `{}`", spec.name), e)
+            })?;
             diff(previous, sorted, &mut writer)
         } else {
             diff(previous, SortedCheck::new(counted), &mut writer)
@@ -373,14 +373,25 @@ fn delta_against(
         match stats {
             Ok(s) => Ok(Ok(s)),
             Err(e) if is_order_error(&e) => Ok(Err(())),
-            Err(e) => Err(rows_err(e)),
+            Err(e) => Err(Error::rows(
+                format!(
+                    "comparing table `{}` with its chain in backup {parent}",
+                    spec.name
+                ),
+                e,
+            )),
         }
     })
     .map_err(TableError::Other)?;
     let stats = result.map_err(|_| TableError::Order)?;
     let mut file = writer
         .finish()
-        .map_err(|e| TableError::Other(rows_err(e)))?
+        .map_err(|e| {
+            TableError::Other(Error::rows(
+                format!("writing the delta of table `{}`", spec.name),
+                e,
+            ))
+        })?
         .into_inner()
         .map_err(|e| TableError::Other(Error::io("flushing a delta", e.into_error())))?;
     file.rewind()
@@ -393,7 +404,7 @@ fn delta_against(
 }
 
 fn finish_delta(
-    repo: &Repository,
+    repo: &OpenRepository,
     spec: &TableSpec,
     prev: &TableEntry,
     r: DeltaResult,
@@ -424,9 +435,10 @@ fn finish_delta(
         e.change = change;
         return Ok(e);
     }
-    let (stream, stats) = repo
-        .write_stream(BufReader::new(r.file), &|_| {})
-        .map_err(repo_err)?;
+    let (stream, stats) = repo.write_stream(
+        BufReader::new(r.file),
+        &format!("the delta of table `{}`", spec.name),
+    )?;
     *new_bytes += stats.new_bytes;
     let mut deltas = prev.deltas.clone();
     deltas.push(stream);
@@ -444,7 +456,7 @@ fn finish_delta(
 /// Stores the table whole: rows sorted by key, written through a pipe into the
 /// repository while they are read.
 fn full_table(
-    repo: &Repository,
+    repo: &OpenRepository,
     snap: &mut dyn Snapshot,
     spec: &TableSpec,
     tmp: &Path,
@@ -466,7 +478,7 @@ fn full_table(
 }
 
 fn full_table_once(
-    repo: &Repository,
+    repo: &OpenRepository,
     snap: &mut dyn Snapshot,
     spec: &TableSpec,
     tmp: &Path,
@@ -475,8 +487,9 @@ fn full_table_once(
     let (reader, writer) =
         std::io::pipe().map_err(|e| TableError::Other(Error::io("creating a pipe", e)))?;
     std::thread::scope(|scope| {
+        let what = format!("the rows of table `{}`", spec.name);
         let store = scope
-            .spawn(move || repo.write_stream(BufReader::with_capacity(1 << 20, reader), &|_| {}));
+            .spawn(move || repo.write_stream(BufReader::with_capacity(1 << 20, reader), &what));
         let result = with_rows(snap, spec, |rows| {
             let mut w = RowWriter::new(BufWriter::with_capacity(1 << 20, writer));
             let mut hasher = ContentHasher::new();
@@ -500,7 +513,9 @@ fn full_table_once(
             };
             match r {
                 Ok(()) => {
-                    let inner = w.finish().map_err(rows_err)?;
+                    let inner = w.finish().map_err(|e| {
+                        Error::rows(format!("writing the rows of table `{}`", spec.name), e)
+                    })?;
                     let mut inner = inner;
                     inner.flush().map_err(|e| Error::io("writing a table", e))?;
                     drop(inner);
@@ -508,7 +523,10 @@ fn full_table_once(
                     Ok(Ok((n, hash, logical)))
                 }
                 Err(e) if is_order_error(&e) => Ok(Err(())),
-                Err(e) => Err(rows_err(e)),
+                Err(e) => Err(Error::rows(
+                    format!("storing the rows of table `{}`", spec.name),
+                    e,
+                )),
             }
         });
         // The writer is dropped by now (on every path), so the store thread sees EOF.
@@ -517,7 +535,7 @@ fn full_table_once(
             .map_err(|_| TableError::Other(Error::failed("store thread panicked")))?;
         // When the store side failed (a full repository disk), the row side only saw
         // its pipe close (EPIPE): the store's error is the cause, so it wins.
-        let (stream, stats) = stored.map_err(|e| TableError::Other(repo_err(e)))?;
+        let (stream, stats) = stored.map_err(TableError::Other)?;
         let (rows, hash, logical) = match result {
             Ok(Ok(v)) => v,
             Ok(Err(())) => return Err(TableError::Order),
@@ -540,7 +558,7 @@ fn full_table_once(
 
 fn capture_store(
     ostler: &Ostler,
-    repo: &Repository,
+    repo: &OpenRepository,
     name: &str,
     root: &Path,
     prev: Option<(&str, &StoreEntry)>,
@@ -551,15 +569,16 @@ fn capture_store(
     // An unreadable parent listing (a damaged chunk...) is treated as absent: every
     // file is read and stored afresh, as tables are when their chain is unreadable.
     let previous: std::collections::HashMap<String, FileEntry> = match prev {
-        Some((parent, p)) => match read_listing(repo, &p.listing) {
+        Some((parent, p)) => match repo.listing(name, &p.listing) {
             Ok(files) => files.into_iter().map(|f| (f.path.clone(), f)).collect(),
             Err(e) => {
-                tracing::warn!(store = name, error = %e, "storing every file afresh");
+                let error = crate::error::chain(&e).to_string();
+                tracing::warn!(store = name, %error, "storing every file afresh");
                 mark_bad(repo, damage::find_bad(repo, [&p.listing]));
                 warnings.push(CaptureWarning::StoreListingUnreadable {
                     store: name.to_string(),
                     parent: parent.to_string(),
-                    error: e.to_string(),
+                    error,
                 });
                 Default::default()
             }
@@ -605,9 +624,8 @@ fn capture_store(
                 None => {
                     let f = std::fs::File::open(entry.path())
                         .map_err(|e| Error::io(format!("store {name}: opening {rel}"), e))?;
-                    let (stream, stats) = repo
-                        .write_stream(BufReader::new(f), &|_| {})
-                        .map_err(repo_err)?;
+                    let (stream, stats) =
+                        repo.write_stream(BufReader::new(f), &format!("store {name} file {rel}"))?;
                     *new_bytes += stats.new_bytes;
                     stream
                 }
@@ -625,7 +643,7 @@ fn capture_store(
         }
     }
     let listing = serde_json::to_vec(&files).map_err(|e| Error::Other(e.into()))?;
-    let (listing, stats) = repo.write_bytes(&listing).map_err(repo_err)?;
+    let (listing, stats) = repo.write_bytes(&listing, &format!("the listing of store {name}"))?;
     *new_bytes += stats.new_bytes;
     Ok(StoreEntry {
         name: name.to_string(),
@@ -635,7 +653,7 @@ fn capture_store(
     })
 }
 
-fn mark_bad(repo: &Repository, bad: Vec<(String, String)>) {
+fn mark_bad(repo: &OpenRepository, bad: Vec<(String, String)>) {
     repo.mark_damaged(bad.iter().map(|(id, _)| id.as_str()));
 }
 
@@ -643,7 +661,7 @@ fn mark_bad(repo: &Repository, bad: Vec<(String, String)>) {
 /// bad. A marked chunk it still names (one it reused rather than wrote) is read again;
 /// sound, it was marked wrongly or healed by another writer and is returned, to be
 /// forgotten; still bad, the backup fails.
-fn refuse_damage(repo: &Repository, m: &Manifest) -> Result<Vec<String>> {
+fn refuse_damage(repo: &OpenRepository, m: &Manifest) -> Result<Vec<String>> {
     let marked: std::collections::HashSet<String> = repo.damaged_chunks().into_iter().collect();
     if marked.is_empty() {
         return Ok(vec![]);
@@ -654,7 +672,7 @@ fn refuse_damage(repo: &Repository, m: &Manifest) -> Result<Vec<String>> {
         .flat_map(|(what, s)| s.chunks.iter().map(move |c| (c.id.clone(), what.clone())))
         .collect();
     for s in &m.stores {
-        for f in read_listing(repo, &s.listing)? {
+        for f in repo.listing(&s.name, &s.listing)? {
             let what = format!("store {} file {}", s.name, f.path);
             named.extend(f.stream.chunks.iter().map(|c| (c.id.clone(), what.clone())));
         }
@@ -668,8 +686,9 @@ fn refuse_damage(repo: &Repository, m: &Manifest) -> Result<Vec<String>> {
             Ok(()) => stale.push(id),
             Err(e) => {
                 return Err(Error::failed(format!(
-                    "backup {} would reference the damaged chunk {id} ({what}): {e}",
-                    m.id
+                    "backup {} would reference the damaged chunk {id} ({what}): {}",
+                    m.id,
+                    crate::error::chain(&e)
                 ))
                 .with_hint("`ostler verify --all` shows what else needs it"))
             }

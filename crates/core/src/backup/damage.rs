@@ -9,9 +9,10 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use jiff::Timestamp;
-use ostler_repo::{Repository, StreamRef};
+use ostler_repo::StreamRef;
 use rusqlite::params;
 
+use super::repository::OpenRepository;
 use crate::error::Result;
 use crate::state::State;
 
@@ -93,7 +94,7 @@ pub fn clear<'a>(state: &State, ids: impl IntoIterator<Item = &'a String>) -> Re
 /// Reads every chunk of `streams` not already marked and returns those that are bad,
 /// with the reason; used when a stream failed to read, to learn which chunk it was.
 pub fn find_bad<'a>(
-    repo: &Repository,
+    repo: &OpenRepository,
     streams: impl IntoIterator<Item = &'a StreamRef>,
 ) -> Vec<(String, String)> {
     let mut seen = BTreeSet::new();
@@ -104,7 +105,7 @@ pub fn find_bad<'a>(
                 continue;
             }
             if let Err(e) = repo.verify_chunk(&c.id) {
-                bad.push((c.id.clone(), e.to_string()));
+                bad.push((c.id.clone(), crate::error::chain(&e).to_string()));
             }
         }
     }

@@ -13,7 +13,7 @@ use super::capture;
 use super::catalog;
 use super::manifest::Manifest;
 use super::recover::{self, Place, RecoverOutcome, RestoreJournal};
-use super::repository::{repo_err, repository};
+use super::repository::{Access, OpenRepository};
 use super::restore::{load_side_database, restore_store, store_orphans, StoreOutcome};
 use crate::engine::Sibling;
 use crate::error::{Error, Result};
@@ -158,7 +158,9 @@ pub fn restore(
             target.name
         )));
     }
-    let repo = repository(ostler)?;
+    // Shared for the whole restore, so no prune removes the backup meanwhile; the
+    // safety backup opens its own shared handle beside it.
+    let repo = OpenRepository::open(ostler, Access::Shared)?;
     let state_dir = ostler.state_dir();
     ostler.operate(
         &target,
@@ -205,23 +207,27 @@ pub fn restore(
                     safety_backup(ostler, &target, &format!("safety copy before restoring {}", m.id), runner)
                         .map_err(|e| {
                             Error::failed(format!(
-                                "not restoring {}: its safety backup failed: {e}",
-                                target.name
+                                "not restoring {}: its safety backup failed: {}",
+                                target.name,
+                                crate::error::chain(&e)
                             ))
                             .with_hint("fix the cause, or pass --no-safety-backup to restore without one (a restore over production still asks)")
                         })?
                 };
-                let _lock = repo.lock_shared().map_err(repo_err)?;
                 if let (Some(db), Some(tdb)) = (&m.database, &target.database) {
                     ostler
                         .reporter
                         .info(&target.name, &format!("restoring database from {}", m.id));
                     let side = tdb.sibling(Sibling::Side)?;
-                    load_side_database(&repo, db, &side, runner)?;
+                    load_side_database(&repo, &m.id, db, &side, runner)?;
                     if let Some(sql) = options.scrub {
                         ostler.reporter.info(&target.name, "running scrub SQL");
                         side.run_sql(runner, None, sql).map_err(|e| {
-                            Error::failed(format!("scrub SQL failed on {}: {e}", target.name))
+                            Error::failed(format!(
+                                "scrub SQL failed on {}: {}",
+                                target.name,
+                                crate::error::chain(&e)
+                            ))
                         })?;
                     }
                 }
@@ -248,8 +254,10 @@ pub fn restore(
                     recover::roll_back(&journal, &target, &state_dir, &runner.uninterruptible())
                         .map_err(|u| {
                             Error::failed(format!(
-                                "the restore of {} failed ({e}), and undoing it failed too: {u}",
-                                target.name
+                                "the restore of {} failed ({}), and undoing it failed too: {}",
+                                target.name,
+                                crate::error::chain(&e),
+                                crate::error::chain(&u)
                             ))
                             .with_hint("`ostler recover` tries again")
                         })?;

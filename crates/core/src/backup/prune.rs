@@ -16,12 +16,11 @@
 use std::collections::{HashMap, HashSet};
 
 use jiff::Timestamp;
-use ostler_repo::Repository;
 use serde::Serialize;
 
 use super::catalog;
 use super::manifest::Manifest;
-use super::repository::{read_listing, repo_err, repo_manifests, repository};
+use super::repository::{Access, OpenRepository};
 use super::retention::{self, Decision};
 use crate::config::RetentionConfig;
 use crate::error::{Error, Result};
@@ -85,10 +84,9 @@ pub fn prune(ostler: &Ostler, options: &PruneOptions) -> Result<PruneOutcome> {
             dry_run: true,
         });
     }
-    let repo = repository(ostler)?;
     // Exclusive: no backup, restore, verify or copy may run while backups and chunks
     // are removed. Decided under the lock, so no backup finishes in between.
-    let _lock = repo.lock_exclusive().map_err(repo_err)?;
+    let repo = OpenRepository::open(ostler, Access::Exclusive)?;
     let finished = finish_interrupted(&repo, &state)?;
     let (decisions, cleared) = decide(&state, &policy, &tz)?;
     let mut doomed: Vec<String> = decisions
@@ -101,8 +99,7 @@ pub fn prune(ostler: &Ostler, options: &PruneOptions) -> Result<PruneOutcome> {
     crate::pause::point(ostler.reporter.as_ref(), "", "prune-marked");
     remove_marked(&repo, &state, &doomed)?;
     let live = live_chunks(&repo, &state)?;
-    let gc = repo.gc(&live).map_err(repo_err)?;
-    let _ = repo.clean_tmp();
+    let gc = repo.gc(&live)?;
     Ok(PruneOutcome {
         decisions,
         cleared,
@@ -114,10 +111,10 @@ pub fn prune(ostler: &Ostler, options: &PruneOptions) -> Result<PruneOutcome> {
 }
 
 /// Finishes what a killed prune left: every backup marked `pruning` loses its manifest
-/// and its catalog entry. Needs at least the repository's shared lock (a prune holds
-/// the exclusive one while it marks, so none is under way); nothing reads a backup
-/// that is not good, so finishing cannot disturb another reader.
-pub fn finish_interrupted(repo: &Repository, state: &State) -> Result<Vec<String>> {
+/// and its catalog entry. A shared handle is enough (a prune holds the exclusive one
+/// while it marks, so none is under way); nothing reads a backup that is not good, so
+/// finishing cannot disturb another reader.
+pub fn finish_interrupted(repo: &OpenRepository, state: &State) -> Result<Vec<String>> {
     let marked = catalog::pruning(state)?;
     remove_marked(repo, state, &marked)?;
     Ok(marked)
@@ -146,10 +143,9 @@ fn decide(
 
 /// Removes each marked backup's manifest, then its catalog entry (so an interruption
 /// leaves the mark, and the next run finishes it).
-fn remove_marked(repo: &Repository, state: &State, ids: &[String]) -> Result<()> {
+fn remove_marked(repo: &OpenRepository, state: &State, ids: &[String]) -> Result<()> {
     for id in ids {
-        repo.remove_file(&Manifest::repo_file(id))
-            .map_err(repo_err)?;
+        repo.remove_manifest(id)?;
         catalog::remove(state, id)?;
     }
     Ok(())
@@ -157,8 +153,9 @@ fn remove_marked(repo: &Repository, state: &State, ids: &[String]) -> Result<()>
 
 /// Every chunk a remaining backup needs: those named by the repository's manifests and
 /// by the catalog's good backups (whose manifest file may be gone).
-fn live_chunks(repo: &Repository, state: &State) -> Result<HashSet<String>> {
-    let mut manifests: HashMap<String, Manifest> = repo_manifests(repo)?
+fn live_chunks(repo: &OpenRepository, state: &State) -> Result<HashSet<String>> {
+    let mut manifests: HashMap<String, Manifest> = repo
+        .manifests()?
         .into_iter()
         .map(|m| (m.id.clone(), m))
         .collect();
@@ -175,7 +172,7 @@ fn live_chunks(repo: &Repository, state: &State) -> Result<HashSet<String>> {
             live.extend(s.chunks.iter().map(|c| c.id.clone()));
         }
         for s in &m.stores {
-            for f in read_listing(repo, &s.listing)? {
+            for f in repo.listing(&s.name, &s.listing)? {
                 live.extend(f.stream.chunks.iter().map(|c| c.id.clone()));
             }
         }

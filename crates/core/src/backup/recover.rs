@@ -423,8 +423,10 @@ pub fn settle(
             Err(e) => {
                 roll_back(journal, inst, state_dir, &runner).map_err(|u| {
                     Error::failed(format!(
-                        "finishing the interrupted restore of {} failed ({e}), and so did undoing it: {u}",
-                        inst.name
+                        "finishing the interrupted restore of {} failed ({}), and so did undoing it: {}",
+                        inst.name,
+                        crate::error::chain(&e),
+                        crate::error::chain(&u)
                     ))
                     .with_hint(format!(
                         "the journal {} names the side and aside locations to check by hand",

@@ -6,11 +6,10 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use ostler_repo::Repository;
 use serde::Serialize;
 
 use super::manifest::{DatabaseEntry, Manifest, StoreEntry};
-use super::repository::{chain_rows, read_listing, repo_err, rows_err};
+use super::repository::OpenRepository;
 use crate::engine::Database;
 use crate::engine::{self, SchemaPart, TableRows};
 use crate::error::{Error, Result};
@@ -18,25 +17,26 @@ use crate::instance::{Instance, Ostler};
 use crate::report::{Progress, Reporter, Silent, Unit};
 
 /// The schema parts of a backup, read from the repository.
-pub fn schema_parts(repo: &Repository, db: &DatabaseEntry) -> Result<Vec<SchemaPart>> {
+pub fn schema_parts(repo: &OpenRepository, db: &DatabaseEntry) -> Result<Vec<SchemaPart>> {
     db.schema
         .iter()
         .map(|s| {
             Ok(SchemaPart {
                 name: s.name.clone(),
-                bytes: repo.read_to_vec(&s.stream).map_err(repo_err)?,
+                bytes: repo.read_to_vec(&s.stream, &format!("the schema part {}", s.name))?,
             })
         })
         .collect()
 }
 
-/// Every table of a backup with its rows, streamed from the repository.
+/// Every table of backup `backup` with its rows, streamed from the repository.
 pub fn table_rows<'a>(
-    repo: &'a Repository,
+    repo: &'a OpenRepository,
+    backup: &'a str,
     db: &'a DatabaseEntry,
 ) -> impl Iterator<Item = Result<TableRows<'a>>> + 'a {
     db.tables.iter().map(move |t| {
-        let rows = chain_rows(repo, &t.base, &t.deltas)?.map(|r| r.map_err(rows_err));
+        let rows = repo.chain_rows(backup, t)?.checked();
         Ok((
             t.spec.clone(),
             Box::new(rows) as Box<dyn Iterator<Item = Result<ostler_rows::Row>>>,
@@ -44,10 +44,11 @@ pub fn table_rows<'a>(
     })
 }
 
-/// Loads the backup's database into `side`, a side database beside the live one
+/// Loads backup `backup`'s database into `side`, a side database beside the live one
 /// (see `recover`), created empty first; the live database is not touched.
 pub fn load_side_database(
-    repo: &Repository,
+    repo: &OpenRepository,
+    backup: &str,
     db: &DatabaseEntry,
     side: &Database,
     runner: &crate::exec::Runner,
@@ -62,17 +63,19 @@ pub fn load_side_database(
     let schema = schema_parts(repo, db)?;
     let reporter = runner.reporter().as_ref();
     let loaded = reporter.progress("restore", Unit::Tables, Some(db.tables.len() as u64));
-    let mut tables = table_rows(repo, db).zip(&db.tables).map(|(t, entry)| {
-        let (spec, rows) = t?;
-        let label = format!("restore {}", spec.name);
-        let rows = Loading {
-            rows,
-            counted: Some(reporter.progress(&label, Unit::Rows, Some(entry.rows))),
-            loaded: loaded.as_ref(),
-            table: spec.name.clone(),
-        };
-        Ok((spec, Box::new(rows) as Box<dyn Iterator<Item = _>>))
-    });
+    let mut tables = table_rows(repo, backup, db)
+        .zip(&db.tables)
+        .map(|(t, entry)| {
+            let (spec, rows) = t?;
+            let label = format!("restore {}", spec.name);
+            let rows = Loading {
+                rows,
+                counted: Some(reporter.progress(&label, Unit::Rows, Some(entry.rows))),
+                loaded: loaded.as_ref(),
+                table: spec.name.clone(),
+            };
+            Ok((spec, Box::new(rows) as Box<dyn Iterator<Item = _>>))
+        });
     // Drops a leftover side and, on a server, creates the side database empty.
     side.nuke(runner)?;
     engine::load(side, None, &schema, &mut tables)
@@ -139,13 +142,13 @@ pub struct StoreOutcome {
 /// Writes a store's files from the backup into `root` and removes files the backup
 /// does not have (orphans), listing them.
 pub fn restore_store(
-    repo: &Repository,
+    repo: &OpenRepository,
     entry: &StoreEntry,
     root: &Path,
     reporter: &dyn Reporter,
 ) -> Result<StoreOutcome> {
     use std::os::unix::fs::PermissionsExt;
-    let files = read_listing(repo, &entry.listing)?;
+    let files = repo.listing(&entry.name, &entry.listing)?;
     let progress = reporter.progress(
         &format!("restore store {}", entry.name),
         Unit::Bytes,
@@ -232,7 +235,7 @@ pub fn restore_store(
 
 /// Writes a backup as native files into `dir`: the database in the engine's own format
 /// and the store files as a plain tree, plus a README saying how to restore by hand.
-pub fn export(repo: &Repository, m: &Manifest, dir: &Path) -> Result<Vec<PathBuf>> {
+pub fn export(repo: &OpenRepository, m: &Manifest, dir: &Path) -> Result<Vec<PathBuf>> {
     if dir.exists()
         && std::fs::read_dir(dir)
             .map(|mut d| d.next().is_some())
@@ -263,7 +266,7 @@ pub fn export(repo: &Repository, m: &Manifest, dir: &Path) -> Result<Vec<PathBuf
 }
 
 /// The files of [`export`], into the existing empty `dir`.
-fn write_export(repo: &Repository, m: &Manifest, dir: &Path) -> Result<Vec<PathBuf>> {
+fn write_export(repo: &OpenRepository, m: &Manifest, dir: &Path) -> Result<Vec<PathBuf>> {
     let mut written = Vec::new();
     let mut how = format!(
         "Backup {} of instance {} ({}), taken {}.\nRestore with the database's own tools, no ostler needed:\n\n",
@@ -271,7 +274,7 @@ fn write_export(repo: &Repository, m: &Manifest, dir: &Path) -> Result<Vec<PathB
     );
     if let Some(db) = &m.database {
         let schema = schema_parts(repo, db)?;
-        let files = engine::export(db.kind, &schema, &mut table_rows(repo, db), dir)?;
+        let files = engine::export(db.kind, &schema, &mut table_rows(repo, &m.id, db), dir)?;
         let native = db.kind.engine().native_restore();
         how += &format!(
             "  {:<11} {}",
@@ -319,7 +322,7 @@ pub struct TableCheck {
 /// every table's row count and content hash with the catalog. The scratch is removed.
 pub fn restore_test(
     ostler: &Ostler,
-    repo: &Repository,
+    repo: &OpenRepository,
     m: &Manifest,
     inst: &Instance,
 ) -> Result<Vec<TableCheck>> {
@@ -353,7 +356,7 @@ pub fn restore_test(
     // Drops a leftover scratch and, on a server, creates it empty.
     scratch.nuke(&runner)?;
     let result = (|| -> Result<Vec<TableCheck>> {
-        engine::load(&scratch, None, &schema, &mut table_rows(repo, db))?;
+        engine::load(&scratch, None, &schema, &mut table_rows(repo, &m.id, db))?;
         let mut snap = engine::open_snapshot(&scratch, tmp.path(), &runner)?;
         let mut checks = Vec::new();
         for t in &db.tables {

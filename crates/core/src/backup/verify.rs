@@ -4,8 +4,8 @@
 //! replayed and its row count and content hash compared with the catalog, which
 //! catches a wrong chain as well as a wrong byte.
 //!
-//! [`check`] is the whole procedure as `ostler verify` runs it: under the repository's
-//! shared lock (so a prune cannot remove what is being read, which used to show as
+//! [`check`] is the whole procedure as `ostler verify` runs it: through a shared
+//! repository handle, which holds the shared lock (so a prune cannot remove what is being read, which used to show as
 //! damage that was not there), after finishing an interrupted prune, with every good
 //! backup of the catalog whose manifest is gone from the repository reported, and with
 //! what it found recorded in the state: damaged chunks for backups to avoid (see
@@ -14,11 +14,11 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use ostler_repo::{Repository, StreamRef};
+use ostler_repo::StreamRef;
 use serde::Serialize;
 
 use super::manifest::Manifest;
-use super::repository::{chain_rows, read_listing, repo_err, repo_manifests, rows_err};
+use super::repository::OpenRepository;
 use super::{catalog, damage, prune};
 use crate::error::{Error, Result};
 use crate::instance::Ostler;
@@ -65,14 +65,14 @@ pub enum Selection {
 }
 
 /// Verifies the selected backups and records what was found; see the module comment.
-pub fn check(ostler: &Ostler, repo: &Repository, which: &Selection) -> Result<VerifyReport> {
-    let _lock = repo.lock_shared().map_err(repo_err)?;
+pub fn check(ostler: &Ostler, repo: &OpenRepository, which: &Selection) -> Result<VerifyReport> {
     let state = ostler.state()?;
     let finished_prune = prune::finish_interrupted(repo, &state)?;
     let mut bad_copies = Vec::new();
     let manifests = match which {
         Selection::All => {
-            let mut found: BTreeMap<String, Manifest> = repo_manifests(repo)?
+            let mut found: BTreeMap<String, Manifest> = repo
+                .manifests()?
                 .into_iter()
                 .map(|m| (m.id.clone(), m))
                 .collect();
@@ -165,7 +165,7 @@ impl VerifyReport {
 
 /// Every stream a backup needs, with what it is for (store file streams included).
 fn needed_streams(
-    repo: &Repository,
+    repo: &OpenRepository,
     m: &Manifest,
     problems: &mut Vec<Problem>,
 ) -> Vec<(String, StreamRef)> {
@@ -175,7 +175,7 @@ fn needed_streams(
         .map(|(w, s)| (w, s.clone()))
         .collect();
     for s in &m.stores {
-        match read_listing(repo, &s.listing) {
+        match repo.listing(&s.name, &s.listing) {
             Ok(files) => {
                 for f in files {
                     out.push((format!("store {} file {}", s.name, f.path), f.stream));
@@ -183,7 +183,7 @@ fn needed_streams(
             }
             Err(e) => problems.push(Problem {
                 chunk: None,
-                message: format!("store {} listing: {e}", s.name),
+                message: crate::error::chain(&e).to_string(),
                 affects: vec![(m.id.clone(), format!("store {}", s.name))],
             }),
         }
@@ -192,7 +192,7 @@ fn needed_streams(
 }
 
 pub fn verify(
-    repo: &Repository,
+    repo: &OpenRepository,
     manifests: &[Manifest],
     reporter: &dyn Reporter,
 ) -> Result<VerifyReport> {
@@ -229,7 +229,7 @@ pub fn verify(
             }
             report.problems.push(Problem {
                 chunk: Some(id.clone()),
-                message: e.to_string(),
+                message: crate::error::chain(&e).to_string(),
                 affects,
             });
         }
@@ -248,8 +248,10 @@ pub fn verify(
         }
         let Some(db) = &m.database else { continue };
         for t in &db.tables {
-            let result = chain_rows(repo, &t.base, &t.deltas)
-                .and_then(|rows| ostler_rows::content_hash(rows).map_err(rows_err));
+            let result = repo.chain_rows(&m.id, t).and_then(|rows| {
+                let what = rows.what().to_string();
+                ostler_rows::content_hash(rows).map_err(|e| Error::rows(what, e))
+            });
             report.tables_checked += 1;
             match result {
                 Ok((n, hash)) if n == t.rows && hash == t.hash => {}
@@ -266,7 +268,7 @@ pub fn verify(
                 }),
                 Err(e) => report.problems.push(Problem {
                     chunk: None,
-                    message: format!("table {}: {e}", t.spec.name),
+                    message: crate::error::chain(&e).to_string(),
                     affects: vec![(m.id.clone(), format!("table {}", t.spec.name))],
                 }),
             }
@@ -298,15 +300,17 @@ enum ManifestFault {
 }
 
 /// `None` when the repository's manifest is the catalog's, or the catalog holds none.
-fn against_catalog(repo: &Repository, state: &State, id: &str) -> Result<Option<ManifestFault>> {
+fn against_catalog(
+    repo: &OpenRepository,
+    state: &State,
+    id: &str,
+) -> Result<Option<ManifestFault>> {
     let Some(ours) = catalog::manifest_json(state, id)? else {
         return Ok(None);
     };
-    let file = Manifest::repo_file(id);
-    if !repo.has_file(&file).map_err(repo_err)? {
+    let Some(bytes) = repo.manifest_bytes(id)? else {
         return Ok(Some(ManifestFault::Missing));
-    }
-    let bytes = repo.get_file(&file).map_err(repo_err)?;
+    };
     let theirs: Option<serde_json::Value> = serde_json::from_slice(&bytes).ok();
     Ok((theirs.as_ref() != Some(&ours)).then_some(ManifestFault::Differs))
 }

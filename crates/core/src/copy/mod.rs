@@ -27,8 +27,7 @@ use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Mutex;
 
-use ostler_repo::Repository;
-
+use crate::backup::repository::OpenRepository;
 use crate::config::{Config, CopyConfig, CopyTarget};
 use crate::error::{Error, Result};
 use crate::exec::Runner;
@@ -162,23 +161,23 @@ pub struct CopyStats {
     pub files_present: u64,
 }
 
-/// Sends to `backend` what the local repository at `repo_dir` has and the copy lacks:
+/// Sends to `backend` what the local repository has and the copy lacks:
 /// `config.json` first, then the missing chunks, then the missing manifests (and any
 /// other named files) last. Idempotent; after an interruption the next run sends only
 /// what is still missing. Refuses a destination that holds another repository.
 pub fn copy_repository(
-    repo_dir: &Path,
+    repo: &OpenRepository,
     backend: &dyn Backend,
     reporter: &dyn Reporter,
     interrupt: &Interrupt,
 ) -> Result<CopyStats> {
-    let repo = Repository::open(repo_dir).map_err(Error::repository)?;
-    // Keeps the local gc out while we read: a chunk listed here stays until sent.
-    let _lock = repo.lock_shared().map_err(Error::repository)?;
-    // Named files before chunks: a backup writes its chunks before its manifest, so
-    // every manifest listed now has its chunks in the chunk listing taken after it.
-    let files = repo.list_files("").map_err(Error::repository)?;
-    let chunks = repo.chunk_ids().map_err(Error::repository)?;
+    // The handle's shared lock keeps the local gc out while we read: a chunk listed
+    // here stays until sent. Named files before chunks: a backup writes its chunks
+    // before its manifest, so every manifest listed now has its chunks in the chunk
+    // listing taken after it.
+    let repo_dir = repo.path();
+    let files = repo.named_files()?;
+    let chunks = repo.chunk_ids()?;
     let present: HashSet<String> = backend.list("")?.into_iter().collect();
     check_same_repository(repo_dir, backend, &present)?;
 
@@ -200,7 +199,7 @@ pub fn copy_repository(
     let mut middle = Vec::new();
     for id in &chunks {
         let path = format!("{CHUNKS_DIR}/{}/{id}", &id[..2]);
-        if let Some(p) = missing(path, repo.chunk_path(id).map_err(Error::repository)?)? {
+        if let Some(p) = missing(path, repo.chunk_path(id)?)? {
             middle.push(p);
         }
     }

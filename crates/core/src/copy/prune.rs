@@ -14,12 +14,12 @@
 //! repository. Files it does not recognise are left alone.
 
 use std::collections::HashSet;
-use std::path::Path;
 
-use ostler_repo::{Repository, StreamRef};
+use ostler_repo::StreamRef;
 use serde_json::Value;
 
 use super::{check_same_repository, is_temp_path, Backend, CHUNKS_DIR, CONFIG_FILE};
+use crate::backup::repository::OpenRepository;
 use crate::error::{Error, Result};
 
 /// What [`prune_copy`] would remove, as paths at the destination.
@@ -42,20 +42,16 @@ pub struct PruneStats {
 }
 
 /// What pruning the copy would remove, without removing anything (`--dry-run`).
-pub fn plan_prune_copy(repo_dir: &Path, backend: &dyn Backend) -> Result<PrunePlan> {
-    let repo = Repository::open(repo_dir).map_err(Error::repository)?;
-    let _lock = repo.lock_shared().map_err(Error::repository)?;
-    plan(&repo, backend)
+pub fn plan_prune_copy(repo: &OpenRepository, backend: &dyn Backend) -> Result<PrunePlan> {
+    plan(repo, backend)
 }
 
-/// Removes at the destination the manifests the local repository at `repo_dir` no
-/// longer has, then the chunks no local manifest needs, then stale temporaries.
-/// Must not run while a copy to the same destination is running.
-pub fn prune_copy(repo_dir: &Path, backend: &dyn Backend) -> Result<PruneStats> {
-    let repo = Repository::open(repo_dir).map_err(Error::repository)?;
-    // Keeps local gc out, so the needed set stays true until we are done.
-    let _lock = repo.lock_shared().map_err(Error::repository)?;
-    let plan = plan(&repo, backend)?;
+/// Removes at the destination the manifests the local repository no longer has, then
+/// the chunks no local manifest needs, then stale temporaries. Must not run while a
+/// copy to the same destination is running. The handle's shared lock keeps the local
+/// gc out, so the needed set stays true until we are done.
+pub fn prune_copy(repo: &OpenRepository, backend: &dyn Backend) -> Result<PruneStats> {
+    let plan = plan(repo, backend)?;
     let mut stats = PruneStats::default();
     for path in &plan.files {
         backend.remove(path)?;
@@ -79,12 +75,8 @@ pub fn prune_copy(repo_dir: &Path, backend: &dyn Backend) -> Result<PruneStats> 
     Ok(stats)
 }
 
-fn plan(repo: &Repository, backend: &dyn Backend) -> Result<PrunePlan> {
-    let local_files: HashSet<String> = repo
-        .list_files("")
-        .map_err(Error::repository)?
-        .into_iter()
-        .collect();
+fn plan(repo: &OpenRepository, backend: &dyn Backend) -> Result<PrunePlan> {
+    let local_files: HashSet<String> = repo.named_files()?.into_iter().collect();
     let present = backend.list("")?;
     if present.is_empty() {
         return Ok(PrunePlan::default());
@@ -129,11 +121,11 @@ fn chunk_id(path: &str) -> Option<&str> {
 
 /// Every chunk the local repository's named files need: the ids under any
 /// `chunks` key in them, and in the listing streams they name.
-fn needed_chunks(repo: &Repository, names: &HashSet<String>) -> Result<HashSet<String>> {
+fn needed_chunks(repo: &OpenRepository, names: &HashSet<String>) -> Result<HashSet<String>> {
     let mut ids = HashSet::new();
     let mut listings = Vec::new();
     for name in names {
-        let bytes = repo.get_file(name).map_err(Error::repository)?;
+        let bytes = repo.named_file(name)?;
         match serde_json::from_slice::<Value>(&bytes) {
             Ok(value) => collect(&value, &mut ids, &mut listings),
             Err(e) if name.ends_with(".json") => {
@@ -150,11 +142,7 @@ fn needed_chunks(repo: &Repository, names: &HashSet<String>) -> Result<HashSet<S
         if !seen.insert(listing.hash.clone()) {
             continue;
         }
-        let bytes = repo.read_to_vec(&listing).map_err(|e| {
-            Error::failed(format!(
-                "cannot read a store listing ({e}); not pruning the copy"
-            ))
-        })?;
+        let bytes = repo.read_to_vec(&listing, "a store listing (not pruning the copy)")?;
         let value: Value = serde_json::from_slice(&bytes).map_err(|e| {
             Error::failed(format!(
                 "a store listing is not JSON ({e}); not pruning the copy"

@@ -12,7 +12,7 @@ use serde::Serialize;
 use super::eval::values;
 use crate::backup::catalog;
 use crate::backup::manifest::Manifest;
-use crate::backup::repository::{chain_rows, repo_err, repository, rows_err};
+use crate::backup::repository::{Access, OpenRepository};
 use crate::engine::{self, DatabaseKind, SqlValue, TableSpec};
 use crate::error::{Error, Result};
 use crate::instance::Ostler;
@@ -109,8 +109,7 @@ pub fn diff(
             );
         }
     }
-    let repo = repository(ostler)?;
-    let _lock = repo.lock_shared().map_err(repo_err)?;
+    let repo = OpenRepository::open(ostler, Access::Shared)?;
     let dba = ma
         .database
         .as_ref()
@@ -153,16 +152,14 @@ pub fn diff(
             }
         }
         let rows_a: Box<dyn Iterator<Item = Result<Row>>> = match ta {
-            Some(t) => {
-                Box::new(chain_rows(&repo, &t.base, &t.deltas)?.map(|r| r.map_err(rows_err)))
-            }
+            Some(t) => Box::new(repo.chain_rows(&ma.id, t)?.checked()),
             None => Box::new(std::iter::empty()),
         };
         let (spec, rows_b): (TableSpec, Box<dyn Iterator<Item = Result<Row>>>) = match &mb {
-            Some(_) => match tb {
+            Some(mb) => match tb {
                 Some(t) => (
                     t.spec.clone(),
-                    Box::new(chain_rows(&repo, &t.base, &t.deltas)?.map(|r| r.map_err(rows_err))),
+                    Box::new(repo.chain_rows(&mb.id, t)?.checked()),
                 ),
                 None => (
                     ta.expect("in one of them").spec.clone(),

@@ -9,17 +9,16 @@
 //! forward); only a new base is read whole.
 
 use std::collections::HashSet;
-use std::io::BufReader;
 
 use jiff::Timestamp;
-use ostler_repo::{Repository, StreamRef};
-use ostler_rows::{DeltaOp, DeltaReader, Key};
+use ostler_repo::StreamRef;
+use ostler_rows::{DeltaOp, Key};
 use serde::Serialize;
 
 use super::eval::{short_name, Matcher};
 use crate::backup::catalog;
 use crate::backup::manifest::{Manifest, TableEntry};
-use crate::backup::repository::{chain_rows, repo_err, repository, rows_err};
+use crate::backup::repository::{Access, OpenRepository};
 use crate::engine::DatabaseKind;
 use crate::error::{Error, Result};
 use crate::instance::Ostler;
@@ -91,15 +90,16 @@ pub fn good_manifests(ostler: &Ostler, instance: &str) -> Result<Vec<Manifest>> 
 }
 
 fn full_scan(
-    repo: &Repository,
+    repo: &OpenRepository,
+    backup: &str,
     kind: DatabaseKind,
     t: &TableEntry,
     predicate: &str,
 ) -> Result<HashSet<Key>> {
     let mut matcher = Matcher::new(kind, &t.spec, predicate)?;
     let mut keys = HashSet::new();
-    for row in chain_rows(repo, &t.base, &t.deltas)? {
-        let row = row.map_err(rows_err)?;
+    for row in repo.chain_rows(backup, t)?.checked() {
+        let row = row?;
         keys.extend(
             matcher
                 .push(row.key, &row.payload)?
@@ -112,7 +112,8 @@ fn full_scan(
 }
 
 fn apply_deltas(
-    repo: &Repository,
+    repo: &OpenRepository,
+    backup: &str,
     kind: DatabaseKind,
     t: &TableEntry,
     new: &[StreamRef],
@@ -121,9 +122,8 @@ fn apply_deltas(
 ) -> Result<()> {
     let mut matcher = Matcher::new(kind, &t.spec, predicate)?;
     for d in new {
-        let reader = DeltaReader::new(BufReader::new(repo.read_stream(d))).map_err(rows_err)?;
-        for op in reader {
-            match op.map_err(rows_err)? {
+        for op in repo.delta_ops(backup, t, d)? {
+            match op? {
                 DeltaOp::Delete(k) => {
                     keys.remove(&k);
                 }
@@ -163,8 +163,7 @@ pub fn find(ostler: &Ostler, instance: &str, table: &str, predicate: &str) -> Re
                 .with_hint(format!("tables: {}", names.join(", "))),
         );
     }
-    let repo = repository(ostler)?;
-    let _lock = repo.lock_shared().map_err(repo_err)?;
+    let repo = OpenRepository::open(ostler, Access::Shared)?;
     let progress = ostler
         .reporter
         .progress("find", Unit::Backups, Some(manifests.len() as u64));
@@ -205,6 +204,7 @@ pub fn find(ostler: &Ostler, instance: &str, table: &str, predicate: &str) -> Re
             {
                 apply_deltas(
                     &repo,
+                    &m.id,
                     kind,
                     t,
                     &t.deltas[p.deltas.len()..],
@@ -216,7 +216,7 @@ pub fn find(ostler: &Ostler, instance: &str, table: &str, predicate: &str) -> Re
             }
             _ => {
                 full += 1;
-                (full_scan(&repo, kind, t, predicate)?, "full")
+                (full_scan(&repo, &m.id, kind, t, predicate)?, "full")
             }
         };
         points.push(FindPoint {

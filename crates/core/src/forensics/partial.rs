@@ -13,7 +13,7 @@ use serde::Serialize;
 use super::eval::{canonical, short_name, values, Matcher};
 use super::find::table_of;
 use crate::backup::manifest::Manifest;
-use crate::backup::repository::{chain_rows, repo_err, repository, rows_err};
+use crate::backup::repository::{Access, OpenRepository};
 use crate::engine::{self, Database, DatabaseKind, SqlValue, TableSpec};
 use crate::error::{Error, Result};
 use crate::guard::{self, Confirm, Effect};
@@ -51,7 +51,7 @@ struct Selected {
 
 /// Everything of one table: backup rows by key, with values.
 fn backup_table(
-    repo: &ostler_repo::Repository,
+    repo: &OpenRepository,
     kind: DatabaseKind,
     m: &Manifest,
     table: &str,
@@ -59,8 +59,8 @@ fn backup_table(
     let (t, _) = table_of(m, table)
         .ok_or_else(|| Error::user(format!("backup {} has no table `{table}`", m.id)))?;
     let mut out = Vec::new();
-    for r in chain_rows(repo, &t.base, &t.deltas)? {
-        let r = r.map_err(rows_err)?;
+    for r in repo.chain_rows(&m.id, t)?.checked() {
+        let r = r?;
         let v = values(kind, &t.spec, &r.payload)?;
         out.push((r.key, r.payload, v));
     }
@@ -138,8 +138,7 @@ pub fn restore_rows(
         )));
     }
     let kind = dbe.kind;
-    let repo = repository(ostler)?;
-    let _lock = repo.lock_shared().map_err(repo_err)?;
+    let repo = OpenRepository::open(ostler, Access::Shared)?;
     let (seed_spec, _) = table_of(m, table).ok_or_else(|| {
         Error::user(format!("backup {} has no table `{table}`", m.id)).with_hint(format!(
             "tables: {}",
@@ -154,12 +153,11 @@ pub fn restore_rows(
     // 1. The rows that match, from the backup.
     let mut matcher = Matcher::new(kind, &seed_spec, predicate)?;
     let mut matched = Vec::new();
-    for r in chain_rows(
-        &repo,
-        &table_of(m, table).expect("checked").0.base,
-        &table_of(m, table).expect("checked").0.deltas,
-    )? {
-        let r = r.map_err(rows_err)?;
+    for r in repo
+        .chain_rows(&m.id, table_of(m, table).expect("checked").0)?
+        .checked()
+    {
+        let r = r?;
         matched.extend(matcher.push(r.key, &r.payload)?);
     }
     matched.extend(matcher.flush()?);
