@@ -218,6 +218,29 @@ pub fn render_error(e: &Error) -> String {
 
 #[cfg(test)]
 mod tests {
+    /// Regression: `Error::Io` said its OS error in its message and again as its cause.
+    #[test]
+    fn an_os_error_is_printed_once() {
+        let os = std::io::Error::from_raw_os_error(libc::EACCES);
+        let text = super::render_error(&ostler_core::Error::io("reading /x", os));
+        assert_eq!(
+            text,
+            "error: reading /x\n  caused by: Permission denied (os error 13)\n"
+        );
+    }
+
+    /// Regression: the causes of an `Error::Other` were printed by the chain loop and
+    /// again by anyhow's own chain.
+    #[test]
+    fn the_causes_of_an_other_error_are_printed_once() {
+        let os = std::io::Error::from_raw_os_error(libc::EACCES);
+        let e = ostler_core::Error::Other(anyhow::Error::new(os).context("reading /x"));
+        assert_eq!(
+            super::render_error(&e),
+            "error: reading /x\n  caused by: Permission denied (os error 13)\n"
+        );
+    }
+
     #[test]
     fn clap_definition_is_valid() {
         use clap::CommandFactory;

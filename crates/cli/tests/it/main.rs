@@ -9,6 +9,7 @@ mod chaos;
 mod config;
 mod databases;
 mod disks;
+mod errors;
 mod forensics;
 mod guards;
 mod integrity;

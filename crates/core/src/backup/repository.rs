@@ -496,3 +496,41 @@ impl Iterator for TableChain<'_> {
         self.rows.next()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Regression guard: gc through a shared handle would wait for its own lock for a
+    /// minute and then fail as "busy"; it is refused at once instead.
+    #[test]
+    fn gc_through_a_shared_handle_is_refused_not_left_waiting_for_itself() {
+        let dir = tempfile::tempdir().unwrap();
+        Repository::init(&dir.path().join("repo")).unwrap();
+        let shared = OpenRepository::at(&dir.path().join("repo"), Access::Shared).unwrap();
+        let started = std::time::Instant::now();
+        let e = shared.gc(&HashSet::new()).unwrap_err();
+        assert_eq!(e.kind(), crate::ErrorKind::Internal, "{e}");
+        assert!(started.elapsed() < std::time::Duration::from_secs(5));
+        drop(shared);
+        let exclusive = OpenRepository::at(&dir.path().join("repo"), Access::Exclusive).unwrap();
+        assert_eq!(exclusive.gc(&HashSet::new()).unwrap().removed_chunks, 0);
+    }
+
+    /// A missing repository directory names the path and keeps the repository's
+    /// reason as the cause.
+    #[test]
+    fn opening_a_missing_repository_keeps_the_cause() {
+        let dir = tempfile::tempdir().unwrap();
+        let e = OpenRepository::at(&dir.path().join("nope"), Access::Shared).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "cannot open the backup repository {}",
+                dir.path().join("nope").display()
+            )
+        );
+        let cause = std::error::Error::source(&e).expect("a cause").to_string();
+        assert!(cause.contains("is not an ostler repository"), "{cause}");
+    }
+}
