@@ -1,4 +1,5 @@
-//! The production guard. It judges what a step will do, not what the verb is called:
+//! The production guard. It judges a plan by what each step will do, not by what the
+//! verb is called:
 //! `rebuild production` and `stop,print,build,start production` replace production's
 //! build alike, so both ask; `log-nuke` empties production's logs, so it asks; a
 //! partial restore writes into production's database, so it asks. Each step has an
@@ -15,18 +16,25 @@
 
 use std::path::PathBuf;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::config::Config;
 use crate::engine::{resolve_path, DatabaseIdentity};
 use crate::error::{Error, Result};
+use crate::plan::Plan;
 
 /// What a step does to the instance it runs on, as far as the guard is concerned.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Effect {
-    /// Only looks (print, echo, processes).
+    /// Only looks (print, echo, processes), or writes only ostler's own records.
     Reads,
+    /// Writes beside the live data (a restore's side database and stores): nothing
+    /// live changes, and removing it undoes it.
+    PreparesSide,
+    /// Removes backups from the repository and the catalog (prune): the instances
+    /// themselves are untouched.
+    RemovesBackups,
     /// Builds an instance that has no build yet (its dir is missing or empty).
     CreatesBuild,
     /// Starts the service.
@@ -63,6 +71,24 @@ impl Effect {
         )
     }
 
+    /// What the effect does to the instance, in a few words for refusals and prompts.
+    pub fn words(self) -> &'static str {
+        match self {
+            Effect::Reads => "only reads",
+            Effect::PreparesSide => "writes beside its data",
+            Effect::RemovesBackups => "removes backups",
+            Effect::CreatesBuild => "builds it",
+            Effect::StartsService => "starts it",
+            Effect::InterruptsService => "stops its service",
+            Effect::ReplacesBuild => "replaces the build it runs",
+            Effect::Reconfigures => "rewrites its configuration",
+            Effect::EmptiesLogs => "empties its logs",
+            Effect::WritesDatabase => "writes rows into its database",
+            Effect::ReplacesData => "replaces its database and stores",
+            Effect::DestroysDatabase => "destroys its database",
+        }
+    }
+
     /// Whether the effect reaches the instance's database, and so production's when
     /// the two share it.
     pub fn touches_database(self) -> bool {
@@ -92,9 +118,9 @@ pub enum Exposure {
 }
 
 /// One thing a plan will do to an instance: the operation as the user asked for it
-/// (`rebuild`, `db-nuke`, `restore over`) and its effect.
+/// (`rebuild`, `db-nuke`, `restore backup 3f2a1c over`) and its effect.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Action {
+pub struct Consequence {
     pub operation: String,
     pub effect: Effect,
 }
@@ -104,7 +130,7 @@ pub struct Action {
 pub struct Danger {
     pub instance: String,
     pub exposure: Exposure,
-    pub actions: Vec<Action>,
+    pub consequences: Vec<Consequence>,
 }
 
 /// Asks the front end whether the actions may run on a guarded instance.
@@ -159,19 +185,43 @@ pub fn exposure(config: &Config, instance: &str, effect: Effect) -> Option<Expos
     })
 }
 
-/// Judges `actions` (instance, action) before anything runs: for each guarded instance,
-/// asks once for all that will be done to it, and refuses at the first "no", naming
-/// the instance and why it is guarded.
-pub fn check(config: &Config, actions: &[(String, Action)], confirm: &dyn Confirm) -> Result<()> {
+/// Judges a plan before anything runs: for each guarded instance, asks once for all
+/// the plan's steps will do to it, and refuses at the first "no", naming the
+/// procedure, the instance, why it is guarded and what the steps would have done.
+pub fn check(config: &Config, plan: &Plan, confirm: &dyn Confirm) -> Result<()> {
+    let consequences: Vec<(String, Consequence)> = plan
+        .steps
+        .iter()
+        .filter_map(|s| {
+            Some((
+                s.instance.clone()?,
+                Consequence {
+                    operation: plan.operation(s),
+                    effect: s.effect,
+                },
+            ))
+        })
+        .collect();
+    for d in &dangers(config, &consequences) {
+        if !confirm.confirm(d) {
+            return Err(refusal(d));
+        }
+    }
+    Ok(())
+}
+
+/// The guarded instances among (instance, consequence) pairs, each once with all that
+/// will be done to it, in the order they first appear.
+fn dangers(config: &Config, consequences: &[(String, Consequence)]) -> Vec<Danger> {
     let mut dangers: Vec<Danger> = Vec::new();
-    for (instance, action) in actions {
-        let Some(exposure) = exposure(config, instance, action.effect) else {
+    for (instance, consequence) in consequences {
+        let Some(exposure) = exposure(config, instance, consequence.effect) else {
             continue;
         };
         match dangers.iter_mut().find(|d| &d.instance == instance) {
             Some(d) => {
-                if !d.actions.contains(action) {
-                    d.actions.push(action.clone());
+                if !d.consequences.contains(consequence) {
+                    d.consequences.push(consequence.clone());
                 }
                 // Production outranks sharing its database: say the stronger reason.
                 if exposure == Exposure::Production {
@@ -181,44 +231,22 @@ pub fn check(config: &Config, actions: &[(String, Action)], confirm: &dyn Confir
             None => dangers.push(Danger {
                 instance: instance.clone(),
                 exposure,
-                actions: vec![action.clone()],
+                consequences: vec![consequence.clone()],
             }),
         }
     }
-    for d in &dangers {
-        if !confirm.confirm(d) {
-            return Err(refusal(d));
-        }
-    }
-    Ok(())
-}
-
-/// [`check`] for one action on one instance.
-pub fn check_one(
-    config: &Config,
-    instance: &str,
-    operation: &str,
-    effect: Effect,
-    confirm: &dyn Confirm,
-) -> Result<()> {
-    check(
-        config,
-        &[(
-            instance.to_string(),
-            Action {
-                operation: operation.to_string(),
-                effect,
-            },
-        )],
-        confirm,
-    )
+    dangers
 }
 
 fn refusal(d: &Danger) -> Error {
     let mut operations: Vec<&str> = Vec::new();
-    for a in &d.actions {
-        if !operations.contains(&a.operation.as_str()) {
-            operations.push(&a.operation);
+    let mut effects: Vec<&str> = Vec::new();
+    for c in &d.consequences {
+        if !operations.contains(&c.operation.as_str()) {
+            operations.push(&c.operation);
+        }
+        if !effects.contains(&c.effect.words()) {
+            effects.push(c.effect.words());
         }
     }
     let why = match &d.exposure {
@@ -237,9 +265,10 @@ fn refusal(d: &Danger) -> Error {
         ),
     };
     Error::user(format!(
-        "refusing to {} {}: {why}",
+        "refusing to {} {}: {why} (this {})",
         operations.join(", "),
-        d.instance
+        d.instance,
+        effects.join("; ")
     ))
     .with_hint("pass --yes-really-production, or run it on a terminal and type the instance's name")
 }
@@ -313,53 +342,5 @@ database = { kind = "sqlite", path = "data.db" }
             );
             assert_eq!(exposure(&c, "t", effect), None, "{effect:?}");
         }
-    }
-
-    #[test]
-    fn a_plan_asks_once_per_guarded_instance_and_a_no_refuses_it() {
-        use std::cell::RefCell;
-        struct Record(RefCell<Vec<Danger>>, bool);
-        impl Confirm for Record {
-            fn confirm(&self, danger: &Danger) -> bool {
-                self.0.borrow_mut().push(danger.clone());
-                self.1
-            }
-        }
-        let tmp = tempfile::tempdir().unwrap();
-        let c = config(tmp.path());
-        let act = |instance: &str, operation: &str, effect| {
-            (
-                instance.to_string(),
-                Action {
-                    operation: operation.into(),
-                    effect,
-                },
-            )
-        };
-        let actions = [
-            act("p", "stop", Effect::InterruptsService),
-            act("p", "log-nuke", Effect::EmptiesLogs),
-            act("p", "db-nuke", Effect::DestroysDatabase),
-            act("q", "db-nuke", Effect::DestroysDatabase),
-            act("t", "db-nuke", Effect::DestroysDatabase),
-        ];
-        let yes = Record(RefCell::new(Vec::new()), true);
-        check(&c, &actions, &yes).unwrap();
-        let asked = yes.0.into_inner();
-        assert_eq!(asked.len(), 2, "{asked:?}");
-        assert_eq!(asked[0].instance, "p");
-        assert_eq!(asked[0].actions.len(), 2, "stop is not asked about");
-        assert_eq!(asked[1].instance, "q");
-        assert!(matches!(
-            asked[1].exposure,
-            Exposure::SharesProductionDatabase { ref production, .. } if production == "p"
-        ));
-        let no = Record(RefCell::new(Vec::new()), false);
-        let e = check(&c, &actions, &no).unwrap_err();
-        assert_eq!(
-            e.to_string(),
-            "refusing to log-nuke, db-nuke p: it is the production instance"
-        );
-        assert_eq!(no.0.into_inner().len(), 1, "stops asking at the first no");
     }
 }

@@ -101,9 +101,30 @@ impl Ostler {
         ttl: Duration,
         f: impl FnOnce(&Runner) -> Result<T>,
     ) -> Result<T> {
+        self.operate_planned(instance, operation, ttl, None, f)
+    }
+
+    /// [`Ostler::operate`] for an operation that runs (part of) `plan`: the journal
+    /// entry records the plan before `f` runs.
+    pub fn operate_planned<T>(
+        &self,
+        instance: &Instance,
+        operation: &str,
+        ttl: Duration,
+        plan: Option<&crate::plan::Plan>,
+        f: impl FnOnce(&Runner) -> Result<T>,
+    ) -> Result<T> {
         let state = self.state()?;
         state.lock(&instance.name, operation, ttl)?;
-        let id = match state.journal_begin(operation, Some(&instance.name), None) {
+        let begun = state
+            .journal_begin(operation, Some(&instance.name), None)
+            .and_then(|id| {
+                if let Some(plan) = plan {
+                    state.journal_plan(id, &plan.to_json())?;
+                }
+                Ok(id)
+            });
+        let id = match begun {
             Ok(id) => id,
             Err(e) => {
                 let _ = state.unlock(&instance.name);

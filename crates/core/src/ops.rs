@@ -1,9 +1,12 @@
 //! The single-instance operations of the bin/manage surface: build, start, stop,
 //! print, processes, configure, log-nuke, db-nuke, and an instance's status. Each takes
-//! a `Runner` already journaled under the instance's lock (see `Ostler::operate`).
+//! a `Runner` already journaled under the instance's lock (see `Ostler::operate`), and
+//! says what it did as a typed outcome ([`Built`], [`Started`], [`Stopped`],
+//! [`LogsEmptied`], [`DatabaseNuked`], [`InstanceInfo`]) for the front end to render.
 
 use std::fs::OpenOptions;
 use std::os::unix::process::CommandExt;
+use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -19,23 +22,66 @@ use crate::instance::{Instance, Ostler};
 use crate::process::{self, PidState};
 use crate::state::{LockInfo, LockStale, Runtime, State};
 
-pub fn build(_ostler: &Ostler, inst: &Instance, runner: &Runner) -> Result<String> {
+/// What `build` did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Built {
+    /// The build command ran and exited 0.
+    Built,
+    /// The instance has no build command: nothing ran.
+    NoBuildCommand,
+}
+
+/// A started instance: its process and, when it has a health URL, how long it took
+/// to answer it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Started {
+    pub instance: String,
+    pub pid: i32,
+    pub port: u16,
+    pub healthy_after_secs: Option<f64>,
+}
+
+/// How an instance stopped.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "how", rename_all = "kebab-case")]
+pub enum Stopped {
+    /// Its group exited on SIGTERM.
+    Terminated { after_secs: f64 },
+    /// It did not exit within `stop_timeout` of SIGTERM and was killed with SIGKILL.
+    Killed { timeout_ms: u64 },
+}
+
+/// The log files `log-nuke` emptied (none when there were none yet).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LogsEmptied {
+    pub files: Vec<PathBuf>,
+}
+
+/// What `db-nuke` kept before it emptied the database.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DatabaseNuked {
+    /// The safety dump; None when there was no database file yet (nothing to keep).
+    pub safety_dump: Option<PathBuf>,
+}
+
+pub fn build(_ostler: &Ostler, inst: &Instance, runner: &Runner) -> Result<Built> {
     std::fs::create_dir_all(&inst.dir)
         .map_err(|e| Error::io(format!("creating {}", inst.dir.display()), e))?;
     match &inst.config.build {
         Some(cmd) => {
             runner.shell(&inst.expand(cmd), &inst.dir, &inst.env())?;
-            Ok(format!("{}: built", inst.name))
+            Ok(Built::Built)
         }
-        None => Ok(format!("{}: no build command; nothing to build", inst.name)),
+        None => Ok(Built::NoBuildCommand),
     }
 }
 
-pub fn configure(_ostler: &Ostler, inst: &Instance, runner: &Runner) -> Result<String> {
+pub fn configure(_ostler: &Ostler, inst: &Instance, runner: &Runner) -> Result<()> {
     match &inst.config.configure {
         Some(cmd) => {
             runner.shell(&inst.expand(cmd), &inst.dir, &inst.env())?;
-            Ok(format!("{}: configured", inst.name))
+            Ok(())
         }
         None => Err(Error::user(format!(
             "instance `{}` has no `configure` command in the config",
@@ -58,7 +104,7 @@ pub fn running_pid(state: &State, inst: &Instance) -> Result<(Runtime, Option<i3
 
 /// Starts the instance detached, in its own session and process group, output appended
 /// to its log. Waits for the health URL when there is one.
-pub fn start(ostler: &Ostler, inst: &Instance, runner: &Runner) -> Result<String> {
+pub fn start(ostler: &Ostler, inst: &Instance, runner: &Runner) -> Result<Started> {
     let state = ostler.state()?;
     let (mut rt, pid, _) = running_pid(&state, inst)?;
     if let Some(pid) = pid {
@@ -148,10 +194,12 @@ pub fn start(ostler: &Ostler, inst: &Instance, runner: &Runner) -> Result<String
     rt.next_restart_at = None;
     state.set_runtime(&inst.name, &rt)?;
     match wait_ready(ostler, inst, &mut child, log_offset) {
-        Ok(how) => Ok(format!(
-            "{}: started (pid {pid}, port {}){how}",
-            inst.name, inst.port
-        )),
+        Ok(healthy_after_secs) => Ok(Started {
+            instance: inst.name.clone(),
+            pid,
+            port: inst.port,
+            healthy_after_secs,
+        }),
         // Interrupted while waiting for health: the process is up and recorded; leave
         // it to the operator rather than kill what may be a healthy service.
         Err(Error::Interrupted) => Err(Error::Interrupted),
@@ -180,12 +228,14 @@ fn log_tail_since(inst: &Instance, offset: u64) -> String {
     }
 }
 
+/// Waits until the instance is up: alive after a moment, or healthy (then how long
+/// it took) when it has a health URL.
 fn wait_ready(
     ostler: &Ostler,
     inst: &Instance,
     child: &mut crate::exec::Spawned,
     log_offset: u64,
-) -> Result<String> {
+) -> Result<Option<f64>> {
     let pid = child.id() as i32;
     // Our own child's exit is seen (and journaled) by `try_wait`; one a daemon's
     // reaper took first shows as a pid no longer alive.
@@ -201,7 +251,7 @@ fn wait_ready(
     let Some(url) = inst.health_url() else {
         std::thread::sleep(Duration::from_millis(300));
         return if alive() {
-            Ok(String::new())
+            Ok(None)
         } else {
             Err(died(inst))
         };
@@ -219,10 +269,7 @@ fn wait_ready(
         }
         match agent.get(&url).call() {
             Ok(resp) if (200..300).contains(&resp.status()) => {
-                return Ok(format!(
-                    ", healthy after {:.1}s",
-                    started.elapsed().as_secs_f64()
-                ));
+                return Ok(Some(started.elapsed().as_secs_f64()));
             }
             Ok(resp) => last = format!("HTTP {}", resp.status()),
             Err(ureq::Error::Status(code, _)) => last = format!("HTTP {code}"),
@@ -248,7 +295,7 @@ fn signal_group(pgid: i32, sig: Signal) -> nix::Result<()> {
 /// Stops the instance: SIGTERM to its process group, then SIGKILL after
 /// `stop_timeout`. Says which it took. A recorded pid now owned by another program is
 /// not touched.
-pub fn stop(ostler: &Ostler, inst: &Instance, _runner: &Runner) -> Result<String> {
+pub fn stop(ostler: &Ostler, inst: &Instance, _runner: &Runner) -> Result<Stopped> {
     let state = ostler.state()?;
     let (mut rt, _, ps) = running_pid(&state, inst)?;
     rt.desired = "stopped".into();
@@ -288,10 +335,9 @@ pub fn stop(ostler: &Ostler, inst: &Instance, _runner: &Runner) -> Result<String
     let started = Instant::now();
     let how = loop {
         if process::group_members(pid).is_empty() && !process::pid_alive(pid) {
-            break format!(
-                "stopped with SIGTERM after {:.1}s",
-                started.elapsed().as_secs_f64()
-            );
+            break Stopped::Terminated {
+                after_secs: started.elapsed().as_secs_f64(),
+            };
         }
         if started.elapsed() >= timeout {
             let _ = signal_group(pid, Signal::SIGKILL);
@@ -301,60 +347,69 @@ pub fn stop(ostler: &Ostler, inst: &Instance, _runner: &Runner) -> Result<String
             {
                 std::thread::sleep(Duration::from_millis(50));
             }
-            break format!(
-                "did not stop within {} of SIGTERM; killed with SIGKILL",
-                humantime::format_duration(timeout)
-            );
+            break Stopped::Killed {
+                timeout_ms: timeout.as_millis() as u64,
+            };
         }
         std::thread::sleep(Duration::from_millis(50));
     };
     rt.pid = None;
     rt.pid_start_ticks = None;
     state.set_runtime(&inst.name, &rt)?;
-    Ok(format!("{}: {how}", inst.name))
+    Ok(how)
 }
 
-pub fn print(ostler: &Ostler, inst: &Instance) -> Result<String> {
-    let st = status(ostler, inst)?;
-    let mut out = format!(
-        "instance {}\n  dir:      {}\n  port:     {}\n  start:    {}\n",
-        inst.name,
-        inst.dir.display(),
-        inst.port,
-        inst.expand(&inst.config.start)
-    );
-    if let Some(b) = &inst.config.build {
-        out += &format!("  build:    {}\n", inst.expand(b));
-    }
-    if let Some(h) = inst.health_url() {
-        out += &format!("  health:   {h}\n");
-    }
-    if let Some(db) = &inst.database {
-        out += &format!("  database: {} {}\n", db.kind(), db.locator());
-    }
-    for (name, path, cache) in inst.stores() {
-        out += &format!(
-            "  store:    {name} {}{}\n",
-            path.display(),
-            if cache { " (cache)" } else { "" }
-        );
-    }
-    out += &format!("  log:      {}\n", inst.log_path.display());
-    if !st.roles.is_empty() {
-        out += &format!("  roles:    {}\n", st.roles.join(", "));
-    }
-    if !st.shares_database_with.is_empty() {
-        out += &format!(
-            "  shares its database with: {}\n",
-            st.shares_database_with.join(", ")
-        );
-    }
-    out += &format!("  status:   {}", st.state);
-    if let Some(pid) = st.pid {
-        out += &format!(" (pid {pid})");
-    }
-    out.push('\n');
-    Ok(out)
+/// An instance as configured, with its status: what `print` shows.
+#[derive(Debug, Clone, Serialize)]
+pub struct InstanceInfo {
+    pub name: String,
+    pub dir: PathBuf,
+    pub port: u16,
+    /// The start command, expanded.
+    pub start: String,
+    pub build: Option<String>,
+    pub health: Option<String>,
+    /// The database's kind and where it is (a path, or a server database without
+    /// its password).
+    pub database: Option<DatabaseInfo>,
+    pub stores: Vec<StoreInfo>,
+    pub log: PathBuf,
+    pub status: InstanceStatus,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct DatabaseInfo {
+    pub kind: String,
+    pub locator: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct StoreInfo {
+    pub name: String,
+    pub path: PathBuf,
+    pub cache: bool,
+}
+
+pub fn print(ostler: &Ostler, inst: &Instance) -> Result<InstanceInfo> {
+    Ok(InstanceInfo {
+        name: inst.name.clone(),
+        dir: inst.dir.clone(),
+        port: inst.port,
+        start: inst.expand(&inst.config.start),
+        build: inst.config.build.as_deref().map(|b| inst.expand(b)),
+        health: inst.health_url(),
+        database: inst.database.as_ref().map(|db| DatabaseInfo {
+            kind: db.kind().to_string(),
+            locator: db.locator(),
+        }),
+        stores: inst
+            .stores()
+            .into_iter()
+            .map(|(name, path, cache)| StoreInfo { name, path, cache })
+            .collect(),
+        log: inst.log_path.clone(),
+        status: status(ostler, inst)?,
+    })
 }
 
 pub fn processes(ostler: &Ostler, inst: &Instance) -> Result<Vec<process::ProcessInfo>> {
@@ -367,7 +422,7 @@ pub fn processes(ostler: &Ostler, inst: &Instance) -> Result<Vec<process::Proces
 }
 
 /// Truncates the instance's log and any extra `logs` files.
-pub fn log_nuke(ostler: &Ostler, inst: &Instance) -> Result<String> {
+pub fn log_nuke(ostler: &Ostler, inst: &Instance) -> Result<LogsEmptied> {
     let mut done = Vec::new();
     for p in ostler.config.log_files(&inst.name) {
         if p.exists() {
@@ -377,18 +432,14 @@ pub fn log_nuke(ostler: &Ostler, inst: &Instance) -> Result<String> {
                 .map_err(|e| Error::io(format!("opening {}", p.display()), e))?;
             f.set_len(0)
                 .map_err(|e| Error::io(format!("truncating {}", p.display()), e))?;
-            done.push(p.display().to_string());
+            done.push(p);
         }
     }
-    Ok(if done.is_empty() {
-        format!("{}: no log files yet", inst.name)
-    } else {
-        format!("{}: emptied {}", inst.name, done.join(", "))
-    })
+    Ok(LogsEmptied { files: done })
 }
 
 /// Empties the instance's database after writing a safety dump; says where it is.
-pub fn db_nuke(ostler: &Ostler, inst: &Instance, runner: &Runner) -> Result<String> {
+pub fn db_nuke(ostler: &Ostler, inst: &Instance, runner: &Runner) -> Result<DatabaseNuked> {
     let Some(db) = &inst.database else {
         return Err(Error::user(format!(
             "instance `{}` has no database",
@@ -406,16 +457,16 @@ pub fn db_nuke(ostler: &Ostler, inst: &Instance, runner: &Runner) -> Result<Stri
     let stamp = Timestamp::now().strftime("%Y%m%dT%H%M%SZ").to_string();
     let safety = db.safety_dump(
         runner,
-        &ostler.state_dir().join("safety"),
+        &safety_dump_dir(ostler),
         &format!("{}-{stamp}", inst.name),
     );
     let dump = match safety {
-        Ok(p) => p.display().to_string(),
+        Ok(p) => Some(p),
         Err(e)
             if db.engine().address() == Address::File && matches!(db.exists(runner), Ok(false)) =>
         {
             drop(e);
-            "none (no database file yet)".into()
+            None
         }
         Err(e) => {
             return Err(Error::failed(format!(
@@ -426,10 +477,12 @@ pub fn db_nuke(ostler: &Ostler, inst: &Instance, runner: &Runner) -> Result<Stri
         }
     };
     db.nuke(runner)?;
-    Ok(format!(
-        "{}: database emptied; safety dump: {dump}",
-        inst.name
-    ))
+    Ok(DatabaseNuked { safety_dump: dump })
+}
+
+/// Where db-nuke writes its safety dumps.
+pub fn safety_dump_dir(ostler: &Ostler) -> PathBuf {
+    ostler.state_dir().join("safety")
 }
 
 /// An instance's lock as `status` shows it: who holds it, and whether it is stale

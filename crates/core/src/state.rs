@@ -94,6 +94,8 @@ const MIGRATIONS: &[&str] = &[
     // 5: the pid a command started as, for those that outlive their launch (an
     // instance's start command)
     "ALTER TABLE journal_commands ADD COLUMN pid INTEGER;",
+    // 6: the plan an operation ran (JSON), recorded before it runs
+    "ALTER TABLE journal ADD COLUMN plan TEXT;",
 ];
 
 /// A handle on the state database. Cheap to open; each process opens its own.
@@ -113,6 +115,9 @@ pub struct JournalEntry {
     pub finished_at: Option<Timestamp>,
     pub status: String,
     pub detail: Option<String>,
+    /// The plan the operation ran, as recorded before it ran (`plan::Plan` as JSON;
+    /// kept as JSON so an entry written by another ostler version still reads).
+    pub plan: Option<serde_json::Value>,
     pub commands: Vec<JournalCommand>,
 }
 
@@ -329,6 +334,17 @@ impl State {
         Ok(self.conn.last_insert_rowid())
     }
 
+    /// Records the plan (JSON) operation `id` is about to run.
+    pub fn journal_plan(&self, id: i64, plan: &str) -> Result<()> {
+        self.conn
+            .execute(
+                "UPDATE journal SET plan = ?2 WHERE id = ?1",
+                params![id, plan],
+            )
+            .map_err(self.err())?;
+        Ok(())
+    }
+
     /// Completes an operation: `ok`, `failed` or `interrupted`, with a detail line.
     pub fn journal_end(&self, id: i64, status: &str, detail: Option<&str>) -> Result<()> {
         self.conn
@@ -380,7 +396,7 @@ impl State {
         let mut stmt = self
             .conn
             .prepare(
-                "SELECT id, operation, instance, who, pid, started_at, finished_at, status, detail FROM journal
+                "SELECT id, operation, instance, who, pid, started_at, finished_at, status, detail, plan FROM journal
                  WHERE (?1 IS NULL OR instance = ?1) ORDER BY id DESC LIMIT ?2",
             )
             .map_err(self.err())?;
@@ -396,6 +412,9 @@ impl State {
                     finished_at: r.get::<_, Option<String>>(6)?.map(ts),
                     status: r.get(7)?,
                     detail: r.get(8)?,
+                    plan: r
+                        .get::<_, Option<String>>(9)?
+                        .and_then(|p| serde_json::from_str(&p).ok()),
                     commands: vec![],
                 })
             })

@@ -166,11 +166,14 @@ fn tick_instance(ostler: &Ostler, state: &crate::state::State, inst: &Instance) 
     let mut rt = state.runtime(&inst.name)?;
     rt.crashes = crashes;
     match result {
-        Ok(msg) => {
+        Ok(started) => {
             rt.supervision = "ok".into();
             rt.next_restart_at = None;
             state.set_runtime(&inst.name, &rt)?;
-            ostler.reporter.info(&inst.name, &msg);
+            ostler.reporter.info(
+                &inst.name,
+                &format!("started (pid {}, port {})", started.pid, started.port),
+            );
         }
         Err(Error::Busy { .. }) => {}
         Err(e) => {

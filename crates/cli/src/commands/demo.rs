@@ -124,14 +124,16 @@ pub fn run(ctx: &Context, args: Args) -> Result<i32> {
         (false, false) => Some("build,start"),
     };
     if let Some(chain) = chain {
-        let plan = plan::plan(&ostler, chain, "gb-1")?;
-        plan::execute(&ostler, &plan, &No, &mut |o| eprintln!("{}", o.message))?;
+        let plan = plan::chain::plan(&ostler, chain, "gb-1")?;
+        plan::chain::execute(&ostler, &plan, &No, &mut |o| {
+            eprintln!("{}", crate::plans::outcome(o))
+        })?;
     }
-    plan::execute(
+    plan::chain::execute(
         &ostler,
-        &plan::plan(&ostler, "build", "gb-2")?,
+        &plan::chain::plan(&ostler, "build", "gb-2")?,
         &No,
-        &mut |o| eprintln!("{}", o.message),
+        &mut |o| eprintln!("{}", crate::plans::outcome(o)),
     )?;
     seed_entries(gb1.port)?;
     // ostler's main job: a consistent backup of the running service.

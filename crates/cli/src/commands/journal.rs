@@ -1,8 +1,11 @@
+use ostler_core::plan::Plan;
 use ostler_core::Result;
 
 use crate::cli::Context;
+use crate::plans;
 
-/// Show the journal: every operation, who ran it, when, and each command it ran.
+/// Show the journal: every operation, who ran it, when, the plan it ran and each
+/// command it ran.
 #[derive(clap::Args, Debug)]
 pub struct Args {
     /// Only this instance (or role).
@@ -43,6 +46,14 @@ pub fn run(ctx: &Context, args: Args) -> Result<i32> {
         if let Some(d) = &e.detail {
             for line in d.lines() {
                 outln!("    {line}");
+            }
+        }
+        // A plan written by another ostler version may not read back: its JSON is
+        // still in `--json`.
+        if let Some(plan) = e.plan.and_then(|p| serde_json::from_value::<Plan>(p).ok()) {
+            outln!("    plan: {}", plans::procedure_words(&plan.procedure));
+            for s in &plan.steps {
+                outln!("      {}", plans::step_line(&ostler, s));
             }
         }
         for c in e.commands {

@@ -4,11 +4,12 @@
 use std::ffi::OsString;
 use std::io::{BufRead, IsTerminal, Write};
 
-use ostler_core::guard::{self, Confirm, Danger, Effect, Exposure};
-use ostler_core::plan::{self, Verb};
+use ostler_core::guard::{Confirm, Danger};
+use ostler_core::plan::chain::{self, StepResult};
 use ostler_core::{Error, Result};
 
 use crate::cli::Context;
+use crate::plans;
 
 /// The production guard's confirmation: `--yes-really-production`, or the instance's
 /// name typed on a terminal; never a yes when nobody is there to type it.
@@ -26,7 +27,7 @@ impl Confirm for Guard {
         }
         eprint!(
             "{}\nType the instance's name to go on: ",
-            describe_danger(danger)
+            plans::describe_danger(danger)
         );
         let _ = std::io::stderr().flush();
         let mut line = String::new();
@@ -34,51 +35,6 @@ impl Confirm for Guard {
             return false;
         }
         line.trim() == danger.instance
-    }
-}
-
-/// What the guard asks about, in words: why the instance is guarded and what each
-/// action will do to it.
-pub fn describe_danger(danger: &Danger) -> String {
-    let who = match &danger.exposure {
-        Exposure::Production => format!("{} is the PRODUCTION instance.", danger.instance),
-        Exposure::SharesProductionDatabase {
-            production,
-            database,
-        } => format!(
-            "{}'s database is the PRODUCTION instance {production}'s database ({database}).",
-            danger.instance
-        ),
-        Exposure::SharesProductionLogs { production, files } => format!(
-            "{}'s logs are the PRODUCTION instance {production}'s ({}).",
-            danger.instance,
-            files
-                .iter()
-                .map(|f| f.display().to_string())
-                .collect::<Vec<_>>()
-                .join(", ")
-        ),
-    };
-    let what: Vec<String> = danger
-        .actions
-        .iter()
-        .map(|a| format!("{} {}", a.operation, effect_words(a.effect)))
-        .collect();
-    format!("{who} {}.", what.join("; "))
-}
-
-fn effect_words(effect: Effect) -> &'static str {
-    match effect {
-        Effect::Reads => "only reads",
-        Effect::CreatesBuild => "builds it",
-        Effect::StartsService => "starts it",
-        Effect::InterruptsService => "stops its service",
-        Effect::ReplacesBuild => "replaces the build it runs",
-        Effect::Reconfigures => "rewrites its configuration",
-        Effect::EmptiesLogs => "empties its logs",
-        Effect::WritesDatabase => "writes rows into its database",
-        Effect::ReplacesData => "replaces its database and stores",
-        Effect::DestroysDatabase => "destroys its database",
     }
 }
 
@@ -124,33 +80,21 @@ pub fn run(ctx: &Context, args: Vec<OsString>) -> Result<i32> {
         interrupt: ctx.interrupt.clone(),
     };
     let ostler = ctx.ostler()?;
-    let plan = plan::plan(&ostler, &verbs, &targets)?;
+    let plan = chain::plan(&ostler, &verbs, &targets)?;
     if dry_run {
-        if json {
-            super::print_json(&plan)?;
-        } else {
-            for s in &plan.steps {
-                match guard::exposure(&ostler.config, &s.instance, s.effect) {
-                    Some(_) => outln!(
-                        "{} {}  (guarded: {})",
-                        s.verb.name(),
-                        s.instance,
-                        effect_words(s.effect)
-                    ),
-                    None => outln!("{} {}", s.verb.name(), s.instance),
-                }
-            }
-        }
+        plans::print_dry_run(&ostler, &plan, json)?;
         return Ok(0);
     }
-    let outcomes = plan::execute(&ostler, &plan, &Guard { yes }, &mut |o| {
+    let outcomes = chain::execute(&ostler, &plan, &Guard { yes }, &mut |o| {
         if json {
             return;
         }
-        match o.verb {
-            Verb::Echo | Verb::Print | Verb::Processes => outln!("{}", o.message),
-            _ if o.ok => eprintln!("{}", o.message),
-            _ => eprintln!("warning: {} (continuing)", o.message),
+        match o.result {
+            StepResult::Echoed | StepResult::Printed(_) | StepResult::Processes { .. } => {
+                outln!("{}", plans::outcome(o))
+            }
+            _ if o.ok => eprintln!("{}", plans::outcome(o)),
+            _ => eprintln!("warning: {} (continuing)", plans::outcome(o)),
         }
     })?;
     if json {

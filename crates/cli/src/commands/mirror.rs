@@ -5,6 +5,7 @@ use ostler_core::{Error, Result};
 
 use crate::cli::Context;
 use crate::commands::manage::Guard;
+use crate::plans;
 
 /// Mirror SRC onto DST (CRDS's mirror_server): DST gets SRC's latest backup (or a
 /// fresh one), stays stopped while inconsistent, runs the scrub SQL, then starts.
@@ -24,6 +25,9 @@ pub struct Args {
     /// Mirror without first taking a safety backup of DST.
     #[arg(long)]
     pub no_safety_backup: bool,
+    /// Print the plan (each step, what proves it, how it is undone) and change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 pub fn run(ctx: &Context, args: Args) -> Result<i32> {
@@ -35,15 +39,23 @@ pub fn run(ctx: &Context, args: Args) -> Result<i32> {
         ),
         None => None,
     };
-    let outcome = procedures::mirror(
+    let plan = procedures::plan_mirror(
         &ostler,
         &args.src,
         &args.dst,
         args.fresh,
         procedures::RestoreOptions {
-            scrub: scrub.as_deref(),
+            scrub,
             no_safety_backup: args.no_safety_backup,
         },
+    )?;
+    if args.dry_run {
+        plans::print_dry_run(&ostler, &plan.plan, ctx.json)?;
+        return Ok(0);
+    }
+    let outcome = procedures::mirror(
+        &ostler,
+        &plan,
         &Guard {
             yes: args.yes_really_production,
         },
@@ -59,7 +71,7 @@ pub fn run(ctx: &Context, args: Args) -> Result<i32> {
             outcome
                 .started
                 .as_ref()
-                .map(|s| format!("; {s}"))
+                .map(|s| format!("; {}", plans::started(s)))
                 .unwrap_or_default()
         );
     }

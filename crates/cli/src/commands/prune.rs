@@ -7,7 +7,7 @@ use crate::cli::Context;
 /// Refuses when the config has no [retention] section and no --keep-last is given.
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// Only say what would be removed.
+    /// Only say what would be removed: print the decisions and the plan, change nothing.
     #[arg(long)]
     pub dry_run: bool,
     /// Keep the newest N backups of each instance (replaces [retention]'s keep-last;
@@ -19,10 +19,14 @@ pub struct Args {
 pub fn run(ctx: &Context, args: Args) -> Result<i32> {
     let ostler = ctx.ostler()?;
     let options = PruneOptions {
-        dry_run: args.dry_run,
         keep_last: args.keep_last,
     };
-    let out = prune::prune(&ostler, &options)?;
+    let plan = prune::plan(&ostler, &options)?;
+    let out = if args.dry_run {
+        plan.dry_run()
+    } else {
+        prune::prune(&ostler, &plan)?
+    };
     if ctx.json {
         super::print_json(&out)?;
         return Ok(0);
@@ -45,6 +49,9 @@ pub fn run(ctx: &Context, args: Args) -> Result<i32> {
     }
     let dropped = out.decisions.iter().filter(|d| !d.keep).count();
     if out.dry_run {
+        for s in &out.plan.steps {
+            outln!("{}", crate::plans::step_line(&ostler, s));
+        }
         outln!("dry run: would drop {dropped} backups; nothing changed");
     } else {
         outln!(

@@ -28,8 +28,8 @@ pub fn run(ctx: &Context, args: Args) -> Result<i32> {
     }
     for o in &outcomes {
         outln!("{}", describe(o));
-        if let Some(msg) = &o.started {
-            outln!("{msg}");
+        if let Some(started) = &o.started {
+            outln!("{}", crate::plans::started(started));
         }
     }
     Ok(0)

@@ -1,8 +1,11 @@
 use ostler_core::backup::procedures::{self, Pick, RestoreOptions, RestoreOutcome, SafetyBackup};
 use ostler_core::{time, Error, Result};
 
+use ostler_core::forensics::partial;
+
 use crate::cli::Context;
 use crate::commands::manage::Guard;
+use crate::plans;
 
 /// Restore an instance from a backup: stops it, takes a safety backup, loads the
 /// database and stores beside the live ones and swaps them in only when all is in
@@ -41,8 +44,9 @@ pub struct Args {
     /// live, and the rows those need in turn.
     #[arg(long, requires = "table")]
     pub with_references: bool,
-    /// Partial restore: print the statements, change nothing.
-    #[arg(long, requires = "table")]
+    /// Print the plan (each step, what proves it, how it is undone; a partial
+    /// restore's statements too) and change nothing.
+    #[arg(long)]
     pub dry_run: bool,
     /// Partial restore: leave rows that exist live with the same key, restore the rest.
     #[arg(long, requires = "table")]
@@ -72,6 +76,27 @@ pub fn run(ctx: &Context, args: Args) -> Result<i32> {
     if let (Some(table), Some(pred)) = (&args.table, &args.predicate) {
         return partial(ctx, &ostler, &m, &target, table, pred, &args);
     }
+    let plan = procedures::plan_restore(
+        &ostler,
+        &m,
+        &target,
+        RestoreOptions {
+            scrub: None,
+            no_safety_backup: args.no_safety_backup,
+        },
+    )?;
+    if args.dry_run {
+        if !ctx.json {
+            outln!(
+                "backup {} of {} (taken {})",
+                m.id,
+                m.instance,
+                ctx.show_time(m.started_at)
+            );
+        }
+        plans::print_dry_run(&ostler, &plan.plan, ctx.json)?;
+        return Ok(0);
+    }
     if !ctx.json {
         eprintln!(
             "restoring backup {} of {} (taken {}) into {target}",
@@ -82,14 +107,9 @@ pub fn run(ctx: &Context, args: Args) -> Result<i32> {
     }
     let outcome = procedures::restore(
         &ostler,
-        &m,
-        &target,
+        &plan,
         &Guard {
             yes: args.yes_really_production,
-        },
-        RestoreOptions {
-            scrub: None,
-            no_safety_backup: args.no_safety_backup,
         },
     )?;
     if ctx.json {
@@ -113,7 +133,7 @@ pub fn run(ctx: &Context, args: Args) -> Result<i32> {
         }
         print_safety_backup(&outcome);
         match &outcome.started {
-            Some(msg) => outln!("{msg}"),
+            Some(started) => outln!("{}", plans::started(started)),
             None => outln!(
                 "{target} restored from {} (it was not running; not started)",
                 outcome.backup
@@ -154,19 +174,26 @@ fn partial(
     predicate: &str,
     args: &Args,
 ) -> Result<i32> {
-    let out = ostler_core::forensics::partial::restore_rows(
+    let planned = partial::plan(
         ostler,
         m,
         target,
         table,
         predicate,
         args.with_references,
-        args.dry_run,
         args.skip_conflicts,
-        &Guard {
-            yes: args.yes_really_production,
-        },
     )?;
+    let out = if args.dry_run {
+        planned.outcome
+    } else {
+        partial::apply(
+            ostler,
+            planned,
+            &Guard {
+                yes: args.yes_really_production,
+            },
+        )?
+    };
     if ctx.json {
         super::print_json(&out)?;
         return Ok(0);
@@ -180,6 +207,9 @@ fn partial(
         );
         for s in &out.statements {
             outln!("{s}");
+        }
+        for s in &out.plan.steps {
+            outln!("-- {}", plans::step_line(ostler, s));
         }
     }
     for r in &out.rows {

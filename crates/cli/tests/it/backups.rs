@@ -78,7 +78,13 @@ fn round_trip(engine: Engine) {
 
     // Restore refuses on production without confirmation, and changes nothing.
     let err = svc.fails(&["restore", "gb-1", "--from", &quiet]);
-    assert!(err.contains("refusing to restore over gb-1"), "{err}");
+    // Regression: the refusal names the restore and what it does, not another operation.
+    assert!(
+        err.contains(&format!(
+            "refusing to restore backup {quiet} over gb-1: it is the production instance (this replaces its database and stores)"
+        )),
+        "{err}"
+    );
     assert_eq!(svc.instance_status("gb-1")["state"], "running");
 
     let out = svc.ok(&[
@@ -564,7 +570,10 @@ fn mirror_copies_production_to_a_test_instance_with_scrub_and_refuses_the_revers
         "{body}"
     );
     let err = svc.fails(&["mirror", "gb-2", "production", "--fresh"]);
-    assert!(err.contains("refusing to mirror onto gb-1"), "{err}");
+    assert!(
+        err.contains("refusing to mirror a fresh backup of gb-2 onto gb-1"),
+        "{err}"
+    );
     let (_, body) = http_get(es.ports[0], "/entries").unwrap();
     assert!(body.contains("ann@example.org"));
     svc.ok(&["stop", "gb-1,gb-2"]);

@@ -67,9 +67,12 @@ fn a_chain_spelling_out_rebuild_on_production_is_guarded_like_rebuild() {
     }
     // The dry run says which steps are guarded.
     let dry = svc.ok(&["stop,print,build,start", "production", "--dry-run"]);
-    assert!(dry.contains("stop gb-1\n"), "{dry}");
     assert!(
-        dry.contains("build gb-1  (guarded: replaces the build it runs)"),
+        dry.contains("stop gb-1  -- check: no process of its group is left; undo: start it\n"),
+        "{dry}"
+    );
+    assert!(
+        dry.contains("build gb-1  (guarded: replaces the build it runs)  -- check: the command exits 0; undo: none"),
         "{dry}"
     );
     // Stopping and starting lose nothing and stay unguarded; confirmed, the chain runs.
@@ -195,7 +198,8 @@ fn restore_over_an_instance_sharing_productions_database_is_guarded() {
     svc.ok(&["stop", "gb-1"]);
     let err = svc.fails(&["restore", "gb-1", "--into", "q"]);
     assert!(
-        err.contains("refusing to restore over q: its database is the production instance gb-1's"),
+        err.contains("refusing to restore backup ")
+            && err.contains(" over q: its database is the production instance gb-1's"),
         "{err}"
     );
     assert_eq!(count_entries(&svc.path().join("instances/gb-1/data.db")), 2);
@@ -223,7 +227,10 @@ fn partial_restore_into_production_asks_before_writing() {
     svc.ok(&[&args[..], &["--dry-run"]].concat());
     let err = svc.fails(&args);
     assert!(
-        err.contains("refusing to restore rows into gb-1: it is the production instance"),
+        err.contains("refusing to restore rows of entries from backup ")
+            && err.contains(
+                " into gb-1: it is the production instance (this writes rows into its database)"
+            ),
         "{err}"
     );
     assert_eq!(es.all_rows(0), before, "nothing written");

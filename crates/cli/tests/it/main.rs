@@ -15,6 +15,7 @@ mod guards;
 mod integrity;
 mod logs;
 mod manage;
+mod plans;
 mod processes;
 mod progress;
 mod restore;

@@ -209,7 +209,11 @@ fn a_failing_safety_backup_refuses_with_its_reason_and_offers_no_safety_backup()
     assert_no_temporaries(&es);
     // --no-safety-backup does not get past the production guard...
     let err = svc.fails(&["restore", "gb-1", "--no-safety-backup"]);
-    assert!(err.contains("refusing to restore over gb-1"), "{err}");
+    assert!(
+        err.contains("refusing to restore backup ")
+            && err.contains(" over gb-1: it is the production instance"),
+        "{err}"
+    );
     // ...and with the confirmation it restores.
     let out = svc.ok(&[
         "restore",

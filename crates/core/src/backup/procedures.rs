@@ -2,8 +2,12 @@
 //! lock: take a backup; restore one over an instance, all or nothing (stop, safety
 //! backup, database and stores loaded beside the live ones, swapped in, start,
 //! health; see `recover`); mirror one instance onto another (CRDS's mirror_server,
-//! with scrub SQL before the copy goes live). Prune is in `prune.rs`.
+//! with scrub SQL before the copy goes live). Restore and mirror are planned first
+//! (`plan_restore`, `plan_mirror`: the steps, nothing run), so `--dry-run` shows, the
+//! guard judges and the journal records the plan their runner then follows. Prune is
+//! in `prune.rs`.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use jiff::Timestamp;
@@ -17,9 +21,10 @@ use super::repository::{Access, OpenRepository};
 use super::restore::{load_side_database, restore_store, store_orphans, StoreOutcome};
 use crate::engine::Sibling;
 use crate::error::{Error, Result};
-use crate::guard::{self, Confirm, Confirmed, Effect};
+use crate::guard::{self, Confirm};
 use crate::instance::{Instance, Ostler};
 use crate::ops;
+use crate::plan::{Action, Check, Effect, Plan, Procedure, Step, Undo};
 
 /// Takes a backup of `instance` (name or role) under its lock.
 pub fn take(ostler: &Ostler, instance: &str, note: Option<&str>) -> Result<Manifest> {
@@ -101,10 +106,10 @@ pub enum SafetyBackup {
 }
 
 /// How a restore runs, beyond which backup and where.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct RestoreOptions<'a> {
+#[derive(Debug, Clone, Default)]
+pub struct RestoreOptions {
     /// SQL run on the restored database before it goes live (mirror's scrub).
-    pub scrub: Option<&'a str>,
+    pub scrub: Option<String>,
     /// Restore without a safety backup first.
     pub no_safety_backup: bool,
 }
@@ -118,30 +123,57 @@ pub struct RestoreOutcome {
     pub recovered: Option<RecoverOutcome>,
     pub stores: Vec<StoreOutcome>,
     pub was_running: bool,
-    pub started: Option<String>,
+    pub started: Option<ops::Started>,
 }
 
-/// Restores backup `m` over instance `target_name` (the backup's own instance, or
-/// another one with `--into`), all or nothing: the backup is loaded beside the live
-/// database and stores and swapped in only when all of it is in place (see
-/// `recover`); on any failure the instance is as it was, and running again if it was.
-/// Refuses on production unless confirmed.
-pub fn restore(
+/// A restore planned: the steps it will take, and what its runner needs.
+#[derive(Debug, Clone)]
+pub struct RestorePlan {
+    pub plan: Plan,
+    pub manifest: Manifest,
+    pub target: String,
+    /// The stores to restore: the target's stores (not caches) the backup holds.
+    pub stores: Vec<(String, PathBuf)>,
+    pub options: RestoreOptions,
+}
+
+/// Plans restoring backup `m` over instance `target_name` (the backup's own instance,
+/// or another one with `--into`). Changes nothing; refuses what the restore would
+/// refuse (another engine, a store that is a mount point, scrub SQL for no database).
+pub fn plan_restore(
     ostler: &Ostler,
     m: &Manifest,
     target_name: &str,
-    confirm: &dyn Confirm,
     options: RestoreOptions,
-) -> Result<RestoreOutcome> {
+) -> Result<RestorePlan> {
     let target = ostler.instance(target_name)?;
-    guard::check_one(
-        &ostler.config,
-        &target.name,
-        "restore over",
-        Effect::ReplacesData,
-        confirm,
-    )?;
-    if let (Some(db), Some(tdb)) = (&m.database, &target.database) {
+    let procedure = Procedure::Restore {
+        backup: m.id.clone(),
+        instance: target.name.clone(),
+    };
+    let (plan, stores) = restore_steps(ostler, Some(m), &target, &options, procedure)?;
+    Ok(RestorePlan {
+        plan,
+        manifest: m.clone(),
+        target: target.name.clone(),
+        stores,
+        options,
+    })
+}
+
+/// The steps of a restore of `m` (None: a backup an earlier step takes, whose
+/// contents are those of the target's config) over `target`.
+fn restore_steps(
+    ostler: &Ostler,
+    m: Option<&Manifest>,
+    target: &Instance,
+    options: &RestoreOptions,
+    procedure: Procedure,
+) -> Result<(Plan, Vec<(String, PathBuf)>)> {
+    let backup = m.map(|m| m.id.clone());
+    if let (Some(m), Some(db), Some(tdb)) =
+        (m, m.and_then(|m| m.database.as_ref()), &target.database)
+    {
         if db.kind != tdb.kind() {
             return Err(Error::user(format!(
                 "backup {} holds a {} database; instance `{}` uses {}",
@@ -158,47 +190,178 @@ pub fn restore(
             target.name
         )));
     }
+    let mut stores = Vec::new();
+    for (name, path, cache) in target.stores() {
+        if cache {
+            continue;
+        }
+        if m.is_none_or(|m| m.stores.iter().any(|s| s.name == name)) {
+            stores.push((name, path));
+        } else if let Some(m) = m {
+            ostler.reporter.warn(
+                &target.name,
+                &format!("backup {} has no store `{name}`; left as it is", m.id),
+            );
+        }
+    }
+    let has_database = m.map_or(target.database.is_some(), |m| m.database.is_some());
+    let state = ostler.state()?;
+    let running = ops::running_pid(&state, target)?.1.is_some();
+    // The same places the runner journals (and the same refusals: a mount point).
+    let journal = RestoreJournal::plan(target, "", running, has_database, &stores)?;
+    let name = Some(target.name.as_str());
+    let mut plan = Plan::new(procedure);
+    if let Some(pending) = RestoreJournal::read(&ostler.state_dir(), &target.name)? {
+        plan.push(
+            name,
+            Action::SettleUnfinishedRestore {
+                backup: pending.backup,
+            },
+            Effect::ReplacesData,
+            Check::NoUnfinishedRestore,
+            None,
+        );
+    }
+    if running {
+        plan.push(
+            name,
+            Action::Stop,
+            Effect::InterruptsService,
+            Check::ProcessGone,
+            Some(Undo::Start),
+        );
+    }
+    if !options.no_safety_backup {
+        plan.push(
+            name,
+            Action::TakeSafetyBackup,
+            Effect::Reads,
+            Check::BackupGood,
+            None,
+        );
+    }
+    for place in &journal.places {
+        match place {
+            Place::Database { side, .. } => {
+                plan.push(
+                    name,
+                    Action::LoadSideDatabase {
+                        backup: backup.clone(),
+                        side: side.clone(),
+                    },
+                    Effect::PreparesSide,
+                    Check::TablesLoaded {
+                        tables: m
+                            .and_then(|m| m.database.as_ref())
+                            .map_or(0, |d| d.tables.len()),
+                    },
+                    Some(Undo::RemoveSide),
+                );
+                if let Some(sql) = &options.scrub {
+                    plan.push(
+                        name,
+                        Action::Scrub { sql: sql.clone() },
+                        Effect::PreparesSide,
+                        Check::SqlSucceeds,
+                        Some(Undo::RemoveSide),
+                    );
+                }
+            }
+            Place::Store {
+                name: store, side, ..
+            } => plan.push(
+                name,
+                Action::RestoreStore {
+                    name: store.clone(),
+                    backup: backup.clone(),
+                    side: side.clone(),
+                },
+                Effect::PreparesSide,
+                Check::FilesRestored,
+                Some(Undo::RemoveSide),
+            ),
+        }
+    }
+    plan.push(
+        name,
+        Action::SwapIn {
+            places: journal
+                .places
+                .iter()
+                .map(|p| match p {
+                    Place::Database { live, .. } => live.clone(),
+                    Place::Store { name, .. } => name.clone(),
+                })
+                .collect(),
+        },
+        Effect::ReplacesData,
+        Check::JournalSwapped,
+        Some(Undo::SwapBack),
+    );
+    plan.push(
+        name,
+        Action::RemoveAsides,
+        Effect::ReplacesData,
+        Check::Nothing,
+        (!options.no_safety_backup).then_some(Undo::RestoreSafetyBackup),
+    );
+    if running || options.scrub.is_some() || matches!(plan.procedure, Procedure::Mirror { .. }) {
+        plan.push(
+            name,
+            Action::Start,
+            Effect::StartsService,
+            Check::Healthy {
+                url: target.health_url(),
+            },
+            Some(Undo::Stop),
+        );
+    }
+    Ok((plan, stores))
+}
+
+/// Runs a restore plan, all or nothing: the backup is loaded beside the live
+/// database and stores and swapped in only when all of it is in place (see
+/// `recover`); on any failure the instance is as it was, and running again if it
+/// was. The guard judges the plan first: on production it refuses unless confirmed.
+pub fn restore(ostler: &Ostler, rp: &RestorePlan, confirm: &dyn Confirm) -> Result<RestoreOutcome> {
+    guard::check(&ostler.config, &rp.plan, confirm)?;
+    run_restore(ostler, rp, &rp.plan)
+}
+
+/// The restore itself, journaled with `journal_plan` (the restore's plan, or the
+/// mirror's it is part of).
+fn run_restore(ostler: &Ostler, rp: &RestorePlan, journal_plan: &Plan) -> Result<RestoreOutcome> {
+    let m = &rp.manifest;
+    let options = &rp.options;
+    let target = ostler.instance(&rp.target)?;
     // Shared for the whole restore, so no prune removes the backup meanwhile; the
     // safety backup opens its own shared handle beside it.
     let repo = OpenRepository::open(ostler, Access::Shared)?;
     let state_dir = ostler.state_dir();
-    ostler.operate(
+    ostler.operate_planned(
         &target,
         "restore",
         Duration::from_secs(6 * 3600),
+        Some(journal_plan),
         |runner| {
             // A restore of this instance killed earlier is finished or undone first.
             let recovered = recover::settle_pending(ostler, &target, runner)?;
             let state = ostler.state()?;
             let running_now = ops::running_pid(&state, &target)?.1.is_some();
             let was_running = running_now || recovered.as_ref().is_some_and(|r| r.was_running);
-            let mut stores = Vec::new();
-            for (name, path, cache) in target.stores() {
-                if cache {
-                    continue;
-                }
-                if m.stores.iter().any(|s| s.name == name) {
-                    stores.push((name, path));
-                } else {
-                    ostler.reporter.warn(
-                        &target.name,
-                        &format!("backup {} has no store `{name}`; left as it is", m.id),
-                    );
-                }
-            }
             let mut journal = RestoreJournal::plan(
                 &target,
                 &m.id,
                 was_running,
                 m.database.is_some(),
-                &stores,
+                &rp.stores,
             )?;
             recover::clear_leftovers(&journal, &target, runner)?;
             journal.write(&state_dir)?;
             let built = (|| -> Result<(SafetyBackup, Vec<StoreOutcome>)> {
                 if running_now {
-                    let msg = ops::stop(ostler, &target, runner)?;
-                    ostler.reporter.info(&target.name, &msg);
+                    ops::stop(ostler, &target, runner)?;
+                    ostler.reporter.info(&target.name, "stopped");
                 }
                 // Keep what is there now, whatever happens next.
                 let safety = if options.no_safety_backup {
@@ -220,7 +383,7 @@ pub fn restore(
                         .info(&target.name, &format!("restoring database from {}", m.id));
                     let side = tdb.sibling(Sibling::Side)?;
                     load_side_database(&repo, &m.id, db, &side, runner)?;
-                    if let Some(sql) = options.scrub {
+                    if let Some(sql) = &options.scrub {
                         ostler.reporter.info(&target.name, "running scrub SQL");
                         side.run_sql(runner, None, sql).map_err(|e| {
                             Error::failed(format!(
@@ -349,47 +512,111 @@ fn safety_backup(
     Ok(outcome_of(m.id))
 }
 
-/// CRDS's mirror_server: DST gets SRC's latest backup (or a fresh one), is kept stopped
-/// while inconsistent, gets the scrub SQL (on the side database, before it goes live),
-/// then starts.
-pub fn mirror(
+/// A mirror planned: its steps, and the restore it runs (None when a fresh backup is
+/// taken first: that restore is planned once the backup exists).
+#[derive(Debug, Clone)]
+pub struct MirrorPlan {
+    pub plan: Plan,
+    pub source: String,
+    pub target: String,
+    pub restore: Option<RestorePlan>,
+    pub options: RestoreOptions,
+}
+
+/// Plans CRDS's mirror_server: DST gets SRC's latest backup (or a fresh one), is kept
+/// stopped while inconsistent, gets the scrub SQL (on the side database, before it
+/// goes live), then starts. Changes nothing.
+pub fn plan_mirror(
     ostler: &Ostler,
     src: &str,
     dst: &str,
     fresh: bool,
     options: RestoreOptions,
-    confirm: &dyn Confirm,
-) -> Result<RestoreOutcome> {
-    let src = ostler.config.resolve(src)?;
-    let dst = ostler.config.resolve(dst)?;
-    if src == dst {
-        return Err(Error::user(format!("cannot mirror {src} onto itself"))
+) -> Result<MirrorPlan> {
+    let source = ostler.config.resolve(src)?;
+    let target = ostler.config.resolve(dst)?;
+    if source == target {
+        return Err(Error::user(format!("cannot mirror {source} onto itself"))
             .with_hint("use `ostler restore` to put a backup back"));
     }
-    // "Almost certainly an error to mirror onto OPS" (CRDS): ask before anything runs.
-    guard::check_one(
-        &ostler.config,
-        &dst,
-        "mirror onto",
-        Effect::ReplacesData,
-        confirm,
-    )?;
     let m = if fresh {
-        take(
-            ostler,
-            &src,
-            Some(&format!("fresh backup for mirror onto {dst}")),
-        )?
+        None
     } else {
-        pick(ostler, &src, &Pick::Latest)?
+        Some(pick(ostler, &source, &Pick::Latest)?)
     };
-    let mut outcome = restore(ostler, &m, &dst, &Confirmed, options)?;
+    let procedure = Procedure::Mirror {
+        source: source.clone(),
+        target: target.clone(),
+        backup: m.as_ref().map(|m| m.id.clone()),
+    };
+    let dst_inst = ostler.instance(&target)?;
+    let (mut plan, stores) = restore_steps(ostler, m.as_ref(), &dst_inst, &options, procedure)?;
+    if fresh {
+        plan.steps.insert(
+            0,
+            Step {
+                instance: Some(source.clone()),
+                action: Action::TakeBackup,
+                from: None,
+                effect: Effect::Reads,
+                check: Check::BackupGood,
+                undo: None,
+            },
+        );
+    }
+    let restore = m.map(|manifest| RestorePlan {
+        plan: plan.clone(),
+        manifest,
+        target: target.clone(),
+        stores,
+        options: options.clone(),
+    });
+    Ok(MirrorPlan {
+        plan,
+        source,
+        target,
+        restore,
+        options,
+    })
+}
+
+/// Runs a mirror plan; the guard judges it first ("almost certainly an error to
+/// mirror onto OPS", CRDS).
+pub fn mirror(ostler: &Ostler, mp: &MirrorPlan, confirm: &dyn Confirm) -> Result<RestoreOutcome> {
+    guard::check(&ostler.config, &mp.plan, confirm)?;
+    let fresh;
+    let rp = match &mp.restore {
+        Some(rp) => rp,
+        None => {
+            let m = take(
+                ostler,
+                &mp.source,
+                Some(&format!("fresh backup for mirror onto {}", mp.target)),
+            )?;
+            let procedure = Procedure::Mirror {
+                source: mp.source.clone(),
+                target: mp.target.clone(),
+                backup: Some(m.id.clone()),
+            };
+            let dst = ostler.instance(&mp.target)?;
+            let (plan, stores) = restore_steps(ostler, Some(&m), &dst, &mp.options, procedure)?;
+            fresh = RestorePlan {
+                plan,
+                manifest: m,
+                target: mp.target.clone(),
+                stores,
+                options: mp.options.clone(),
+            };
+            &fresh
+        }
+    };
+    let mut outcome = run_restore(ostler, rp, &rp.plan)?;
     if outcome.started.is_none() {
-        let inst = ostler.instance(&dst)?;
-        let msg = ostler.operate(&inst, "start", Duration::from_secs(600), |r| {
+        let inst = ostler.instance(&mp.target)?;
+        let started = ostler.operate(&inst, "start", Duration::from_secs(600), |r| {
             ops::start(ostler, &inst, r)
         })?;
-        outcome.started = Some(msg);
+        outcome.started = Some(started);
     }
     Ok(outcome)
 }

@@ -12,6 +12,10 @@
 //!
 //! Prune refuses to run without a rule: with no `[retention]` section it used to keep
 //! only the newest backup of each instance, without asking.
+//!
+//! Like restic's `prune_plan` then `prune`, it is planned first ([`plan`]: the
+//! decisions and the steps, from the catalog alone), and the runner removes no more
+//! than that plan said.
 
 use std::collections::{HashMap, HashSet};
 
@@ -25,13 +29,12 @@ use super::retention::{self, Decision};
 use crate::config::RetentionConfig;
 use crate::error::{Error, Result};
 use crate::instance::Ostler;
+use crate::plan::{Action, Check, Effect, Plan, Procedure};
 use crate::state::State;
 
 /// How to prune.
 #[derive(Debug, Clone, Default)]
 pub struct PruneOptions {
-    /// Only decide; change nothing.
-    pub dry_run: bool,
     /// Keep this many newest backups per instance, instead of `[retention]`'s keep-last.
     pub keep_last: Option<u32>,
 }
@@ -45,7 +48,36 @@ pub struct PruneOutcome {
     pub finished: Vec<String>,
     pub removed_chunks: u64,
     pub freed_bytes: u64,
+    /// The plan this prune ran (or, for a dry run, would run).
+    pub plan: Plan,
     pub dry_run: bool,
+}
+
+/// A prune planned: what each retention rule decided, and the steps.
+#[derive(Debug, Clone)]
+pub struct PrunePlan {
+    pub plan: Plan,
+    pub decisions: Vec<Decision>,
+    pub cleared: Vec<String>,
+    /// Backups an interrupted prune had marked, to finish removing.
+    pub marked: Vec<String>,
+    policy: RetentionConfig,
+    tz: jiff::tz::TimeZone,
+}
+
+impl PrunePlan {
+    /// What a dry run reports: the plan, nothing done.
+    pub fn dry_run(&self) -> PruneOutcome {
+        PruneOutcome {
+            decisions: self.decisions.clone(),
+            cleared: self.cleared.clone(),
+            finished: vec![],
+            removed_chunks: 0,
+            freed_bytes: 0,
+            plan: self.plan.clone(),
+            dry_run: true,
+        }
+    }
 }
 
 /// The rules prune applies: `[retention]`, with `keep_last` overriding its keep-last.
@@ -64,8 +96,9 @@ pub fn policy(ostler: &Ostler, keep_last: Option<u32>) -> Result<RetentionConfig
     }
 }
 
-/// Applies the retention rules: drops what no rule keeps, then frees unreferenced chunks.
-pub fn prune(ostler: &Ostler, options: &PruneOptions) -> Result<PruneOutcome> {
+/// Plans a prune: which backups each rule keeps, which go, and the steps. Reads the
+/// catalog only; changes nothing.
+pub fn plan(ostler: &Ostler, options: &PruneOptions) -> Result<PrunePlan> {
     let policy = policy(ostler, options.keep_last)?;
     let tz = match &policy.timezone {
         Some(z) => jiff::tz::TimeZone::get(z)
@@ -73,32 +106,117 @@ pub fn prune(ostler: &Ostler, options: &PruneOptions) -> Result<PruneOutcome> {
         None => jiff::tz::TimeZone::system(),
     };
     let state = ostler.state()?;
-    if options.dry_run {
-        let (decisions, cleared) = decide(&state, &policy, &tz)?;
-        return Ok(PruneOutcome {
-            decisions,
-            cleared,
-            finished: vec![],
-            removed_chunks: 0,
-            freed_bytes: 0,
-            dry_run: true,
-        });
-    }
-    // Exclusive: no backup, restore, verify or copy may run while backups and chunks
-    // are removed. Decided under the lock, so no backup finishes in between.
-    let repo = OpenRepository::open(ostler, Access::Exclusive)?;
-    let finished = finish_interrupted(&repo, &state)?;
+    let marked = catalog::pruning(&state)?;
     let (decisions, cleared) = decide(&state, &policy, &tz)?;
+    let mut plan = Plan::new(Procedure::Prune);
+    if !marked.is_empty() {
+        plan.push(
+            None,
+            Action::FinishInterruptedPrune {
+                ids: marked.clone(),
+            },
+            Effect::RemovesBackups,
+            Check::BackupsGone,
+            None,
+        );
+    }
+    let doomed: Vec<String> = decisions
+        .iter()
+        .filter(|d| !d.keep)
+        .map(|d| d.id.clone())
+        .collect();
+    if !doomed.is_empty() {
+        plan.push(
+            None,
+            Action::RemoveBackups { ids: doomed },
+            Effect::RemovesBackups,
+            Check::BackupsGone,
+            None,
+        );
+    }
+    if !cleared.is_empty() {
+        plan.push(
+            None,
+            Action::ClearEntries {
+                ids: cleared.clone(),
+            },
+            Effect::RemovesBackups,
+            Check::BackupsGone,
+            None,
+        );
+    }
+    plan.push(
+        None,
+        Action::CollectGarbage,
+        Effect::RemovesBackups,
+        Check::OnlyNeededChunksKept,
+        None,
+    );
+    Ok(PrunePlan {
+        plan,
+        decisions,
+        cleared,
+        marked,
+        policy,
+        tz,
+    })
+}
+
+/// Runs a prune plan: drops what the plan drops, then frees unreferenced chunks. The
+/// rules are applied again under the repository's exclusive lock, and only a backup
+/// both the plan and that second look drop is removed: a backup that finished in
+/// between may keep an older one alive, never the other way round.
+pub fn prune(ostler: &Ostler, planned: &PrunePlan) -> Result<PruneOutcome> {
+    let state = ostler.state()?;
+    let id = state.journal_begin("prune", None, None)?;
+    state.journal_plan(id, &planned.plan.to_json())?;
+    let result = run(ostler, &state, planned);
+    let (status, detail) = match &result {
+        Ok(_) => ("ok", None),
+        Err(Error::Interrupted) => ("interrupted", Some("interrupted".to_string())),
+        Err(e) => ("failed", Some(e.to_string())),
+    };
+    let _ = state.journal_end(id, status, detail.as_deref());
+    result
+}
+
+fn run(ostler: &Ostler, state: &State, planned: &PrunePlan) -> Result<PruneOutcome> {
+    // Exclusive: no backup, restore, verify or copy may run while backups and chunks
+    // are removed. Decided again under the lock, so no backup finishes in between.
+    let repo = OpenRepository::open(ostler, Access::Exclusive)?;
+    let finished = finish_interrupted(&repo, state)?;
+    let (now, now_cleared) = decide(state, &planned.policy, &planned.tz)?;
+    let planned_drop: HashSet<&str> = planned
+        .decisions
+        .iter()
+        .filter(|d| !d.keep)
+        .map(|d| d.id.as_str())
+        .chain(planned.cleared.iter().map(String::as_str))
+        .collect();
+    let decisions: Vec<Decision> = now
+        .into_iter()
+        .map(|mut d| {
+            if !d.keep && !planned_drop.contains(d.id.as_str()) {
+                d.keep = true;
+                d.reasons = vec!["not in the plan (it changed since); kept".into()];
+            }
+            d
+        })
+        .collect();
+    let cleared: Vec<String> = now_cleared
+        .into_iter()
+        .filter(|id| planned_drop.contains(id.as_str()))
+        .collect();
     let mut doomed: Vec<String> = decisions
         .iter()
         .filter(|d| !d.keep)
         .map(|d| d.id.clone())
         .collect();
     doomed.extend(cleared.iter().cloned());
-    catalog::mark_pruning(&state, &doomed)?;
+    catalog::mark_pruning(state, &doomed)?;
     crate::pause::point(ostler.reporter.as_ref(), "", "prune-marked");
-    remove_marked(&repo, &state, &doomed)?;
-    let live = live_chunks(&repo, &state)?;
+    remove_marked(&repo, state, &doomed)?;
+    let live = live_chunks(&repo, state)?;
     let gc = repo.gc(&live)?;
     Ok(PruneOutcome {
         decisions,
@@ -106,6 +224,7 @@ pub fn prune(ostler: &Ostler, options: &PruneOptions) -> Result<PruneOutcome> {
         finished,
         removed_chunks: gc.removed_chunks,
         freed_bytes: gc.freed_bytes,
+        plan: planned.plan.clone(),
         dry_run: false,
     })
 }

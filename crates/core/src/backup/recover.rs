@@ -100,7 +100,7 @@ pub struct RecoverOutcome {
     pub phase: Phase,
     pub settled: Settled,
     pub was_running: bool,
-    pub started: Option<String>,
+    pub started: Option<ops::Started>,
 }
 
 /// Where restore journals live.

@@ -2,8 +2,10 @@
 //! transaction, never overwriting a live row. With `--with-references` it also brings
 //! back, from the same backup, the rows of other tables that reference the restored
 //! rows by foreign key and are missing live (the join-table rows in AMY's case), and
-//! the rows those need in turn (their other parents), parents inserted first. Writing
-//! into production, or into a database that is production's, asks first (`guard`).
+//! the rows those need in turn (their other parents), parents inserted first. It is
+//! planned first ([`plan`]: the rows, the statements and the steps, nothing written),
+//! then applied ([`apply`]). Writing into production, or into a database that is
+//! production's, asks first (`guard`, judging the plan).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
@@ -16,8 +18,9 @@ use crate::backup::manifest::Manifest;
 use crate::backup::repository::{Access, OpenRepository};
 use crate::engine::{self, Database, DatabaseKind, SqlValue, TableSpec};
 use crate::error::{Error, Result};
-use crate::guard::{self, Confirm, Effect};
+use crate::guard::{self, Confirm};
 use crate::instance::Ostler;
+use crate::plan::{Action, Check, Effect, Plan, Procedure, Undo};
 
 #[derive(Debug, Clone, Serialize)]
 pub struct PlannedRow {
@@ -37,8 +40,18 @@ pub struct PartialOutcome {
     /// Rows that match but are already live with the same content: nothing to do.
     pub already_live: u64,
     pub statements: Vec<String>,
+    /// The steps: a safety backup, then the rows of each table (parents first) in one
+    /// transaction. Empty when there is nothing to write.
+    pub plan: Plan,
     pub written: bool,
     pub safety_backup: Option<String>,
+}
+
+/// A partial restore planned: what it will write, and the SQL that writes it.
+#[derive(Debug, Clone)]
+pub struct RowsPlan {
+    pub outcome: PartialOutcome,
+    table: String,
 }
 
 /// A table read from a backup: its spec and every row (key, payload, values).
@@ -106,19 +119,18 @@ fn same_table(a: &str, b: &str) -> bool {
     a == b || short_name(a) == short_name(b)
 }
 
-/// Plans (and unless `dry_run`, applies) a partial restore.
-#[allow(clippy::too_many_arguments)]
-pub fn restore_rows(
+/// Plans a partial restore: the rows of `table` matching `predicate` (and with
+/// references, the rows tied to them) that the live database lacks. Writes nothing;
+/// refuses when live rows with the same keys differ, unless `skip_conflicts`.
+pub fn plan(
     ostler: &Ostler,
     m: &Manifest,
     instance: &str,
     table: &str,
     predicate: &str,
     with_references: bool,
-    dry_run: bool,
     skip_conflicts: bool,
-    confirm: &dyn Confirm,
-) -> Result<PartialOutcome> {
+) -> Result<RowsPlan> {
     let inst = ostler.instance(instance)?;
     let db = inst
         .database
@@ -324,13 +336,43 @@ pub fn restore_rows(
         }
     }
     statements.push("COMMIT;".into());
-    let mut outcome = PartialOutcome {
+    let mut steps = Plan::new(Procedure::RestoreRows {
+        backup: m.id.clone(),
+        instance: inst.name.clone(),
+        table: table.to_string(),
+    });
+    if !rows.is_empty() {
+        let name = Some(inst.name.as_str());
+        steps.push(
+            name,
+            Action::TakeSafetyBackup,
+            Effect::Reads,
+            Check::BackupGood,
+            None,
+        );
+        for spec in &order {
+            if let Some(vals) = to_write.get(&spec.name) {
+                steps.push(
+                    name,
+                    Action::InsertRows {
+                        table: spec.name.clone(),
+                        rows: vals.len(),
+                    },
+                    Effect::WritesDatabase,
+                    Check::TransactionCommits,
+                    Some(Undo::RestoreSafetyBackup),
+                );
+            }
+        }
+    }
+    let outcome = PartialOutcome {
         backup: m.id.clone(),
         instance: inst.name.clone(),
         rows,
         conflicts,
         already_live,
         statements,
+        plan: steps,
         written: false,
         safety_backup: None,
     };
@@ -348,30 +390,39 @@ pub fn restore_rows(
         ))
         .with_hint("pass --skip-conflicts to restore the other rows and leave these as they are"));
     }
-    if dry_run || outcome.rows.is_empty() {
+    Ok(RowsPlan {
+        outcome,
+        table: table.to_string(),
+    })
+}
+
+/// Runs a partial restore's plan: a safety backup, then every row in one transaction.
+/// The guard judges the plan first; a plan with nothing to write asks nothing and
+/// writes nothing.
+pub fn apply(ostler: &Ostler, rp: RowsPlan, confirm: &dyn Confirm) -> Result<PartialOutcome> {
+    let RowsPlan { mut outcome, table } = rp;
+    if outcome.rows.is_empty() {
         return Ok(outcome);
     }
-    // Judged once it is known that rows will be written: a dry run, or a restore that
-    // finds every row live, asks nothing.
-    guard::check_one(
-        &ostler.config,
-        &inst.name,
-        "restore rows into",
-        Effect::WritesDatabase,
-        confirm,
-    )?;
+    guard::check(&ostler.config, &outcome.plan, confirm)?;
+    let inst = ostler.instance(&outcome.instance)?;
+    let db = inst
+        .database
+        .clone()
+        .ok_or_else(|| Error::user(format!("instance `{}` has no database", inst.name)))?;
+    let backup = outcome.backup.clone();
     let sql = outcome.statements.join("\n");
-    let safety = ostler.operate(
+    let safety = ostler.operate_planned(
         &inst,
         "restore-rows",
         std::time::Duration::from_secs(3600),
+        Some(&outcome.plan),
         |runner| {
             let safety = crate::backup::capture::backup(
                 ostler,
                 &inst,
                 Some(&format!(
-                    "safety copy before restoring rows of {table} from {}",
-                    m.id
+                    "safety copy before restoring rows of {table} from {backup}"
                 )),
                 runner,
             )?;
