@@ -510,7 +510,7 @@ fn the_guard_on_a_terminal_goes_on_only_when_the_instance_is_named() {
     let (ok, screen) = answer_on_a_terminal(&svc, "log-nuke production", "production");
     assert!(!ok, "{screen}");
     assert!(
-        screen.contains("gb-1 is the PRODUCTION instance. log-nuke empties its logs."),
+        screen.contains("gb-1 is the PRODUCTION instance. log-nuke gb-1 empties its logs."),
         "{screen}"
     );
     assert!(screen.contains("refusing to log-nuke gb-1"), "{screen}");
@@ -523,7 +523,7 @@ fn the_guard_on_a_terminal_goes_on_only_when_the_instance_is_named() {
     assert!(!ok, "{screen}");
     assert!(
         screen.contains("q's database is the PRODUCTION instance gb-1's database (sqlite ")
-            && screen.contains("db-nuke destroys its database."),
+            && screen.contains("db-nuke q destroys its database."),
         "{screen}"
     );
 }

@@ -154,6 +154,7 @@ fn dry_runs_print_the_plan_and_change_nothing_even_on_production_without_asking(
 fn the_journal_records_the_plan_each_destructive_operation_ran() {
     let es = EngineSvc::new(Engine::Sqlite, 2, "");
     let svc = &es.svc;
+    svc.ok(&["start,stop", "gb-2"]);
     let b = backup_id(svc, &["gb-2"]);
     svc.ok(&["restore", "gb-2", "--from", &b]);
     svc.ok(&["db-nuke", "gb-2"]);
