@@ -250,11 +250,7 @@ fn wait_ready(
     };
     let Some(url) = inst.health_url() else {
         std::thread::sleep(Duration::from_millis(300));
-        return if alive() {
-            Ok(None)
-        } else {
-            Err(died(inst))
-        };
+        return if alive() { Ok(None) } else { Err(died(inst)) };
     };
     let timeout = inst.config.health_timeout.0;
     let started = Instant::now();

@@ -222,7 +222,7 @@ fn a_restore_into_another_engine_or_a_scrub_without_a_database_is_refused_when_p
     let tmp = tempfile::tempdir().unwrap();
     let o = ostler(tmp.path());
     let mut m = manifest("p", 1);
-    m.database.as_mut().unwrap().kind = crate::config::DatabaseKind::Postgres;
+    m.database.as_mut().unwrap().kind = crate::engine::DatabaseKind::Postgres;
     let e = plan_restore(&o, &m, "t", RestoreOptions::default()).unwrap_err();
     assert!(e.to_string().contains("holds a postgres database"), "{e}");
     let e = plan_restore(
