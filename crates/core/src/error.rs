@@ -268,26 +268,16 @@ impl Error {
 
 /// The full disk somewhere in a row error's causes, if there is one.
 fn rows_no_space(e: &ostler_rows::RowsError) -> Option<NoSpace> {
-    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(e);
-    while let Some(c) = cause {
-        if let Some(full) = c.downcast_ref::<NoSpace>() {
-            return Some(full.clone());
+    match e {
+        ostler_rows::RowsError::Spill { dir, source } => {
+            NoSpace::from_io("write a sort spill file in", dir, source)
         }
-        if let Some(full) = c
-            .downcast_ref::<ostler_repo::RepoError>()
+        // A repository stream read or written behind `Read`/`Write`.
+        ostler_rows::RowsError::Io(io) => ostler_repo::RepoError::from_io_error(io)
             .and_then(|r| r.no_space())
-        {
-            return Some(full.clone());
-        }
-        if let Some(io) = c.downcast_ref::<std::io::Error>() {
-            if let Some(full) = ostler_repo::RepoError::from_io_error(io).and_then(|r| r.no_space())
-            {
-                return Some(full.clone());
-            }
-        }
-        cause = c.source();
+            .cloned(),
+        _ => None,
     }
-    None
 }
 
 /// `e` and its causes on one line, `what: why: why`; see the module comment.
@@ -311,3 +301,42 @@ impl std::fmt::Display for Chain<'_> {
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chain_puts_each_cause_once_on_one_line() {
+        let os = std::io::Error::from_raw_os_error(libc::EACCES);
+        let e = Error::io("reading /x", os);
+        assert_eq!(e.to_string(), "reading /x");
+        assert_eq!(
+            chain(&e).to_string(),
+            "reading /x: Permission denied (os error 13)"
+        );
+    }
+
+    #[test]
+    fn a_full_disk_under_a_row_stream_stays_a_full_disk() {
+        let dir = std::env::temp_dir();
+        let spill = ostler_rows::RowsError::Spill {
+            dir: dir.clone(),
+            source: std::io::Error::from_raw_os_error(libc::ENOSPC),
+        };
+        let e = Error::rows("sorting the rows of table `t`", spill);
+        let Error::NoSpace(full) = &e else {
+            panic!("not NoSpace: {e:?}")
+        };
+        assert_eq!(full.path, dir);
+        let repo = ostler_repo::RepoError::NoSpace(NoSpace::at("write", &dir, Some(7), false));
+        let piped = ostler_rows::RowsError::Io(std::io::Error::other(repo));
+        assert!(matches!(
+            Error::rows("storing the rows of table `t`", piped),
+            Error::NoSpace(NoSpace {
+                needed: Some(7),
+                ..
+            })
+        ));
+    }
+}

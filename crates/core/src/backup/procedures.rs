@@ -428,7 +428,10 @@ fn run_restore(ostler: &Ostler, rp: &RestorePlan, journal_plan: &Plan) -> Result
                         if let Err(s) = ops::start(ostler, &target, runner) {
                             ostler.reporter.warn(
                                 &target.name,
-                                &format!("restarting after the failed restore: {s}"),
+                                &format!(
+                                    "restarting after the failed restore: {}",
+                                    crate::error::chain(&s)
+                                ),
                             );
                         }
                     }
