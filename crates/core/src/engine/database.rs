@@ -27,6 +27,7 @@ impl DbUrl {
         let Address::Server {
             schemes,
             default_port,
+            ..
         } = kind.engine().address()
         else {
             return Err(format!("a {kind} database takes `path`, not `url`"));
@@ -270,60 +271,52 @@ impl Database {
     /// What `{db}` expands to in commands: the SQLite file's path, or the URL without
     /// a password.
     pub fn locator(&self) -> String {
-        match self {
-            Database::Sqlite { path } => path.display().to_string(),
-            Database::Postgres { url, .. } => {
-                format!(
-                    "postgres://{}@{}:{}/{}",
-                    url.user, url.host, url.port, url.database
-                )
-            }
-            Database::Mysql { url, .. } => {
-                format!(
-                    "mysql://{}@{}:{}/{}",
-                    url.user, url.host, url.port, url.database
-                )
-            }
+        match self.url() {
+            None => self.name(),
+            Some(url) => format!(
+                "{}://{}@{}:{}/{}",
+                self.kind(),
+                url.user,
+                url.host,
+                url.port,
+                url.database
+            ),
         }
     }
 
     /// Environment for children (the service and the native tools): the password in
     /// the variable the engine's own tools read.
     pub fn child_env(&self) -> Vec<(String, String)> {
-        match self {
-            Database::Sqlite { .. } => vec![],
-            Database::Postgres { password, .. } => password
-                .iter()
-                .map(|p| ("PGPASSWORD".to_string(), p.clone()))
-                .collect(),
-            Database::Mysql { password, .. } => password
-                .iter()
-                .map(|p| ("MYSQL_PWD".to_string(), p.clone()))
-                .collect(),
+        match (self.engine().address(), self.password()) {
+            (Address::Server { password_env, .. }, Some(p)) => {
+                vec![(password_env.to_string(), p.to_string())]
+            }
+            _ => vec![],
         }
     }
 
     /// Connection arguments for the native client tools (never the password).
     pub fn client_args(&self) -> Vec<String> {
+        self.url()
+            .map(|url| self.engine().client_args(url))
+            .unwrap_or_default()
+    }
+
+    /// Where a server database is; `None` for a file.
+    pub fn url(&self) -> Option<&DbUrl> {
         match self {
-            Database::Sqlite { .. } => vec![],
-            Database::Postgres { url, .. } => vec![
-                "-h".into(),
-                url.host.clone(),
-                "-p".into(),
-                url.port.to_string(),
-                "-U".into(),
-                url.user.clone(),
-            ],
-            Database::Mysql { url, .. } => vec![
-                "--protocol=tcp".into(),
-                "-h".into(),
-                url.host.clone(),
-                "-P".into(),
-                url.port.to_string(),
-                "-u".into(),
-                url.user.clone(),
-            ],
+            Database::Sqlite { .. } => None,
+            Database::Postgres { url, .. } | Database::Mysql { url, .. } => Some(url),
+        }
+    }
+
+    /// The same server, login and password, another database.
+    pub fn with_url(&self, url: DbUrl) -> Database {
+        let password = self.password().map(str::to_string);
+        match self.kind() {
+            DatabaseKind::Postgres => Database::Postgres { url, password },
+            DatabaseKind::Mysql => Database::Mysql { url, password },
+            DatabaseKind::Sqlite => self.clone(),
         }
     }
 
@@ -399,32 +392,29 @@ impl Database {
     /// The side or aside sibling of this database: the same file name with a suffix,
     /// or a database of the same server named `<db>__ostler_restore` / `<db>__ostler_old`.
     pub fn sibling(&self, which: Sibling) -> Result<Database> {
-        let named = |url: &DbUrl, limit: usize| -> Result<DbUrl> {
-            let name = format!("{}{}", url.database, which.database_suffix());
-            if name.len() > limit {
-                return Err(Error::user(format!(
-                    "database `{}` has too long a name for a restore's side database `{name}` (the server allows {limit} bytes)",
-                    url.database
-                )));
+        let url = match self {
+            Database::Sqlite { path } => {
+                return Ok(Database::Sqlite {
+                    path: with_suffix(path, which.file_suffix()),
+                })
             }
-            Ok(DbUrl {
-                database: name,
-                ..url.clone()
-            })
+            Database::Postgres { url, .. } | Database::Mysql { url, .. } => url,
         };
-        Ok(match self {
-            Database::Sqlite { path } => Database::Sqlite {
-                path: with_suffix(path, which.file_suffix()),
-            },
-            Database::Postgres { url, password } => Database::Postgres {
-                url: named(url, 63)?,
-                password: password.clone(),
-            },
-            Database::Mysql { url, password } => Database::Mysql {
-                url: named(url, 64)?,
-                password: password.clone(),
-            },
-        })
+        let limit = match self.engine().address() {
+            Address::Server { max_name_len, .. } => max_name_len,
+            Address::File => usize::MAX,
+        };
+        let name = format!("{}{}", url.database, which.database_suffix());
+        if name.len() > limit {
+            return Err(Error::user(format!(
+                "database `{}` has too long a name for a restore's side database `{name}` (the server allows {limit} bytes)",
+                url.database
+            )));
+        }
+        Ok(self.with_url(DbUrl {
+            database: name,
+            ..url.clone()
+        }))
     }
 }
 

@@ -62,7 +62,8 @@ impl std::fmt::Display for DatabaseKind {
     }
 }
 
-/// How a database of an engine is named in `[database]`.
+/// Where a database of an engine lives: how `[database]` names it and what its
+/// server allows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Address {
     /// A file, `path`, relative to the instance's dir.
@@ -71,6 +72,10 @@ pub enum Address {
     Server {
         schemes: &'static [&'static str],
         default_port: u16,
+        /// The longest database name the server takes, in bytes.
+        max_name_len: usize,
+        /// The environment variable the engine's own tools read the password from.
+        password_env: &'static str,
     },
 }
 
@@ -93,6 +98,8 @@ pub trait Engine: Sync {
     /// The kind's name in config and messages: `sqlite`, `postgres`, `mysql`.
     fn name(&self) -> &'static str;
     fn address(&self) -> Address;
+    /// Connection arguments for the engine's own client tools (never the password).
+    fn client_args(&self, url: &DbUrl) -> Vec<String>;
 
     // ---- backups ----
 

@@ -37,7 +37,21 @@ impl Engine for Mysql {
         Address::Server {
             schemes: &["mysql", "mariadb"],
             default_port: 3306,
+            max_name_len: 64,
+            password_env: "MYSQL_PWD",
         }
+    }
+
+    fn client_args(&self, url: &DbUrl) -> Vec<String> {
+        vec![
+            "--protocol=tcp".into(),
+            "-h".into(),
+            url.host.clone(),
+            "-P".into(),
+            url.port.to_string(),
+            "-u".into(),
+            url.user.clone(),
+        ]
     }
 
     fn open_snapshot(
@@ -80,13 +94,10 @@ impl Engine for Mysql {
     }
 
     fn scratch(&self, like: &Database, name: &str, _dir: &Path) -> Result<Database> {
-        Ok(Database::Mysql {
-            url: DbUrl {
-                database: name.to_string(),
-                ..connect::url(like)?.clone()
-            },
-            password: like.password().map(str::to_string),
-        })
+        Ok(like.with_url(DbUrl {
+            database: name.to_string(),
+            ..connect::url(like)?.clone()
+        }))
     }
 
     fn decode(&self, payload: &[u8]) -> Result<Vec<SqlValue>> {

@@ -36,7 +36,20 @@ impl Engine for Postgres {
         Address::Server {
             schemes: &["postgres", "postgresql"],
             default_port: 5432,
+            max_name_len: 63,
+            password_env: "PGPASSWORD",
         }
+    }
+
+    fn client_args(&self, url: &DbUrl) -> Vec<String> {
+        vec![
+            "-h".into(),
+            url.host.clone(),
+            "-p".into(),
+            url.port.to_string(),
+            "-U".into(),
+            url.user.clone(),
+        ]
     }
 
     fn open_snapshot(
@@ -79,13 +92,10 @@ impl Engine for Postgres {
     }
 
     fn scratch(&self, like: &Database, name: &str, _dir: &Path) -> Result<Database> {
-        Ok(Database::Postgres {
-            url: DbUrl {
-                database: name.to_string(),
-                ..connect::url(like)?.clone()
-            },
-            password: like.password().map(str::to_string),
-        })
+        Ok(like.with_url(DbUrl {
+            database: name.to_string(),
+            ..connect::url(like)?.clone()
+        }))
     }
 
     fn decode(&self, payload: &[u8]) -> Result<Vec<SqlValue>> {

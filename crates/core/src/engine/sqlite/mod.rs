@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use snapshot::SqliteSnapshot;
 
 use super::{
-    Address, Database, DatabaseKind, Engine, NativeRestore, SchemaPart, Snapshot, SqlValue,
+    Address, Database, DatabaseKind, DbUrl, Engine, NativeRestore, SchemaPart, Snapshot, SqlValue,
     TableRows,
 };
 use crate::error::Result;
@@ -34,6 +34,11 @@ impl Engine for Sqlite {
 
     fn address(&self) -> Address {
         Address::File
+    }
+
+    fn client_args(&self, _url: &DbUrl) -> Vec<String> {
+        // The `sqlite3` shell takes the file, not a connection.
+        vec![]
     }
 
     fn open_snapshot(
