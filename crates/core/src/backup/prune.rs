@@ -174,7 +174,7 @@ pub fn prune(ostler: &Ostler, planned: &PrunePlan) -> Result<PruneOutcome> {
     let (status, detail) = match &result {
         Ok(_) => ("ok", None),
         Err(Error::Interrupted) => ("interrupted", Some("interrupted".to_string())),
-        Err(e) => ("failed", Some(e.to_string())),
+        Err(e) => ("failed", Some(crate::error::chain(e).to_string())),
     };
     let _ = state.journal_end(id, status, detail.as_deref());
     result
