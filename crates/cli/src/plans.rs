@@ -236,10 +236,9 @@ pub fn describe_danger(danger: &Danger) -> String {
 }
 
 /// A started instance, as one line.
-pub fn started(s: &Started) -> String {
+pub fn started(instance: &str, s: &Started) -> String {
     format!(
-        "{}: started (pid {}, port {}){}",
-        s.instance,
+        "{instance}: started (pid {}, port {}){}",
         s.pid,
         s.port,
         s.healthy_after_secs
@@ -274,7 +273,7 @@ pub fn outcome(o: &StepOutcome) -> String {
             built: Built::NoBuildCommand,
         } => format!("{i}: no build command; nothing to build"),
         StepResult::Configured => format!("{i}: configured"),
-        StepResult::Started(s) => started(s),
+        StepResult::Started(s) => started(i, s),
         StepResult::Stopped(s) => stopped(i, s),
         StepResult::LogsEmptied(l) if l.files.is_empty() => format!("{i}: no log files yet"),
         StepResult::LogsEmptied(l) => format!(

@@ -36,7 +36,6 @@ pub enum Built {
 /// to answer it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Started {
-    pub instance: String,
     pub pid: i32,
     pub port: u16,
     pub healthy_after_secs: Option<f64>,
@@ -195,7 +194,6 @@ pub fn start(ostler: &Ostler, inst: &Instance, runner: &Runner) -> Result<Starte
     state.set_runtime(&inst.name, &rt)?;
     match wait_ready(ostler, inst, &mut child, log_offset) {
         Ok(healthy_after_secs) => Ok(Started {
-            instance: inst.name.clone(),
             pid,
             port: inst.port,
             healthy_after_secs,

@@ -71,7 +71,7 @@ pub fn run(ctx: &Context, args: Args) -> Result<i32> {
             outcome
                 .started
                 .as_ref()
-                .map(|s| format!("; {}", plans::started(s)))
+                .map(|s| format!("; {}", plans::started(&outcome.instance, s)))
                 .unwrap_or_default()
         );
     }

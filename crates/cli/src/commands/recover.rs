@@ -29,7 +29,7 @@ pub fn run(ctx: &Context, args: Args) -> Result<i32> {
     for o in &outcomes {
         outln!("{}", describe(o));
         if let Some(started) = &o.started {
-            outln!("{}", crate::plans::started(started));
+            outln!("{}", crate::plans::started(&o.instance, started));
         }
     }
     Ok(0)

@@ -133,7 +133,7 @@ pub fn run(ctx: &Context, args: Args) -> Result<i32> {
         }
         print_safety_backup(&outcome);
         match &outcome.started {
-            Some(started) => outln!("{}", plans::started(started)),
+            Some(started) => outln!("{}", plans::started(&outcome.instance, started)),
             None => outln!(
                 "{target} restored from {} (it was not running; not started)",
                 outcome.backup

@@ -183,6 +183,15 @@ fn the_journal_records_the_plan_each_destructive_operation_ran() {
     assert_eq!(nuke["plan"]["procedure"], "chain");
     assert_eq!(nuke["plan"]["steps"][0]["action"]["do"], "drop-database");
     assert_eq!(of("prune")["plan"]["procedure"], "prune");
+    // A chain's --json carries fields, not sentences, and each key once.
+    let out = svc.ok(&["--json", "start,stop", "gb-2"]);
+    assert_eq!(out.matches("\"instance\"").count(), 2, "{out}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v[0]["result"], "started");
+    assert!(v[0]["pid"].as_i64().unwrap() > 0, "{out}");
+    assert!(v[0]["healthy_after_secs"].as_f64().is_some(), "{out}");
+    assert_eq!(v[1]["result"], "stopped");
+    assert_eq!(v[1]["how"], "terminated");
     // Shown in text too, one line per step.
     let text = svc.ok(&["journal"]);
     assert!(text.contains("    plan: restore backup "), "{text}");
