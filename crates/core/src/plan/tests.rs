@@ -61,6 +61,10 @@ fn ostler(dir: &Path) -> Ostler {
 /// A backup of `instance` holding a SQLite database of `tables` tables and the
 /// `uploads` store, as the catalog would hand it to a restore.
 fn manifest(instance: &str, tables: usize) -> Manifest {
+    manifest_at(instance, tables, "3f2a1c", "2026-01-01T00:00:00Z")
+}
+
+fn manifest_at(instance: &str, tables: usize, id: &str, at: &str) -> Manifest {
     let stream = serde_json::json!({"size": 0, "hash": "0".repeat(64), "chunks": []});
     let table = |i: usize| {
         serde_json::json!({
@@ -69,8 +73,8 @@ fn manifest(instance: &str, tables: usize) -> Manifest {
         })
     };
     serde_json::from_value(serde_json::json!({
-        "format": 1, "id": "3f2a1c", "service": "s", "instance": instance,
-        "started_at": "2026-01-01T00:00:00Z", "finished_at": "2026-01-01T00:00:01Z",
+        "format": 1, "id": id, "service": "s", "instance": instance,
+        "started_at": at, "finished_at": at,
         "database": {"kind": "sqlite", "schema": [], "tables": (0..tables).map(table).collect::<Vec<_>>()},
         "stores": [{"name": "uploads", "listing": stream, "files": 0, "bytes": 0}],
         "logical_bytes": 0, "new_bytes": 0,
@@ -276,6 +280,47 @@ fn a_prune_plan_needs_a_rule_and_with_an_empty_catalog_only_collects_garbage() {
     assert!(!p.plan.steps[0].effect.needs_confirmation());
     let dry = p.dry_run();
     assert!(dry.dry_run && dry.decisions.is_empty());
+}
+
+#[test]
+fn a_prune_plan_finishes_what_was_marked_drops_what_no_rule_keeps_and_clears_failures() {
+    use crate::backup::catalog;
+    let tmp = tempfile::tempdir().unwrap();
+    let o = ostler(tmp.path());
+    let state = o.state().unwrap();
+    for (id, at) in [
+        ("b1", "2026-01-01T00:00:00Z"),
+        ("b2", "2026-01-02T00:00:00Z"),
+        ("b3", "2026-01-03T00:00:00Z"),
+        ("b4", "2026-01-04T00:00:00Z"),
+    ] {
+        catalog::record_good(&state, &manifest_at("p", 1, id, at)).unwrap();
+    }
+    catalog::mark_pruning(&state, &["b1".to_string()]).unwrap();
+    let at = "2026-01-05T00:00:00Z".parse().unwrap();
+    catalog::begin(&state, "f1", "p", at, None).unwrap();
+    catalog::fail(&state, "f1", "disk full").unwrap();
+    let p = prune::plan(&o, &prune::PruneOptions { keep_last: Some(1) }).unwrap();
+    let ids = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    assert_eq!(
+        actions(&p.plan),
+        [
+            &Action::FinishInterruptedPrune { ids: ids(&["b1"]) },
+            &Action::RemoveBackups {
+                ids: ids(&["b2", "b3"])
+            },
+            &Action::ClearEntries { ids: ids(&["f1"]) },
+            &Action::CollectGarbage
+        ]
+    );
+    // Planning changed nothing in the catalog.
+    let listed: Vec<(String, String)> = catalog::list(&state, None)
+        .unwrap()
+        .into_iter()
+        .map(|b| (b.id, b.status))
+        .collect();
+    assert_eq!(listed.len(), 5, "{listed:?}");
+    assert_eq!(catalog::pruning(&state).unwrap(), ids(&["b1"]));
 }
 
 #[test]
