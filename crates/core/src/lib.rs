@@ -1,7 +1,8 @@
 //! ostler's library: everything ostler knows how to do, with no terminal, no clap and
 //! no home directory. The `ostler` binary and the daemon are thin front ends over it.
 //!
-//! Layers, top down: `plan` (chains of verbs on instances) → `ops` (one operation on
+//! Layers, top down: `plan` (every destructive procedure as typed steps built before
+//! it runs; the bin/manage chains) → `ops` (one operation on
 //! one instance) → `instance` (the model: `Ostler` handle, `Instance`) → drivers
 //! (`engine`, `process`, `exec`) and `state` (SQLite: journal, locks, runtime).
 
