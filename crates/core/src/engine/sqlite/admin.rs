@@ -48,20 +48,8 @@ pub(super) fn safety_dump(
     Ok(dest)
 }
 
-/// Removes the file and its companions.
-pub(super) fn nuke(db: &Database) -> Result<()> {
-    let path = file(db)?;
-    for suffix in ["", "-wal", "-shm", "-journal"] {
-        let p = with_suffix(path, suffix);
-        if p.exists() {
-            std::fs::remove_file(&p)
-                .map_err(|e| Error::io(format!("removing {}", p.display()), e))?;
-        }
-    }
-    Ok(())
-}
-
-/// Removes the file and its companions, those already gone included.
+/// Removes the file and its companions, those already gone included (SQLite's nuke:
+/// the service or a load creates the file afresh).
 pub(super) fn remove(db: &Database) -> Result<()> {
     let path = file(db)?;
     for suffix in std::iter::once("").chain(SQLITE_COMPANIONS) {

@@ -121,7 +121,7 @@ impl Engine for Sqlite {
     }
 
     fn nuke(&self, db: &Database, _runner: &Runner) -> Result<()> {
-        admin::nuke(db)
+        admin::remove(db)
     }
 
     fn remove(&self, db: &Database, _runner: &Runner) -> Result<()> {
