@@ -161,39 +161,32 @@ fn round_trip(engine: Engine) {
 /// Restores an export with the engine's own client into a fresh database and reads
 /// the rows back.
 fn native_restore(engine: Engine, dir: &std::path::Path) -> Vec<Vec<String>> {
-    use ostler_testsupport::{MariaDbServer, PgServer};
-    let tables = crate::databases::TABLES;
-    let query = |t: &str| {
-        let (cols, order) = match t {
-            "entries" => ("id, author, message, created_at, email", "id"),
-            "tags" => ("id, name", "id"),
-            _ => ("entry_id, tag_id", "entry_id, tag_id"),
-        };
-        format!("SELECT {cols} FROM {t} ORDER BY {order};")
-    };
-    let clean = |out: String| -> Vec<String> {
-        out.lines()
-            .map(|l| l.replace('|', "\t").replace("NULL", ""))
-            .filter(|l| !l.is_empty())
-            .collect()
-    };
-    match engine {
-        Engine::Sqlite => {
-            let file = dir.join("database.sqlite");
-            tables
-                .iter()
-                .map(|t| {
-                    let out = std::process::Command::new("sqlite3")
-                        .arg("-separator")
-                        .arg("\t")
-                        .arg(&file)
-                        .arg(query(t))
-                        .output()
-                        .unwrap();
-                    clean(String::from_utf8(out.stdout).unwrap())
-                })
+    let target = native_load(engine, dir);
+    crate::databases::TABLES
+        .iter()
+        .map(|t| {
+            let (cols, order) = match *t {
+                "entries" => ("id, author, message, created_at, email", "id"),
+                "tags" => ("id, name", "id"),
+                _ => ("entry_id, tag_id", "entry_id, tag_id"),
+            };
+            let sql = format!("SELECT {cols} FROM {t} ORDER BY {order};");
+            crate::databases::native_sql(engine, &target, &sql)
+                .lines()
+                .map(|l| l.replace('|', "\t").replace("NULL", ""))
+                .filter(|l| !l.is_empty())
                 .collect()
-        }
+        })
+        .collect()
+}
+
+/// Loads an export with the engine's own tool, as a user without ostler would: the
+/// SQLite file as it is, `psql -f database.sql` or `mariadb < database.sql` into a
+/// fresh database. Returns where `native_sql` finds it.
+pub fn native_load(engine: Engine, dir: &std::path::Path) -> String {
+    use ostler_testsupport::{MariaDbServer, PgServer};
+    match engine {
+        Engine::Sqlite => dir.join("database.sqlite").display().to_string(),
         Engine::Postgres => {
             let pg = PgServer::shared();
             let db = pg.unique_database("native").unwrap();
@@ -222,10 +215,7 @@ fn native_restore(engine: Engine, dir: &std::path::Path) -> Vec<Vec<String>> {
                 "psql -f: {}",
                 String::from_utf8_lossy(&out.stderr)
             );
-            tables
-                .iter()
-                .map(|t| clean(pg.sql(&db, &query(t)).unwrap()))
-                .collect()
+            db
         }
         Engine::Mysql => {
             let my = MariaDbServer::shared();
@@ -255,10 +245,7 @@ fn native_restore(engine: Engine, dir: &std::path::Path) -> Vec<Vec<String>> {
                 "mariadb < database.sql: {}",
                 String::from_utf8_lossy(&out.stderr)
             );
-            tables
-                .iter()
-                .map(|t| clean(my.sql(&db, &query(t)).unwrap()))
-                .collect()
+            db
         }
     }
 }

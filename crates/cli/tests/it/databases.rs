@@ -157,29 +157,22 @@ impl EngineSvc {
         TABLES.iter().map(|t| self.rows(i, t)).collect()
     }
 
+    /// Where the engine's own client finds instance `i`'s database (see `native_sql`).
+    pub fn target(&self, i: usize) -> String {
+        match self.engine {
+            Engine::Sqlite => self
+                .svc
+                .path()
+                .join(format!("instances/gb-{}/data.db", i + 1))
+                .display()
+                .to_string(),
+            _ => self.dbs[i].clone(),
+        }
+    }
+
     /// Runs SQL on instance `i`'s database.
     pub fn sql(&self, i: usize, sql: &str) -> String {
-        match self.engine {
-            Engine::Sqlite => {
-                let path = self
-                    .svc
-                    .path()
-                    .join(format!("instances/gb-{}/data.db", i + 1));
-                let out = std::process::Command::new("sqlite3")
-                    .arg(&path)
-                    .arg(sql)
-                    .output()
-                    .unwrap();
-                assert!(
-                    out.status.success(),
-                    "{}",
-                    String::from_utf8_lossy(&out.stderr)
-                );
-                String::from_utf8(out.stdout).unwrap()
-            }
-            Engine::Postgres => PgServer::shared().sql(&self.dbs[i], sql).unwrap(),
-            Engine::Mysql => MariaDbServer::shared().sql(&self.dbs[i], sql).unwrap(),
-        }
+        native_sql(self.engine, &self.target(i), sql)
     }
 
     pub fn post_entry(&self, i: usize, author: &str, tags: &[&str]) {
@@ -193,5 +186,27 @@ impl EngineSvc {
             ),
         );
         assert_eq!(code, 201, "{body}");
+    }
+}
+
+/// Runs SQL with the engine's own client (`sqlite3`, `psql`, `mariadb`) and returns what
+/// it printed. `target` is the SQLite file, or the database's name on the shared server.
+pub fn native_sql(engine: Engine, target: &str, sql: &str) -> String {
+    match engine {
+        Engine::Sqlite => {
+            let out = std::process::Command::new("sqlite3")
+                .arg(target)
+                .arg(sql)
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            String::from_utf8(out.stdout).unwrap()
+        }
+        Engine::Postgres => PgServer::shared().sql(target, sql).unwrap(),
+        Engine::Mysql => MariaDbServer::shared().sql(target, sql).unwrap(),
     }
 }

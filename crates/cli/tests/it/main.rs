@@ -5,6 +5,7 @@
 mod support;
 
 mod backups;
+mod bytes;
 mod chaos;
 mod config;
 mod databases;

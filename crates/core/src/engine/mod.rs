@@ -35,6 +35,17 @@ pub use database::{
     Sibling,
 };
 
+/// Each engine's quoting (its `quote.rs`), for SQL text written outside the engines
+/// (forensics' in-memory SQLite tables) and for tests against the engines themselves.
+pub mod quote {
+    pub use super::mysql::quote as mysql;
+    pub use super::postgres::quote as postgres;
+    pub use super::sqlite::quote as sqlite;
+}
+
+/// A value as a rusqlite parameter (forensics evaluates predicates in SQLite).
+pub use sqlite::to_sql as sqlite_param;
+
 /// Which engine a database is on, as `[database] kind` names it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -142,8 +153,23 @@ pub trait Engine: Sync {
     /// this engine (`""`: none, values keep their own type; ` NUMERIC`: numbers kept
     /// as text compare as numbers).
     fn column_affinity(&self) -> &'static str;
-    /// The statement that opens a write transaction in the engine's client.
+    /// What opens a write transaction in the engine's client, in printed statements
+    /// (with the session settings the literals assume, where the engine needs them).
     fn begin(&self) -> &'static str;
+    /// The statement that puts one row back, for a person to read or run in the
+    /// engine's client: `INSERT INTO t (cols) VALUES (literals);` from decoded
+    /// `values` (a SQLite rowid first where the payload carries one), quoted by the
+    /// engine's `quote.rs`.
+    fn insert_statement(&self, table: &TableSpec, values: &[SqlValue]) -> String;
+    /// Inserts rows into existing tables of the live `db`, tables in the order given,
+    /// in one transaction: all of them or none. Rows are the engine's own stored text,
+    /// written through its driver as `load` writes them (SQLite parameters, PostgreSQL
+    /// COPY, MySQL INSERT of the stored tuples): never SQL text through a shell.
+    fn insert_rows(
+        &self,
+        db: &Database,
+        tables: &mut dyn Iterator<Item = Result<TableRows<'_>>>,
+    ) -> Result<()>;
 
     // ---- around an instance (`admin.rs`) ----
 
@@ -267,6 +293,23 @@ pub fn export(
 /// Decodes a row payload of `kind` into values (see [`Engine::decode`]).
 pub fn decode(kind: DatabaseKind, payload: &[u8]) -> Result<Vec<SqlValue>> {
     kind.engine().decode(payload)
+}
+
+/// Inserts rows into the existing tables of the live `db` (see [`Engine::insert_rows`]).
+pub fn insert_rows(
+    db: &Database,
+    tables: &mut dyn Iterator<Item = Result<TableRows<'_>>>,
+) -> Result<()> {
+    db.engine().insert_rows(db, tables)
+}
+
+/// `INSERT INTO table (columns) VALUES (literals);` from names and values already quoted.
+fn insert_sql(table: &str, columns: &[String], literals: impl Iterator<Item = String>) -> String {
+    format!(
+        "INSERT INTO {table} ({}) VALUES ({});",
+        columns.join(", "),
+        literals.collect::<Vec<_>>().join(", ")
+    )
 }
 
 /// What the engines do around an instance, each in its own `admin.rs`.

@@ -6,10 +6,11 @@
 //! and MySQL backups the columns get NUMERIC affinity, so `id = 5` and `name = 'DC'`
 //! behave as expected; engine-specific functions in a predicate are not available.
 
-use ostler_rows::Key;
+use ostler_rows::{Key, Row};
 use rusqlite::Connection;
 
-use crate::engine::{self, DatabaseKind, SqlValue, TableSpec};
+use crate::engine::quote::sqlite::ident as quote;
+use crate::engine::{self, sqlite_param as to_sql, DatabaseKind, SqlValue, TableSpec};
 use crate::error::{Error, Result};
 
 const BATCH: usize = 4096;
@@ -48,28 +49,22 @@ pub fn canonical(v: &SqlValue) -> String {
     }
 }
 
+/// A row the predicate matched: as stored (key and payload, which a partial restore
+/// writes back unchanged) and decoded.
+#[derive(Debug, Clone)]
+pub struct Matched {
+    pub key: Key,
+    pub payload: Vec<u8>,
+    pub values: Vec<SqlValue>,
+}
+
 pub struct Matcher {
     conn: Connection,
     insert_sql: String,
     select_sql: String,
     kind: DatabaseKind,
     spec: TableSpec,
-    batch: Vec<(Key, Vec<SqlValue>)>,
-}
-
-fn quote(name: &str) -> String {
-    format!("\"{}\"", name.replace('"', "\"\""))
-}
-
-fn to_sql(v: &SqlValue) -> rusqlite::types::Value {
-    use rusqlite::types::Value;
-    match v {
-        SqlValue::Null => Value::Null,
-        SqlValue::Int(i) => Value::Integer(*i),
-        SqlValue::Real(f) => Value::Real(*f),
-        SqlValue::Text(t) => Value::Text(t.clone()),
-        SqlValue::Blob(b) => Value::Blob(b.clone()),
-    }
+    batch: Vec<Matched>,
 }
 
 impl Matcher {
@@ -122,9 +117,13 @@ impl Matcher {
     }
 
     /// Adds a row; returns the rows of any batch this completed that matched.
-    pub fn push(&mut self, key: Key, payload: &[u8]) -> Result<Vec<(Key, Vec<SqlValue>)>> {
-        let v = values(self.kind, &self.spec, payload)?;
-        self.batch.push((key, v));
+    pub fn push(&mut self, row: Row) -> Result<Vec<Matched>> {
+        let values = values(self.kind, &self.spec, &row.payload)?;
+        self.batch.push(Matched {
+            key: row.key,
+            payload: row.payload,
+            values,
+        });
         if self.batch.len() >= BATCH {
             self.flush()
         } else {
@@ -133,7 +132,7 @@ impl Matcher {
     }
 
     /// Evaluates what is pending; returns the matching rows.
-    pub fn flush(&mut self) -> Result<Vec<(Key, Vec<SqlValue>)>> {
+    pub fn flush(&mut self) -> Result<Vec<Matched>> {
         if self.batch.is_empty() {
             return Ok(vec![]);
         }
@@ -141,10 +140,10 @@ impl Matcher {
         let tx = self.conn.transaction().map_err(err)?;
         {
             let mut ins = tx.prepare_cached(&self.insert_sql).map_err(err)?;
-            for (i, (_, vals)) in self.batch.iter().enumerate() {
+            for (i, m) in self.batch.iter().enumerate() {
                 let mut params: Vec<rusqlite::types::Value> =
                     vec![rusqlite::types::Value::Integer(i as i64 + 1)];
-                params.extend(vals.iter().map(to_sql));
+                params.extend(m.values.iter().map(to_sql));
                 ins.execute(rusqlite::params_from_iter(params))
                     .map_err(err)?;
             }
@@ -167,7 +166,7 @@ impl Matcher {
         for h in hits.into_iter().rev() {
             out.push(batch.swap_remove((h - 1) as usize));
         }
-        out.sort_by(|a, b| a.0.cmp(&b.0));
+        out.sort_by(|a, b| a.key.cmp(&b.key));
         Ok(out)
     }
 }

@@ -99,15 +99,9 @@ fn full_scan(
     let mut matcher = Matcher::new(kind, &t.spec, predicate)?;
     let mut keys = HashSet::new();
     for row in repo.chain_rows(backup, t)?.checked() {
-        let row = row?;
-        keys.extend(
-            matcher
-                .push(row.key, &row.payload)?
-                .into_iter()
-                .map(|(k, _)| k),
-        );
+        keys.extend(matcher.push(row?)?.into_iter().map(|m| m.key));
     }
-    keys.extend(matcher.flush()?.into_iter().map(|(k, _)| k));
+    keys.extend(matcher.flush()?.into_iter().map(|m| m.key));
     Ok(keys)
 }
 
@@ -129,17 +123,12 @@ fn apply_deltas(
                 }
                 DeltaOp::Upsert(row) => {
                     keys.remove(&row.key);
-                    keys.extend(
-                        matcher
-                            .push(row.key, &row.payload)?
-                            .into_iter()
-                            .map(|(k, _)| k),
-                    );
+                    keys.extend(matcher.push(row)?.into_iter().map(|m| m.key));
                 }
             }
         }
         // Each delta's upserts are settled before the next delta's deletes apply.
-        keys.extend(matcher.flush()?.into_iter().map(|(k, _)| k));
+        keys.extend(matcher.flush()?.into_iter().map(|m| m.key));
     }
     Ok(())
 }

@@ -9,14 +9,14 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
-use ostler_rows::{display_key, Key};
+use ostler_rows::{display_key, Key, Row};
 use serde::Serialize;
 
-use super::eval::{canonical, short_name, values, Matcher};
+use super::eval::{canonical, short_name, values, Matched, Matcher};
 use super::find::table_of;
 use crate::backup::manifest::Manifest;
 use crate::backup::repository::{Access, OpenRepository};
-use crate::engine::{self, Database, DatabaseKind, SqlValue, TableSpec};
+use crate::engine::{self, Database, DatabaseKind, SqlValue, TableRows, TableSpec};
 use crate::error::{Error, Result};
 use crate::guard::{self, Confirm};
 use crate::instance::Ostler;
@@ -47,11 +47,13 @@ pub struct PartialOutcome {
     pub safety_backup: Option<String>,
 }
 
-/// A partial restore planned: what it will write, and the SQL that writes it.
+/// A partial restore planned: what it will write (the rows as stored, per table,
+/// parents first), and the statements that would write it.
 #[derive(Debug, Clone)]
 pub struct RowsPlan {
     pub outcome: PartialOutcome,
     table: String,
+    writes: Vec<(TableSpec, Vec<Row>)>,
 }
 
 /// A table read from a backup: its spec and every row (key, payload, values).
@@ -59,7 +61,15 @@ type BackupTable = (TableSpec, Vec<(Key, Vec<u8>, Vec<SqlValue>)>);
 
 struct Selected {
     spec: TableSpec,
-    rows: BTreeMap<Key, (Vec<SqlValue>, String)>,
+    rows: BTreeMap<Key, Chosen>,
+}
+
+/// A row chosen to come back: its payload as stored (what is written back), its
+/// decoded values (to follow foreign keys), and why.
+struct Chosen {
+    payload: Vec<u8>,
+    values: Vec<SqlValue>,
+    reason: String,
 }
 
 /// Everything of one table: backup rows by key, with values.
@@ -169,8 +179,7 @@ pub fn plan(
         .chain_rows(&m.id, table_of(m, table).expect("checked").0)?
         .checked()
     {
-        let r = r?;
-        matched.extend(matcher.push(r.key, &r.payload)?);
+        matched.extend(matcher.push(r?)?);
     }
     matched.extend(matcher.flush()?);
     let all_names: Vec<String> = dbe.tables.iter().map(|t| t.spec.name.clone()).collect();
@@ -178,8 +187,7 @@ pub fn plan(
     let mut selected: BTreeMap<String, Selected> = BTreeMap::new();
     let add = |selected: &mut BTreeMap<String, Selected>,
                spec: &TableSpec,
-               key: Key,
-               vals: Vec<SqlValue>,
+               row: Matched,
                reason: String|
      -> bool {
         let s = selected
@@ -188,14 +196,19 @@ pub fn plan(
                 spec: spec.clone(),
                 rows: BTreeMap::new(),
             });
-        if s.rows.contains_key(&key) {
+        if s.rows.contains_key(&row.key) {
             return false;
         }
-        s.rows.insert(key, (vals, reason));
+        let chosen = Chosen {
+            payload: row.payload,
+            values: row.values,
+            reason,
+        };
+        s.rows.insert(row.key, chosen);
         true
     };
-    for (k, v) in matched {
-        add(&mut selected, &seed_spec, k, v, "matches".into());
+    for row in matched {
+        add(&mut selected, &seed_spec, row, "matches".into());
     }
     if with_references {
         // Children: rows of other tables referencing the seed rows, missing live.
@@ -208,7 +221,7 @@ pub fn plan(
         };
         let seeds: Vec<Vec<SqlValue>> = selected
             .get(&seed_spec.name)
-            .map(|s| s.rows.values().map(|(v, _)| v.clone()).collect())
+            .map(|s| s.rows.values().map(|c| c.values.clone()).collect())
             .unwrap_or_default();
         for child in &dbe.tables {
             for fk in child
@@ -225,15 +238,19 @@ pub fn plan(
                     continue;
                 }
                 let (cspec, rows) = load(&child.spec.name)?;
-                for (k, _, v) in rows {
-                    if col_values(&cspec, &v, &fk.columns).is_some_and(|cv| wanted.contains(&cv))
-                        && !live[&cspec.name].contains_key(&k)
+                for (key, payload, values) in rows {
+                    if col_values(&cspec, &values, &fk.columns)
+                        .is_some_and(|cv| wanted.contains(&cv))
+                        && !live[&cspec.name].contains_key(&key)
                     {
                         add(
                             &mut selected,
                             &cspec,
-                            k,
-                            v,
+                            Matched {
+                                key,
+                                payload,
+                                values,
+                            },
                             format!("references {}", short_name(&seed_spec.name)),
                         );
                     }
@@ -248,7 +265,7 @@ pub fn plan(
                 .map(|s| {
                     (
                         s.spec.clone(),
-                        s.rows.values().map(|(v, _)| v.clone()).collect(),
+                        s.rows.values().map(|c| c.values.clone()).collect(),
                     )
                 })
                 .collect();
@@ -274,14 +291,17 @@ pub fn plan(
                         if need.iter().any(|x| x == "\u{0}NULL") || live_vals.contains(&need) {
                             continue;
                         }
-                        if let Some((k, _, pv)) = prow.iter().find(|(_, _, pv)| {
+                        if let Some((key, payload, values)) = prow.iter().find(|(_, _, pv)| {
                             col_values(&pspec, pv, &fk.ref_columns).as_ref() == Some(&need)
                         }) {
                             if add(
                                 &mut selected,
                                 &pspec,
-                                k.clone(),
-                                pv.clone(),
+                                Matched {
+                                    key: key.clone(),
+                                    payload: payload.clone(),
+                                    values: values.clone(),
+                                },
                                 format!("needed by {}", short_name(&spec.name)),
                             ) {
                                 added = true;
@@ -299,24 +319,26 @@ pub fn plan(
     let mut rows = Vec::new();
     let mut conflicts = Vec::new();
     let mut already_live = 0u64;
-    let mut to_write: BTreeMap<String, Vec<Vec<SqlValue>>> = BTreeMap::new();
+    let mut to_write: BTreeMap<String, Vec<Row>> = BTreeMap::new();
     for s in selected.values() {
         let live_rows = &live[&s.spec.name];
-        for (k, (v, reason)) in &s.rows {
+        for (k, c) in &s.rows {
             let planned = PlannedRow {
                 table: s.spec.name.clone(),
                 key: display_key(k).to_string(),
-                reason: reason.clone(),
+                reason: c.reason.clone(),
             };
             match live_rows.get(k) {
-                Some(p) if values(kind, &s.spec, p).ok().as_ref() == Some(v) => already_live += 1,
+                Some(p) if values(kind, &s.spec, p).ok().as_ref() == Some(&c.values) => {
+                    already_live += 1
+                }
                 Some(_) => conflicts.push(planned),
                 None => {
                     rows.push(planned);
                     to_write
                         .entry(s.spec.name.clone())
                         .or_default()
-                        .push(v.clone());
+                        .push(Row::new(k.clone(), c.payload.clone()));
                 }
             }
         }
@@ -327,12 +349,16 @@ pub fn plan(
             .map(|s| s.spec.clone())
             .collect::<Vec<_>>(),
     );
-    let mut statements = vec![begin(kind).to_string()];
-    for spec in &order {
-        if let Some(vals) = to_write.get(&spec.name) {
-            for v in vals {
-                statements.push(insert(kind, spec, v));
-            }
+    // What will be written, parents first, as the statements a person could run.
+    let writes: Vec<(TableSpec, Vec<Row>)> = order
+        .into_iter()
+        .filter_map(|spec| to_write.remove(&spec.name).map(|rows| (spec, rows)))
+        .collect();
+    let mut statements = vec![kind.engine().begin().to_string()];
+    for (spec, rows) in &writes {
+        for row in rows {
+            let values = engine::decode(kind, &row.payload)?;
+            statements.push(kind.engine().insert_statement(spec, &values));
         }
     }
     statements.push("COMMIT;".into());
@@ -350,19 +376,17 @@ pub fn plan(
             Check::BackupGood,
             None,
         );
-        for spec in &order {
-            if let Some(vals) = to_write.get(&spec.name) {
-                steps.push(
-                    name,
-                    Action::InsertRows {
-                        table: spec.name.clone(),
-                        rows: vals.len(),
-                    },
-                    Effect::WritesDatabase,
-                    Check::TransactionCommits,
-                    Some(Undo::RestoreSafetyBackup),
-                );
-            }
+        for (spec, rows) in &writes {
+            steps.push(
+                name,
+                Action::InsertRows {
+                    table: spec.name.clone(),
+                    rows: rows.len(),
+                },
+                Effect::WritesDatabase,
+                Check::TransactionCommits,
+                Some(Undo::RestoreSafetyBackup),
+            );
         }
     }
     let outcome = PartialOutcome {
@@ -393,6 +417,7 @@ pub fn plan(
     Ok(RowsPlan {
         outcome,
         table: table.to_string(),
+        writes,
     })
 }
 
@@ -400,7 +425,11 @@ pub fn plan(
 /// The guard judges the plan first; a plan with nothing to write asks nothing and
 /// writes nothing.
 pub fn apply(ostler: &Ostler, rp: RowsPlan, confirm: &dyn Confirm) -> Result<PartialOutcome> {
-    let RowsPlan { mut outcome, table } = rp;
+    let RowsPlan {
+        mut outcome,
+        table,
+        writes,
+    } = rp;
     if outcome.rows.is_empty() {
         return Ok(outcome);
     }
@@ -411,7 +440,6 @@ pub fn apply(ostler: &Ostler, rp: RowsPlan, confirm: &dyn Confirm) -> Result<Par
         .clone()
         .ok_or_else(|| Error::user(format!("instance `{}` has no database", inst.name)))?;
     let backup = outcome.backup.clone();
-    let sql = outcome.statements.join("\n");
     let safety = ostler.operate_planned(
         &inst,
         "restore-rows",
@@ -426,7 +454,13 @@ pub fn apply(ostler: &Ostler, rp: RowsPlan, confirm: &dyn Confirm) -> Result<Par
                 )),
                 runner,
             )?;
-            db.run_sql(runner, None, &sql)?;
+            // Through the engine's client, the rows as stored: one transaction.
+            let mut tables = writes.into_iter().map(|(spec, rows)| {
+                let rows: Box<dyn Iterator<Item = Result<Row>>> =
+                    Box::new(rows.into_iter().map(Ok));
+                Ok::<TableRows<'_>, Error>((spec, rows))
+            });
+            engine::insert_rows(&db, &mut tables)?;
             Ok(safety.id)
         },
     )?;
@@ -457,52 +491,4 @@ fn parents_first(specs: &[TableSpec]) -> Vec<TableSpec> {
         }
     }
     out
-}
-
-fn begin(kind: DatabaseKind) -> &'static str {
-    match kind {
-        DatabaseKind::Sqlite => "BEGIN IMMEDIATE;",
-        DatabaseKind::Postgres => "BEGIN;",
-        DatabaseKind::Mysql => "START TRANSACTION;",
-    }
-}
-
-fn ident(kind: DatabaseKind, name: &str) -> String {
-    match kind {
-        DatabaseKind::Mysql => format!("`{}`", name.replace('`', "``")),
-        DatabaseKind::Postgres => name
-            .split('.')
-            .map(|p| format!("\"{}\"", p.replace('"', "\"\"")))
-            .collect::<Vec<_>>()
-            .join("."),
-        DatabaseKind::Sqlite => format!("\"{}\"", name.replace('"', "\"\"")),
-    }
-}
-
-fn literal(kind: DatabaseKind, v: &SqlValue) -> String {
-    match v {
-        SqlValue::Null => "NULL".into(),
-        SqlValue::Int(i) => i.to_string(),
-        SqlValue::Real(f) => format!("{f:?}"),
-        SqlValue::Text(t) => match kind {
-            DatabaseKind::Mysql => format!("'{}'", t.replace('\\', "\\\\").replace('\'', "''")),
-            _ => format!("'{}'", t.replace('\'', "''")),
-        },
-        SqlValue::Blob(b) => match kind {
-            DatabaseKind::Sqlite => format!("X'{}'", hex::encode(b)),
-            DatabaseKind::Postgres => format!("'\\x{}'::bytea", hex::encode(b)),
-            DatabaseKind::Mysql => format!("0x{}", hex::encode(b)),
-        },
-    }
-}
-
-fn insert(kind: DatabaseKind, spec: &TableSpec, v: &[SqlValue]) -> String {
-    let cols: Vec<String> = spec.columns.iter().map(|c| ident(kind, c)).collect();
-    let vals: Vec<String> = v.iter().map(|x| literal(kind, x)).collect();
-    format!(
-        "INSERT INTO {} ({}) VALUES ({});",
-        ident(kind, &spec.name),
-        cols.join(", "),
-        vals.join(", ")
-    )
 }

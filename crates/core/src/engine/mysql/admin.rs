@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use super::connect::url;
-use super::quote::{quote_ident, quote_literal};
+use super::quote;
 use crate::engine::database::private_dump_file;
 use crate::engine::Database;
 use crate::error::{Error, Result};
@@ -57,14 +57,13 @@ pub(super) fn safety_dump(
 
 pub(super) fn exists(db: &Database, runner: &Runner) -> Result<bool> {
     let url = url(db)?;
-    let name = |n: &str| n.replace('\'', "''");
     let out = run_sql(
         db,
         runner,
         Some(""),
         &format!(
-            "SELECT count(*) FROM information_schema.schemata WHERE schema_name = '{}';",
-            name(&url.database)
+            "SELECT count(*) FROM information_schema.schemata WHERE schema_name = {};",
+            quote::string(&url.database)
         ),
     )?;
     Ok(out.trim() != "0")
@@ -97,7 +96,7 @@ pub(super) fn remove(db: &Database, runner: &Runner) -> Result<()> {
         Some(""),
         &format!(
             "DROP DATABASE IF EXISTS {};",
-            quote_ident(&url(db)?.database)
+            quote::ident(&url(db)?.database)
         ),
     )?;
     Ok(())
@@ -112,7 +111,7 @@ pub(super) fn swap_in(
     runner: &Runner,
 ) -> Result<()> {
     let (url, inc, asd) = (url(db)?, url(incoming)?, url(aside)?);
-    let q = quote_ident;
+    let q = quote::ident;
     for d in [db, incoming] {
         if exists(d, runner)? {
             refuse_unmovable(d, runner)?;
@@ -161,7 +160,7 @@ fn tables(db: &Database, runner: &Runner) -> Result<Vec<String>> {
         Some(""),
         &format!(
             "SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = {} AND TABLE_TYPE = 'BASE TABLE' ORDER BY TABLE_NAME;",
-            quote_literal(&url(db)?.database)
+            quote::string(&url(db)?.database)
         ),
     )?;
     Ok(out
@@ -176,7 +175,7 @@ fn tables(db: &Database, runner: &Runner) -> Result<Vec<String>> {
 /// database has any of them.
 fn refuse_unmovable(db: &Database, runner: &Runner) -> Result<()> {
     let db_name = &url(db)?.database;
-    let name = quote_literal(db_name);
+    let name = quote::string(db_name);
     let out = run_sql(
         db,
         runner,

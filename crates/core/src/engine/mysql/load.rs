@@ -1,5 +1,7 @@
 //! Loading a snapshot into an empty MySQL/MariaDB database (multi-row INSERTs through
-//! the driver), and the native export (one SQL file for the `mariadb` client).
+//! the driver), putting rows back into a live one (a partial restore, the same
+//! INSERTs in one transaction), and the native export (one SQL file for the
+//! `mariadb` client).
 
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
@@ -10,7 +12,7 @@ use ostler_rows::Row;
 
 use super::codec::check_tuple;
 use super::connect::{cell, connect, my_err, query_text};
-use super::quote::quote_ident;
+use super::quote;
 use super::snapshot::{POST_DATA, SCHEMA};
 use crate::engine::{Database, SchemaPart, TableRows, TableSpec};
 use crate::error::{Error, Result};
@@ -18,6 +20,12 @@ use crate::error::{Error, Result};
 /// The mode rows are loaded in: `0` stays `0` in AUTO_INCREMENT columns, backslash
 /// escapes on, and a value the table cannot hold is an error, not a silent truncation.
 pub(super) const LOAD_SQL_MODE: &str = "NO_AUTO_VALUE_ON_ZERO,STRICT_ALL_TABLES";
+
+/// What printed statements start with, for a person to run them in the `mariadb`
+/// client: the session our literals assume (UTF-8, timestamps in UTC as the snapshot
+/// prints them, backslash escapes and `LOAD_SQL_MODE`), then the transaction.
+pub(crate) const BEGIN: &str = "SET NAMES utf8mb4; SET SESSION time_zone = '+00:00'; \
+     SET SESSION sql_mode = 'NO_AUTO_VALUE_ON_ZERO,STRICT_ALL_TABLES'; START TRANSACTION;";
 
 /// One INSERT statement holds rows up to about this many bytes.
 const STATEMENT_BYTES: usize = 1 << 20;
@@ -76,16 +84,18 @@ fn run_part(conn: &mut Conn, label: &str, schema: &[SchemaPart], name: &str) -> 
 }
 
 /// Feeds `INSERT INTO t (cols) VALUES` statements of about `limit` bytes to `emit`.
+/// For the `mariadb` client (`for_client`), line breaks in strings are escaped.
 fn insert_statements(
     spec: &TableSpec,
     rows: Box<dyn Iterator<Item = Result<Row>> + '_>,
     limit: usize,
+    for_client: bool,
     emit: &mut dyn FnMut(&str) -> Result<()>,
 ) -> Result<()> {
-    let cols: Vec<String> = spec.columns.iter().map(|c| quote_ident(c)).collect();
+    let cols: Vec<String> = spec.columns.iter().map(|c| quote::ident(c)).collect();
     let head = format!(
         "INSERT INTO {} ({}) VALUES\n",
-        quote_ident(&spec.name),
+        quote::ident(&spec.name),
         cols.join(",")
     );
     let mut statement = String::with_capacity(limit + 4096);
@@ -93,7 +103,12 @@ fn insert_statements(
     for row in rows {
         let row = row?;
         check_tuple(&row.payload, &spec.name)?;
-        let tuple = std::str::from_utf8(&row.payload).map_err(|_| {
+        let payload = if for_client {
+            quote::client_text(&row.payload)
+        } else {
+            std::borrow::Cow::Borrowed(&row.payload[..])
+        };
+        let tuple = std::str::from_utf8(&payload).map_err(|_| {
             Error::failed(format!(
                 "table {}: a row is not UTF-8; the backup is damaged",
                 spec.name
@@ -116,6 +131,61 @@ fn insert_statements(
         emit(&statement)?;
     }
     Ok(())
+}
+
+/// How long one INSERT may be: `STATEMENT_BYTES`, less where the server's
+/// `max_allowed_packet` is smaller.
+fn statement_limit(conn: &mut Conn, label: &str) -> Result<usize> {
+    let packet = query_text(
+        conn,
+        label,
+        "reading max_allowed_packet",
+        "SELECT @@max_allowed_packet",
+    )?;
+    let packet: usize = packet
+        .first()
+        .map(|r| cell(r, 0))
+        .unwrap_or_default()
+        .parse()
+        .unwrap_or(1 << 22);
+    Ok(STATEMENT_BYTES.min(packet.saturating_sub(64 << 10).max(64 << 10)))
+}
+
+/// Inserts rows into existing tables of the live database, tables in the order
+/// given, in one transaction (InnoDB): all of them or none. Each payload is the
+/// stored value tuple, spliced into `INSERT ... VALUES` after `check_tuple` has
+/// proved it holds literals only, as `load` does. Foreign keys are checked.
+pub fn insert_rows(
+    db: &Database,
+    tables: &mut dyn Iterator<Item = Result<TableRows<'_>>>,
+) -> Result<()> {
+    let (mut conn, label) = connect(db, None)?;
+    let label = label.as_str();
+    conn.query_drop(format!("SET SESSION sql_mode = '{LOAD_SQL_MODE}'"))
+        .map_err(my_err(label, "setting up the session"))?;
+    let limit = statement_limit(&mut conn, label)?;
+    conn.query_drop("START TRANSACTION")
+        .map_err(my_err(label, "starting the transaction"))?;
+    let written = || -> Result<()> {
+        for item in tables {
+            let (spec, rows) = item?;
+            let what = format!("writing rows of table {}", spec.name);
+            insert_statements(&spec, rows, limit, false, &mut |sql| {
+                conn.query_drop(sql).map_err(my_err(label, &what))
+            })?;
+        }
+        Ok(())
+    };
+    match written() {
+        Ok(()) => conn
+            .query_drop("COMMIT")
+            .map_err(my_err(label, "committing the rows")),
+        Err(e) => {
+            // Closing the connection would roll back too; this says so at once.
+            let _ = conn.query_drop("ROLLBACK");
+            Err(e)
+        }
+    }
 }
 
 /// Loads a snapshot into an empty database: schema.sql (tables, routines, views),
@@ -146,26 +216,14 @@ pub(super) fn load(
         "SET SESSION sql_mode = '{LOAD_SQL_MODE}'; SET FOREIGN_KEY_CHECKS = 0; SET UNIQUE_CHECKS = 0"
     ))
     .map_err(my_err(label, "setting up the load session"))?;
-    let packet = query_text(
-        &mut conn,
-        label,
-        "reading max_allowed_packet",
-        "SELECT @@max_allowed_packet",
-    )?;
-    let packet: usize = packet
-        .first()
-        .map(|r| cell(r, 0))
-        .unwrap_or_default()
-        .parse()
-        .unwrap_or(1 << 22);
-    let limit = STATEMENT_BYTES.min(packet.saturating_sub(64 << 10).max(64 << 10));
+    let limit = statement_limit(&mut conn, label)?;
     run_part(&mut conn, label, schema, SCHEMA)?;
     conn.query_drop("START TRANSACTION")
         .map_err(my_err(label, "starting the load transaction"))?;
     for item in tables {
         let (spec, rows) = item?;
         let what = format!("loading table {}", spec.name);
-        insert_statements(&spec, rows, limit, &mut |sql| {
+        insert_statements(&spec, rows, limit, false, &mut |sql| {
             conn.query_drop(sql).map_err(my_err(label, &what))
         })?;
     }
@@ -199,8 +257,8 @@ pub(super) fn export(
     w.write_all(b"\nSTART TRANSACTION;\n").map_err(io)?;
     for item in tables {
         let (spec, rows) = item?;
-        write!(w, "\n-- Data for {}\n", quote_ident(&spec.name)).map_err(io)?;
-        insert_statements(&spec, rows, STATEMENT_BYTES, &mut |sql| {
+        write!(w, "\n-- Data for {}\n", quote::ident(&spec.name)).map_err(io)?;
+        insert_statements(&spec, rows, STATEMENT_BYTES, true, &mut |sql| {
             w.write_all(sql.as_bytes()).map_err(io)?;
             w.write_all(b";\n").map_err(io)
         })?;
@@ -230,5 +288,10 @@ mod tests {
                 "SET b = 2;\n".to_string()
             ]
         );
+    }
+
+    #[test]
+    fn printed_statements_start_in_the_load_mode() {
+        assert!(BEGIN.contains(&format!("sql_mode = '{LOAD_SQL_MODE}'")));
     }
 }

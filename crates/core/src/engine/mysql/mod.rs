@@ -6,7 +6,7 @@ mod admin;
 mod codec;
 mod connect;
 mod load;
-mod quote;
+pub mod quote;
 mod schema;
 mod snapshot;
 
@@ -16,7 +16,7 @@ use snapshot::MysqlSnapshot;
 
 use super::{
     Address, Database, DatabaseKind, DbUrl, Engine, NativeRestore, SchemaPart, Snapshot, SqlValue,
-    TableRows,
+    TableRows, TableSpec,
 };
 use crate::error::Result;
 use crate::exec::Runner;
@@ -110,7 +110,19 @@ impl Engine for Mysql {
     }
 
     fn begin(&self) -> &'static str {
-        "START TRANSACTION;"
+        load::BEGIN
+    }
+
+    fn insert_statement(&self, table: &TableSpec, values: &[SqlValue]) -> String {
+        quote::insert(table, values)
+    }
+
+    fn insert_rows(
+        &self,
+        db: &Database,
+        tables: &mut dyn Iterator<Item = Result<TableRows<'_>>>,
+    ) -> Result<()> {
+        load::insert_rows(db, tables)
     }
 
     fn run_sql(

@@ -5,7 +5,7 @@ use mysql::Conn;
 
 use super::connect::{cell, query_text};
 use super::load::LOAD_SQL_MODE;
-use super::quote::{quote_ident, quote_literal};
+use super::quote;
 use crate::error::{Error, Result};
 
 /// What `schema.sql` starts with: the session a restore needs (as mysqldump's own
@@ -29,7 +29,7 @@ pub(super) fn read_sequences(conn: &mut Conn, label: &str, names: &[String]) -> 
             conn,
             label,
             &what,
-            &format!("SELECT next_not_cached_value FROM {}", quote_ident(name)),
+            &format!("SELECT next_not_cached_value FROM {}", quote::ident(name)),
         )?;
         let next = next.first().map(|r| cell(r, 0)).unwrap_or_default();
         if next.parse::<i64>().is_err() {
@@ -40,7 +40,7 @@ pub(super) fn read_sequences(conn: &mut Conn, label: &str, names: &[String]) -> 
         out.push_str(&format!(
             "\n{};\nDO SETVAL({}, {next}, 0);\n",
             cell(&shown, 1),
-            quote_ident(name)
+            quote::ident(name)
         ));
     }
     Ok(out)
@@ -62,7 +62,7 @@ fn show_create(
         conn,
         label,
         &what,
-        &format!("SHOW CREATE {kind} {}", quote_ident(name)),
+        &format!("SHOW CREATE {kind} {}", quote::ident(name)),
     )?;
     match rows.into_iter().next() {
         Some(row) if row.get(col).is_some_and(Option::is_some) => Ok(row),
@@ -82,7 +82,7 @@ fn delimited_block(statements: &[(String, String)]) -> String {
     for (mode, sql) in statements {
         out.push_str(&format!(
             "SET SESSION sql_mode = {}\n;;\n{sql}\n;;\n",
-            quote_literal(mode)
+            quote::string(mode)
         ));
     }
     out.push_str(&format!(
@@ -143,9 +143,9 @@ pub(super) fn read_views(conn: &mut Conn, label: &str, names: &[String]) -> Resu
         let ready = pending
             .iter()
             .position(|(_, sql)| {
-                !pending
-                    .iter()
-                    .any(|(other, other_sql)| other_sql != sql && sql.contains(&quote_ident(other)))
+                !pending.iter().any(|(other, other_sql)| {
+                    other_sql != sql && sql.contains(&quote::ident(other))
+                })
             })
             .unwrap_or(0);
         let (_, sql) = pending.remove(ready);

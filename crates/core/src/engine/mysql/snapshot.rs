@@ -27,7 +27,7 @@ use ostler_rows::{KeyPart, Row};
 
 use super::codec::{column_of, encode_value, key_part, Column, Kind};
 use super::connect::{cell, connect, my_err, query_text};
-use super::quote::quote_ident;
+use super::quote;
 use super::schema::{read_routines, read_sequences, read_triggers, read_views, SCHEMA_HEADER};
 use crate::engine::{Database, ForeignKey, SchemaPart, Snapshot, TableSpec};
 use crate::error::{Error, Result};
@@ -72,7 +72,7 @@ impl MysqlSnapshot {
                 &mut conn,
                 &label,
                 &what,
-                &format!("SHOW CREATE TABLE {}", quote_ident(&t.name)),
+                &format!("SHOW CREATE TABLE {}", quote::ident(&t.name)),
             )?;
             let create = rows
                 .first()
@@ -96,7 +96,7 @@ impl MysqlSnapshot {
         )?;
         let current = current.first().map(|r| cell(r, 0)).unwrap_or_default();
         if !current.is_empty() {
-            let qualifier = format!("{}.", quote_ident(&current));
+            let qualifier = format!("{}.", quote::ident(&current));
             ddl = ddl.replace(&qualifier, "");
             post = post.replace(&qualifier, "");
         }
@@ -243,7 +243,7 @@ fn read_tables(conn: &mut Conn, label: &str) -> Result<Listing> {
 /// cannot use the primary key index for the latter, so a text-keyed table is sorted
 /// by the server (as it would otherwise be by the caller).
 fn key_order_term(name: &str, column: Column) -> String {
-    let c = quote_ident(name);
+    let c = quote::ident(name);
     if column.natural_order {
         c
     } else {
@@ -263,7 +263,7 @@ fn whole_row_order(names: &[String], columns: &[Column]) -> String {
         .iter()
         .zip(columns)
         .map(|(name, column)| {
-            let c = quote_ident(name);
+            let c = quote::ident(name);
             match column.kind {
                 Kind::Int | Kind::UnsignedBig | Kind::Number => {
                     format!("IFNULL(CAST({c} AS CHAR), 'NULL')")
@@ -319,11 +319,11 @@ impl Snapshot for MysqlSnapshot {
                 .collect::<Vec<_>>()
                 .join(", ")
         };
-        let cols: Vec<String> = table.columns.iter().map(|c| quote_ident(c)).collect();
+        let cols: Vec<String> = table.columns.iter().map(|c| quote::ident(c)).collect();
         let sql = format!(
             "SELECT {} FROM {} ORDER BY {order}",
             cols.join(", "),
-            quote_ident(name)
+            quote::ident(name)
         );
         let what = format!("reading table {name}");
         let e = my_err(label, &what);

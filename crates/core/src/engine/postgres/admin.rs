@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use super::connect::url;
-use super::quote::{quote_ident, quote_literal};
+use super::quote;
 use crate::engine::database::private_dump_file;
 use crate::engine::Database;
 use crate::error::Result;
@@ -62,14 +62,13 @@ pub(super) fn safety_dump(
 
 pub(super) fn exists(db: &Database, runner: &Runner) -> Result<bool> {
     let url = url(db)?;
-    let name = |n: &str| n.replace('\'', "''");
     let out = run_sql(
         db,
         runner,
         Some("postgres"),
         &format!(
-            "SELECT count(*) FROM pg_database WHERE datname = '{}';",
-            name(&url.database)
+            "SELECT count(*) FROM pg_database WHERE datname = {};",
+            quote::string(&url.database)
         ),
     )?;
     Ok(out.trim() != "0")
@@ -96,7 +95,7 @@ pub(super) fn remove(db: &Database, runner: &Runner) -> Result<()> {
         Some("postgres"),
         &format!(
             "DROP DATABASE IF EXISTS {} WITH (FORCE);",
-            quote_ident(&url(db)?.database)
+            quote::ident(&url(db)?.database)
         ),
     )?;
     Ok(())
@@ -112,8 +111,8 @@ pub(super) fn swap_in(
 ) -> Result<()> {
     let (url, inc, asd) = (url(db)?, url(incoming)?, url(aside)?);
     let (live_there, inc_there) = (exists(db, runner)?, exists(incoming, runner)?);
-    let q = quote_ident;
-    let l = quote_literal;
+    let q = quote::ident;
+    let l = quote::string;
     // A database being renamed must have no sessions; the instance is
     // stopped, so what is left are strays (as `db-nuke`'s FORCE assumes).
     let mut sql = format!(

@@ -1,12 +1,16 @@
 //! Loading a snapshot into an empty PostgreSQL database (COPY through the driver, one
-//! transaction), and the native export (one plain SQL file for psql).
+//! transaction), putting rows back into a live one (a partial restore, the same COPY),
+//! and the native export (one plain SQL file for psql).
 
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
+use ostler_rows::Row;
+use postgres::Client;
+
 use super::codec::check_line;
 use super::connect::{connect, describe_io, pg_err};
-use super::quote::quote_ident;
+use super::quote;
 use super::snapshot::{POST_DATA, PRE_DATA, SEQUENCES};
 use crate::engine::{Database, SchemaPart, TableRows, TableSpec};
 use crate::error::{Error, Result};
@@ -25,9 +29,56 @@ fn copy_from_stdin(spec: &TableSpec) -> String {
     if spec.columns.is_empty() {
         format!("COPY {} FROM stdin", spec.name)
     } else {
-        let cols: Vec<String> = spec.columns.iter().map(|c| quote_ident(c)).collect();
+        let cols: Vec<String> = spec.columns.iter().map(|c| quote::ident(c)).collect();
         format!("COPY {} ({}) FROM stdin", spec.name, cols.join(", "))
     }
+}
+
+/// Writes one table's rows with `COPY t (columns) FROM STDIN`: each payload is the
+/// COPY text line the snapshot read, handed back unchanged.
+fn copy_table(
+    client: &mut Client,
+    label: &str,
+    spec: &TableSpec,
+    rows: Box<dyn Iterator<Item = Result<Row>> + '_>,
+) -> Result<()> {
+    let what = format!("writing rows of table {}", spec.name);
+    let writer = client
+        .copy_in(&copy_from_stdin(spec))
+        .map_err(pg_err(label, &what))?;
+    let mut w = BufWriter::with_capacity(1 << 20, writer);
+    let io = |e: std::io::Error| Error::failed(format!("{label}: {what}: {}", describe_io(&e)));
+    for row in rows {
+        let row = row?;
+        check_line(&row.payload, &spec.name)?;
+        w.write_all(&row.payload).map_err(io)?;
+        w.write_all(b"\n").map_err(io)?;
+    }
+    let writer = w.into_inner().map_err(|e| io(e.into_error()))?;
+    writer.finish().map_err(pg_err(label, &what))?;
+    Ok(())
+}
+
+/// Inserts rows into existing tables of the live database, tables in the order
+/// given, in one transaction: all of them or none (a failure ends the session, which
+/// rolls it back). Constraints are checked as for any insert.
+pub fn insert_rows(
+    db: &Database,
+    tables: &mut dyn Iterator<Item = Result<TableRows<'_>>>,
+) -> Result<()> {
+    let (mut client, label) = connect(db, None)?;
+    let label = label.as_str();
+    client
+        .batch_execute("BEGIN")
+        .map_err(pg_err(label, "starting the transaction"))?;
+    for item in tables {
+        let (spec, rows) = item?;
+        copy_table(&mut client, label, &spec, rows)?;
+    }
+    client
+        .batch_execute("COMMIT")
+        .map_err(pg_err(label, "committing the rows"))?;
+    Ok(())
 }
 
 /// Loads a snapshot into an empty database, in one transaction: pre-data, every
@@ -67,20 +118,7 @@ pub(super) fn load(
     ))?;
     for item in tables {
         let (spec, rows) = item?;
-        let what = format!("loading table {}", spec.name);
-        let writer = client
-            .copy_in(&copy_from_stdin(&spec))
-            .map_err(pg_err(label, &what))?;
-        let mut w = BufWriter::with_capacity(1 << 20, writer);
-        let io = |e: std::io::Error| Error::failed(format!("{label}: {what}: {}", describe_io(&e)));
-        for row in rows {
-            let row = row?;
-            check_line(&row.payload, &spec.name)?;
-            w.write_all(&row.payload).map_err(io)?;
-            w.write_all(b"\n").map_err(io)?;
-        }
-        let writer = w.into_inner().map_err(|e| io(e.into_error()))?;
-        writer.finish().map_err(pg_err(label, &what))?;
+        copy_table(&mut client, label, &spec, rows)?;
     }
     client.batch_execute(&post).map_err(pg_err(
         label,

@@ -6,7 +6,7 @@ mod admin;
 mod codec;
 mod connect;
 mod load;
-mod quote;
+pub mod quote;
 mod snapshot;
 
 use std::path::{Path, PathBuf};
@@ -15,7 +15,7 @@ use snapshot::PgSnapshot;
 
 use super::{
     Address, Database, DatabaseKind, DbUrl, Engine, NativeRestore, SchemaPart, Snapshot, SqlValue,
-    TableRows,
+    TableRows, TableSpec,
 };
 use crate::error::Result;
 use crate::exec::Runner;
@@ -109,6 +109,18 @@ impl Engine for Postgres {
 
     fn begin(&self) -> &'static str {
         "BEGIN;"
+    }
+
+    fn insert_statement(&self, table: &TableSpec, values: &[SqlValue]) -> String {
+        quote::insert(table, values)
+    }
+
+    fn insert_rows(
+        &self,
+        db: &Database,
+        tables: &mut dyn Iterator<Item = Result<TableRows<'_>>>,
+    ) -> Result<()> {
+        load::insert_rows(db, tables)
     }
 
     fn run_sql(

@@ -25,7 +25,7 @@ use postgres::Client;
 
 use super::codec::key_of_line;
 use super::connect::{connect, describe_io, pg_err};
-use super::quote::{quote_ident, quote_literal};
+use super::quote;
 use crate::engine::{Database, ForeignKey, SchemaPart, Snapshot, TableSpec};
 use crate::error::{Error, Result};
 use crate::exec::Runner;
@@ -266,7 +266,7 @@ fn read_sequences(client: &mut Client, label: &str) -> Result<String> {
         let called: bool = row.get(1);
         out.push_str(&format!(
             "SELECT pg_catalog.setval({}, {last}, {called});\n",
-            quote_literal(&name)
+            quote::string(&name)
         ));
     }
     Ok(out)
@@ -338,7 +338,7 @@ fn is_int_type(oid: u32) -> bool {
 /// Where this still misses (`char(n)` padding, years past 9999, BC dates) the caller
 /// sees the order broken and sorts.
 fn key_order_term(column: &str, oid: u32) -> String {
-    let c = quote_ident(column);
+    let c = quote::ident(column);
     match oid {
         INT2 | INT4 | INT8 | OID | BYTEA | UUID | DATE | TIMESTAMP | TIMESTAMPTZ => c,
         TEXT | VARCHAR | NAME => format!("{c} COLLATE \"C\""),
@@ -354,7 +354,7 @@ fn copy_line_expr(columns: &[String]) -> String {
     let fields: Vec<String> = columns
         .iter()
         .map(|col| {
-            let c = quote_ident(col);
+            let c = quote::ident(col);
             let mut e = format!("pg_catalog.format('%s', {c})");
             e = format!("pg_catalog.replace({e}, '\\', '\\\\')");
             for (code, letter) in [
@@ -406,7 +406,7 @@ impl Snapshot for PgSnapshot {
             })?;
             key_at.push((i, is_int_type(types[i])));
         }
-        let cols: Vec<String> = table.columns.iter().map(|c| quote_ident(c)).collect();
+        let cols: Vec<String> = table.columns.iter().map(|c| quote::ident(c)).collect();
         let query = if cols.is_empty() {
             format!("COPY (SELECT FROM ONLY {name}) TO STDOUT")
         } else {

@@ -6,16 +6,17 @@ mod admin;
 mod codec;
 mod connect;
 mod load;
-mod quote;
+pub mod quote;
 mod snapshot;
 
 use std::path::{Path, PathBuf};
 
+pub use codec::to_sql;
 use snapshot::SqliteSnapshot;
 
 use super::{
     Address, Database, DatabaseKind, DbUrl, Engine, NativeRestore, SchemaPart, Snapshot, SqlValue,
-    TableRows,
+    TableRows, TableSpec,
 };
 use crate::error::Result;
 use crate::exec::Runner;
@@ -94,6 +95,18 @@ impl Engine for Sqlite {
 
     fn begin(&self) -> &'static str {
         "BEGIN IMMEDIATE;"
+    }
+
+    fn insert_statement(&self, table: &TableSpec, values: &[SqlValue]) -> String {
+        quote::insert(table, values)
+    }
+
+    fn insert_rows(
+        &self,
+        db: &Database,
+        tables: &mut dyn Iterator<Item = Result<TableRows<'_>>>,
+    ) -> Result<()> {
+        load::insert_rows(connect::file(db)?, tables)
     }
 
     fn run_sql(

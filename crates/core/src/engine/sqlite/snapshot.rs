@@ -13,7 +13,7 @@ use rusqlite::{Connection, OpenFlags};
 
 use super::codec::{encode_values, value_of};
 use super::connect::sql_err;
-use super::quote::quote_ident;
+use super::quote;
 use crate::engine::{ForeignKey, SchemaPart, Snapshot, TableSpec};
 use crate::error::{Error, Result};
 
@@ -99,7 +99,7 @@ fn read_schema(conn: &Connection, path: &Path) -> Result<(Vec<SchemaPart>, Vec<T
 fn table_spec(conn: &Connection, name: &str, sql: &str, path: &Path) -> Result<TableSpec> {
     let e = sql_err(path);
     let mut stmt = conn
-        .prepare(&format!("PRAGMA table_info({})", quote_ident(name)))
+        .prepare(&format!("PRAGMA table_info({})", quote::ident(name)))
         .map_err(&e)?;
     let cols: Vec<(String, i64)> = stmt
         .query_map([], |r| Ok((r.get::<_, String>(1)?, r.get::<_, i64>(5)?)))
@@ -114,7 +114,7 @@ fn table_spec(conn: &Connection, name: &str, sql: &str, path: &Path) -> Result<T
     pk.sort();
     let mut fks: Vec<ForeignKey> = Vec::new();
     let mut stmt = conn
-        .prepare(&format!("PRAGMA foreign_key_list({})", quote_ident(name)))
+        .prepare(&format!("PRAGMA foreign_key_list({})", quote::ident(name)))
         .map_err(&e)?;
     let rows: Vec<(i64, String, String, Option<String>)> = stmt
         .query_map([], |r| Ok((r.get(0)?, r.get(2)?, r.get(3)?, r.get(4)?)))
@@ -153,7 +153,7 @@ impl Snapshot for SqliteSnapshot {
 
     fn rows(&mut self, table: &TableSpec, sink: &mut dyn FnMut(Row) -> Result<()>) -> Result<()> {
         let e = sql_err(&self.copy);
-        let cols: Vec<String> = table.columns.iter().map(|c| quote_ident(c)).collect();
+        let cols: Vec<String> = table.columns.iter().map(|c| quote::ident(c)).collect();
         // Keyed by the declared primary key, so that a row keeps its identity when it is
         // put back (a restored row may get another rowid). Only a table without one is
         // keyed by rowid, which is then kept with the row.
@@ -163,18 +163,18 @@ impl Snapshot for SqliteSnapshot {
                 format!(
                     "SELECT rowid, {} FROM {} ORDER BY rowid",
                     cols.join(", "),
-                    quote_ident(&table.name)
+                    quote::ident(&table.name)
                 ),
                 1,
             )
         } else {
-            let order: Vec<String> = table.key_columns.iter().map(|c| quote_ident(c)).collect();
+            let order: Vec<String> = table.key_columns.iter().map(|c| quote::ident(c)).collect();
             (
                 format!(
                     "SELECT {}, {} FROM {} ORDER BY {}",
                     order.join(", "),
                     cols.join(", "),
-                    quote_ident(&table.name),
+                    quote::ident(&table.name),
                     order.join(", ")
                 ),
                 order.len(),
