@@ -4,6 +4,7 @@ mod chain;
 mod common;
 mod diff;
 mod format_doc;
+mod fuzz;
 mod sort;
 mod streams;
 mod throughput;
