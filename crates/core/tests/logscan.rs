@@ -415,3 +415,63 @@ fn unreadable_files_and_bad_options_are_errors_that_say_which() {
     let report = logs::scan(&[empty], &ScanOptions::default(), &Interrupt::new()).unwrap();
     assert_eq!((report.summary.lines, report.changes.len()), (0, 0));
 }
+
+mod fuzz {
+    //! No line makes the access-log parser panic (issue 9), and a line written from
+    //! fields reads back as those fields.
+
+    use super::*;
+    use ostler_core::forensics::logs::Parser;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 1000, ..ProptestConfig::default() })]
+
+        #[test]
+        fn arbitrary_bytes_never_panic(line in proptest::collection::vec(any::<u8>(), 0..200)) {
+            for format in [Format::Combined, Format::Common] {
+                let _ = Parser::new(format).parse(&line);
+            }
+        }
+
+        #[test]
+        fn near_lines_never_panic(
+            cut in 0usize..200,
+            noise in proptest::collection::vec(any::<u8>(), 0..8),
+            at in any::<prop::sample::Index>(),
+        ) {
+            // A real line cut short or with bytes spliced in: the cases a parser that
+            // indexes by position gets wrong.
+            let good = br#"203.0.113.9 - frank [06/Apr/2016:15:30:10 -0600] "GET /api/v1/events/?tag=DC HTTP/1.1" 200 261521 "https://example.org/" "curl/7.47.0""#;
+            let mut line = good[..cut.min(good.len())].to_vec();
+            let i = at.index(line.len() + 1);
+            line.splice(i..i, noise);
+            for format in [Format::Combined, Format::Common] {
+                let _ = Parser::new(format).parse(&line);
+            }
+        }
+
+        #[test]
+        fn written_fields_read_back(
+            client in "[0-9a-f:.]{1,20}",
+            secs in 0i64..4_000_000_000,
+            target in "/[!-~]{0,30}",
+            status in 100u16..600,
+            size in any::<u64>(),
+            agent in "[ -~]{0,30}",
+        ) {
+            let time = Timestamp::from_second(secs).unwrap();
+            let target = target.replace(['"', '\\'], "_");
+            let agent = agent.replace('\\', "\\\\").replace('"', "\\\"");
+            let text = line(time, &client, &format!("GET {target}"), status, size, &agent);
+            let mut parser = Parser::new(Format::Combined);
+            let e = parser.parse(text.trim_end().as_bytes()).unwrap();
+            prop_assert_eq!(e.client, client.as_bytes());
+            prop_assert_eq!(e.time, time);
+            let url = format!("GET {target}");
+            prop_assert_eq!(e.url(), url.as_bytes());
+            prop_assert_eq!((e.status, e.size), (status, size));
+            prop_assert_eq!(e.user_agent, Some(agent.as_bytes()));
+        }
+    }
+}
