@@ -36,6 +36,9 @@ pub struct Config {
     /// Where the file was read from; every relative path is relative to its directory.
     #[serde(skip)]
     pub path: PathBuf,
+    /// Keys written in an old spelling that is still read, to warn about once.
+    #[serde(skip)]
+    pub deprecations: Vec<Deprecation>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -225,24 +228,102 @@ fn default_secret_key_env() -> String {
     "AWS_SECRET_ACCESS_KEY".into()
 }
 
+/// `[retention]`. Its keys were kebab-case (`keep-last`) until issue 9; the old
+/// spellings are still read (serde `alias`) and [`Config::deprecations`] says where.
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
-#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+#[serde(deny_unknown_fields)]
 pub struct RetentionConfig {
-    #[serde(default)]
+    #[serde(default, alias = "keep-last")]
     pub keep_last: Option<u32>,
-    #[serde(default)]
+    #[serde(default, alias = "keep-hourly")]
     pub keep_hourly: Option<u32>,
-    #[serde(default)]
+    #[serde(default, alias = "keep-daily")]
     pub keep_daily: Option<u32>,
-    #[serde(default)]
+    #[serde(default, alias = "keep-weekly")]
     pub keep_weekly: Option<u32>,
-    #[serde(default)]
+    #[serde(default, alias = "keep-monthly")]
     pub keep_monthly: Option<u32>,
-    #[serde(default)]
+    #[serde(default, alias = "keep-within")]
     pub keep_within: Option<HumanDuration>,
     /// Zone the hourly/daily/... buckets are cut in; default the host's.
     #[serde(default)]
     pub timezone: Option<String>,
+}
+
+/// Keys still read in an old spelling: (table, old, new). Keep in step with the
+/// `alias`es above.
+const OLD_SPELLINGS: &[(&str, &str, &str)] = &[
+    ("retention", "keep-last", "keep_last"),
+    ("retention", "keep-hourly", "keep_hourly"),
+    ("retention", "keep-daily", "keep_daily"),
+    ("retention", "keep-weekly", "keep_weekly"),
+    ("retention", "keep-monthly", "keep_monthly"),
+    ("retention", "keep-within", "keep_within"),
+];
+
+/// A key written in an old spelling that is still accepted: where, and what to write
+/// instead. Front ends show it as a warning (`Reporter::warn`, `config check`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Deprecation {
+    pub file: PathBuf,
+    pub line: usize,
+    pub column: usize,
+    /// `[retention]`
+    pub table: String,
+    /// `keep-last`
+    pub old: String,
+    /// `keep_last`
+    pub new: String,
+}
+
+impl std::fmt::Display for Deprecation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{}:{}:{}: [{}] `{}` is an old spelling, still read; write `{}`",
+            self.file.display(),
+            self.line,
+            self.column,
+            self.table,
+            self.old,
+            self.new
+        )
+    }
+}
+
+/// The old spellings used in `text`, in file order (serde's aliases do not say
+/// which spelling they met; toml_edit's spans do).
+fn deprecations(text: &str, path: &Path) -> Vec<Deprecation> {
+    let Ok(doc) = toml_edit::ImDocument::parse(text) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for &(table, old, new) in OLD_SPELLINGS {
+        let Some(key) = doc
+            .as_table()
+            .get(table)
+            .and_then(|t| t.as_table_like())
+            .and_then(|t| t.key(old))
+        else {
+            continue;
+        };
+        let at = diagnostic(
+            path,
+            text,
+            key.span().map(|s| s.start).unwrap_or(0),
+            String::new(),
+        );
+        out.push(Deprecation {
+            file: at.file,
+            line: at.line,
+            column: at.column,
+            table: table.into(),
+            old: old.into(),
+            new: new.into(),
+        });
+    }
+    out.sort_by_key(|d| (d.line, d.column));
+    out
 }
 
 /// A duration written the human way in the file: `10s`, `5m`, `1h 30m`.
@@ -311,6 +392,7 @@ impl Config {
             )],
         })?;
         config.path = path.to_path_buf();
+        config.deprecations = deprecations(text, path);
         let problems = config.validate(text);
         if !problems.is_empty() {
             return Err(Error::Config {

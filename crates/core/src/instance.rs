@@ -43,7 +43,12 @@ impl Ostler {
     }
 
     pub fn load(path: &Path, reporter: Arc<dyn Reporter>, interrupt: Interrupt) -> Result<Ostler> {
-        Ok(Ostler::new(Config::load(path)?, reporter, interrupt))
+        let config = Config::load(path)?;
+        // Said once, here, for every command that loads the config.
+        for old in &config.deprecations {
+            reporter.warn("", &old.to_string());
+        }
+        Ok(Ostler::new(config, reporter, interrupt))
     }
 
     pub fn state_dir(&self) -> PathBuf {

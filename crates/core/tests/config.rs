@@ -188,3 +188,115 @@ fn a_store_name_that_climbs_out_of_an_export_is_refused() {
     );
     insta::assert_snapshot!(check(&text));
 }
+
+#[test]
+fn retention_keys_are_snake_case_and_the_old_kebab_spelling_is_read_with_a_warning() {
+    let new = format!("{BASE}\n[retention]\nkeep_last = 3\nkeep_daily = 7\n");
+    let c = Config::parse(&new, Path::new("ostler.toml")).unwrap();
+    let r = c.retention.as_ref().unwrap();
+    assert_eq!((r.keep_last, r.keep_daily), (Some(3), Some(7)));
+    assert!(c.deprecations.is_empty(), "{:?}", c.deprecations);
+
+    let old = format!("{BASE}\n[retention]\nkeep-last = 3\nkeep_daily = 7\nkeep-within = \"2d\"\n");
+    let c = Config::parse(&old, Path::new("ostler.toml")).unwrap();
+    let r = c.retention.as_ref().unwrap();
+    assert_eq!((r.keep_last, r.keep_daily), (Some(3), Some(7)));
+    assert!(r.keep_within.is_some());
+    let warnings: Vec<String> = c.deprecations.iter().map(|d| d.to_string()).collect();
+    insta::assert_snapshot!(warnings.join("\n"));
+    // `config show` writes the new spelling.
+    assert!(c.show().contains("keep_last = 3"), "{}", c.show());
+}
+
+#[test]
+fn both_spellings_of_one_key_is_an_error() {
+    let text = format!("{BASE}\n[retention]\nkeep-last = 3\nkeep_last = 4\n");
+    let out = check(&text);
+    assert!(out.contains("duplicate field `keep_last`"), "{out}");
+}
+
+mod fuzz {
+    //! No text makes the config parser panic (issue 9): arbitrary strings, and
+    //! documents shaped like ours with arbitrary values in the keys we read.
+
+    use super::*;
+    use proptest::prelude::*;
+
+    fn value() -> impl Strategy<Value = String> {
+        prop_oneof![
+            any::<i64>().prop_map(|n| n.to_string()),
+            any::<bool>().prop_map(|b| b.to_string()),
+            "[a-z0-9 ./:_{}-]{0,12}".prop_map(|s| format!("{s:?}")),
+            Just("\"10 parsecs\"".to_string()),
+            Just("[]".to_string()),
+            Just("{}".to_string()),
+        ]
+    }
+
+    fn key() -> impl Strategy<Value = &'static str> {
+        prop::sample::select(vec![
+            "name",
+            "state_dir",
+            "dir",
+            "start",
+            "port",
+            "health",
+            "stop_timeout",
+            "kind",
+            "path",
+            "url",
+            "keep_last",
+            "keep-last",
+            "keep-within",
+            "timezone",
+            "crash_limit",
+            "backoff_max",
+            "production",
+            "gb-1",
+            "cache",
+            "password_env",
+        ])
+    }
+
+    fn table() -> impl Strategy<Value = &'static str> {
+        prop::sample::select(vec![
+            "[service]",
+            "[roles]",
+            "[instances.gb-1]",
+            "[instances.gb-1.database]",
+            "[[instances.gb-1.stores]]",
+            "[retention]",
+            "[supervise]",
+            "[repository]",
+            "[[repository.copies]]",
+            "[instances.\"../x\"]",
+        ])
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+        #[test]
+        fn arbitrary_text_never_panics(text in "\\PC{0,200}") {
+            let _ = check(&text);
+        }
+
+        #[test]
+        fn documents_of_our_keys_never_panic(
+            sections in proptest::collection::vec(
+                (table(), proptest::collection::vec((key(), value()), 0..5)),
+                0..6,
+            ),
+        ) {
+            let mut text = String::new();
+            for (table, entries) in sections {
+                text += table;
+                text += "\n";
+                for (k, v) in entries {
+                    text += &format!("{k} = {v}\n");
+                }
+            }
+            let _ = check(&text);
+        }
+    }
+}

@@ -1,4 +1,5 @@
 use ostler_core::config::{Config, SharedDatabase};
+use ostler_core::report::Reporter;
 use ostler_core::{Error, Result};
 
 use crate::cli::Context;
@@ -30,12 +31,20 @@ struct Shown<'a> {
 pub fn run(ctx: &Context, args: Args) -> Result<i32> {
     let path = ctx.config_path()?;
     let config = Config::load(&path);
+    if let Ok(c) = &config {
+        // `check` shows them in its --json too; every other command through
+        // `Ostler::load`. Either way once, on stderr.
+        let reporter = ctx.reporter();
+        for old in &c.deprecations {
+            reporter.warn("", &old.to_string());
+        }
+    }
     match args.action {
         Action::Check => match config {
             Ok(c) => {
                 if ctx.json {
                     super::print_json(
-                        &serde_json::json!({"ok": true, "file": path, "instances": c.instance_names()}),
+                        &serde_json::json!({"ok": true, "file": path, "instances": c.instance_names(), "deprecations": c.deprecations}),
                     )?;
                 } else {
                     outln!(

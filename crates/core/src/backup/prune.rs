@@ -87,7 +87,7 @@ pub fn policy(ostler: &Ostler, keep_last: Option<u32>) -> Result<RetentionConfig
         (None, None) => Err(Error::user(
             "not pruning: the config has no [retention] section, so nothing says which backups to keep",
         )
-        .with_hint("add a [retention] section (for example `keep-last = 24` and `keep-daily = 7`), or pass --keep-last N")),
+        .with_hint("add a [retention] section (for example `keep_last = 24` and `keep_daily = 7`), or pass --keep-last N")),
         (Some(r), None) => Ok(r.clone()),
         (r, Some(n)) => Ok(RetentionConfig {
             keep_last: Some(n),

@@ -86,7 +86,7 @@ impl Kind {
     pub fn edit_config(self, rng_keep_last: u32) -> impl FnOnce(String) -> String {
         move |text: String| {
             match self {
-            Kind::KillPrune => format!("{text}\n[retention]\nkeep-last = {rng_keep_last}\n"),
+            Kind::KillPrune => format!("{text}\n[retention]\nkeep_last = {rng_keep_last}\n"),
             Kind::KillCopy => text.replace(
                 "[repository]\npath = \"repo\"\n",
                 "[repository]\npath = \"repo\"\n\n[[repository.copies]]\nname = \"offsite\"\nkind = \"dir\"\npath = \"offsite\"\n",
