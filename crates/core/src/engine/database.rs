@@ -310,9 +310,17 @@ impl Database {
         }
     }
 
-    /// The same server, login and password, another database.
-    pub fn with_url(&self, url: DbUrl) -> Database {
+    /// The same server, login and password, another database (a SQLite database is
+    /// its file: itself).
+    pub fn named(&self, database: &str) -> Database {
         let password = self.password().map(str::to_string);
+        let Some(url) = self.url() else {
+            return self.clone();
+        };
+        let url = DbUrl {
+            database: database.to_string(),
+            ..url.clone()
+        };
         match self.kind() {
             DatabaseKind::Postgres => Database::Postgres { url, password },
             DatabaseKind::Mysql => Database::Mysql { url, password },
@@ -411,21 +419,19 @@ impl Database {
                 url.database
             )));
         }
-        Ok(self.with_url(DbUrl {
-            database: name,
-            ..url.clone()
-        }))
+        Ok(self.named(&name))
     }
 }
 
-/// Creates `dest_dir` and an empty owner-only file `name` in it, for a safety dump:
-/// SQLite, pg_dump and mariadb-dump all keep the mode of a file that exists.
-pub(crate) fn private_dump_file(dest_dir: &Path, name: &str) -> Result<PathBuf> {
-    ostler_repo::private::create_dir_all(dest_dir)
-        .map_err(|e| Error::io_at("create", dest_dir, e))?;
-    let dest = dest_dir.join(name);
-    ostler_repo::private::create_file(&dest).map_err(|e| Error::io_at("create", &dest, e))?;
-    Ok(dest)
+/// Creates `dir` and an empty owner-only file `name` in it, open for writing: for a
+/// safety dump (SQLite, pg_dump and mariadb-dump all keep the mode of a file that
+/// exists) and for an export's SQL file.
+pub(crate) fn private_file(dir: &Path, name: &str) -> Result<(PathBuf, std::fs::File)> {
+    ostler_repo::private::create_dir_all(dir).map_err(|e| Error::io_at("create", dir, e))?;
+    let path = dir.join(name);
+    let file =
+        ostler_repo::private::create_file(&path).map_err(|e| Error::io_at("create", &path, e))?;
+    Ok((path, file))
 }
 
 #[cfg(test)]

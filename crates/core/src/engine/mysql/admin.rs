@@ -9,7 +9,7 @@ use std::process::Command;
 
 use super::connect::url;
 use super::quote;
-use crate::engine::database::private_dump_file;
+use crate::engine::database::private_file;
 use crate::engine::Database;
 use crate::error::{Error, Result};
 use crate::exec::Runner;
@@ -39,7 +39,7 @@ pub(super) fn safety_dump(
     stem: &str,
 ) -> Result<PathBuf> {
     let url = url(db)?;
-    let dest = private_dump_file(dest_dir, &format!("{stem}.sql"))?;
+    let (dest, _) = private_file(dest_dir, &format!("{stem}.sql"))?;
     let mut c = Command::new("mariadb-dump");
     c.args(db.client_args())
         .args([

@@ -14,6 +14,7 @@ use super::codec::check_tuple;
 use super::connect::{cell, connect, my_err, query_text};
 use super::quote;
 use super::snapshot::{POST_DATA, SCHEMA};
+use crate::engine::database::private_file;
 use crate::engine::{Database, SchemaPart, TableRows, TableSpec};
 use crate::error::{Error, Result};
 
@@ -242,10 +243,8 @@ pub(super) fn export(
     tables: &mut dyn Iterator<Item = Result<TableRows<'_>>>,
     dir: &Path,
 ) -> Result<Vec<PathBuf>> {
-    ostler_repo::private::create_dir_all(dir).map_err(|e| Error::io_at("create", dir, e))?;
-    let path = dir.join("database.sql");
+    let (path, file) = private_file(dir, "database.sql")?;
     let io = |e: std::io::Error| Error::io_at("write", &path, e);
-    let file = ostler_repo::private::create_file(&path).map_err(io)?;
     let mut w = BufWriter::with_capacity(1 << 20, file);
     w.write_all(
         b"-- MySQL/MariaDB database exported by ostler.\n\

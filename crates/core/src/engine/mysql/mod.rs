@@ -94,10 +94,8 @@ impl Engine for Mysql {
     }
 
     fn scratch(&self, like: &Database, name: &str, _dir: &Path) -> Result<Database> {
-        Ok(like.with_url(DbUrl {
-            database: name.to_string(),
-            ..connect::url(like)?.clone()
-        }))
+        connect::url(like)?; // refuses a database of another engine
+        Ok(like.named(name))
     }
 
     fn decode(&self, payload: &[u8]) -> Result<Vec<SqlValue>> {

@@ -8,7 +8,7 @@ use std::process::Command;
 
 use super::connect::url;
 use super::quote;
-use crate::engine::database::private_dump_file;
+use crate::engine::database::private_file;
 use crate::engine::Database;
 use crate::error::Result;
 use crate::exec::Runner;
@@ -48,7 +48,7 @@ pub(super) fn safety_dump(
     stem: &str,
 ) -> Result<PathBuf> {
     let url = url(db)?;
-    let dest = private_dump_file(dest_dir, &format!("{stem}.pgdump"))?;
+    let (dest, _) = private_file(dest_dir, &format!("{stem}.pgdump"))?;
     let mut c = Command::new("pg_dump");
     c.args(db.client_args())
         .arg("-Fc")

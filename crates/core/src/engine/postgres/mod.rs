@@ -92,10 +92,8 @@ impl Engine for Postgres {
     }
 
     fn scratch(&self, like: &Database, name: &str, _dir: &Path) -> Result<Database> {
-        Ok(like.with_url(DbUrl {
-            database: name.to_string(),
-            ..connect::url(like)?.clone()
-        }))
+        connect::url(like)?; // refuses a database of another engine
+        Ok(like.named(name))
     }
 
     fn decode(&self, payload: &[u8]) -> Result<Vec<SqlValue>> {

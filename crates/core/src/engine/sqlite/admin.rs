@@ -6,7 +6,7 @@ use std::path::Path;
 use std::process::Command;
 
 use super::connect::file;
-use crate::engine::database::{private_dump_file, rename_if_exists, with_suffix};
+use crate::engine::database::{private_file, rename_if_exists, with_suffix};
 use crate::engine::Database;
 use crate::error::{Error, Result};
 use crate::exec::Runner;
@@ -35,7 +35,7 @@ pub(super) fn safety_dump(
             path.display()
         )));
     }
-    let dest = private_dump_file(dest_dir, &format!("{stem}.sqlite"))?;
+    let (dest, _) = private_file(dest_dir, &format!("{stem}.sqlite"))?;
     let src =
         rusqlite::Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
             .map_err(|e| Error::failed(format!("opening {}: {e}", path.display())))?;
