@@ -1,71 +1,80 @@
 //! SQLite row payloads: a row's values in a small typed binary encoding, so integers,
-//! reals, text and blobs come back exactly, rowid included.
+//! reals, text and blobs come back exactly, rowid included. Text is kept as the bytes
+//! SQLite holds, even when they are not UTF-8 (SQLite does not check what an
+//! application stores as TEXT), so a restore puts back exactly what was there.
 
 use rusqlite::types::ValueRef;
 
 use crate::engine::SqlValue;
 use crate::error::{Error, Result};
 
-pub(super) fn value_of(v: ValueRef<'_>) -> SqlValue {
+/// A value as rusqlite would take it (text as its bytes).
+#[cfg(test)]
+fn value_ref(v: &SqlValue) -> ValueRef<'_> {
     match v {
-        ValueRef::Null => SqlValue::Null,
-        ValueRef::Integer(i) => SqlValue::Int(i),
-        ValueRef::Real(f) => SqlValue::Real(f),
-        ValueRef::Text(t) => SqlValue::Text(String::from_utf8_lossy(t).into_owned()),
-        ValueRef::Blob(b) => SqlValue::Blob(b.to_vec()),
+        SqlValue::Null => ValueRef::Null,
+        SqlValue::Int(i) => ValueRef::Integer(*i),
+        SqlValue::Real(f) => ValueRef::Real(*f),
+        SqlValue::Text(t) => ValueRef::Text(t.as_bytes()),
+        SqlValue::Blob(b) => ValueRef::Blob(b),
     }
 }
 
-/// Encodes values: per value a tag byte (0 null, 1 int, 2 real, 3 text, 4 blob) and
-/// for int/real 8 little-endian bytes, for text/blob a u32 length and the bytes.
-pub(super) fn encode_values(values: &[SqlValue]) -> Vec<u8> {
+/// Encodes values as SQLite gives them: per value a tag byte (0 null, 1 int, 2 real,
+/// 3 text, 4 blob) and for int/real 8 little-endian bytes, for text/blob a u32 length
+/// and the bytes.
+pub(super) fn encode_refs(values: &[ValueRef<'_>]) -> Vec<u8> {
     let mut out = Vec::new();
     for v in values {
         match v {
-            SqlValue::Null => out.push(0),
-            SqlValue::Int(i) => {
+            ValueRef::Null => out.push(0),
+            ValueRef::Integer(i) => {
                 out.push(1);
                 out.extend_from_slice(&i.to_le_bytes());
             }
-            SqlValue::Real(f) => {
+            ValueRef::Real(f) => {
                 out.push(2);
                 out.extend_from_slice(&f.to_le_bytes());
             }
-            SqlValue::Text(t) => {
-                out.push(3);
-                out.extend_from_slice(&(t.len() as u32).to_le_bytes());
-                out.extend_from_slice(t.as_bytes());
-            }
-            SqlValue::Blob(b) => {
-                out.push(4);
-                out.extend_from_slice(&(b.len() as u32).to_le_bytes());
-                out.extend_from_slice(b);
+            ValueRef::Text(bytes) | ValueRef::Blob(bytes) => {
+                out.push(if matches!(v, ValueRef::Text(_)) { 3 } else { 4 });
+                out.extend_from_slice(&(bytes.len() as u32).to_le_bytes());
+                out.extend_from_slice(bytes);
             }
         }
     }
     out
 }
 
-/// Decodes `encode_values`. For tables without a primary key the first value is the rowid.
-pub(super) fn decode_values(mut bytes: &[u8]) -> Result<Vec<SqlValue>> {
-    let bad = || Error::failed("corrupt SQLite row payload");
+/// `encode_refs` of engine-neutral values (the codec tests build rows with it).
+#[cfg(test)]
+pub(super) fn encode_values(values: &[SqlValue]) -> Vec<u8> {
+    encode_refs(&values.iter().map(value_ref).collect::<Vec<_>>())
+}
+
+/// Decodes `encode_refs` into borrowed values, text as the bytes stored: what a load
+/// hands back to SQLite. For tables without a primary key the first value is the rowid.
+pub(super) fn decode_refs(mut bytes: &[u8]) -> Result<Vec<ValueRef<'_>>> {
+    fn take<'a>(bytes: &mut &'a [u8], n: usize) -> Result<&'a [u8]> {
+        if bytes.len() < n {
+            return Err(bad());
+        }
+        let (a, b) = bytes.split_at(n);
+        *bytes = b;
+        Ok(a)
+    }
+    fn bad() -> Error {
+        Error::failed("corrupt SQLite row payload")
+    }
     let mut out = Vec::new();
     while let Some((&tag, rest)) = bytes.split_first() {
         bytes = rest;
-        let take = |bytes: &mut &[u8], n: usize| -> Result<Vec<u8>> {
-            if bytes.len() < n {
-                return Err(bad());
-            }
-            let (a, b) = bytes.split_at(n);
-            *bytes = b;
-            Ok(a.to_vec())
-        };
         out.push(match tag {
-            0 => SqlValue::Null,
-            1 => SqlValue::Int(i64::from_le_bytes(
+            0 => ValueRef::Null,
+            1 => ValueRef::Integer(i64::from_le_bytes(
                 take(&mut bytes, 8)?.try_into().map_err(|_| bad())?,
             )),
-            2 => SqlValue::Real(f64::from_le_bytes(
+            2 => ValueRef::Real(f64::from_le_bytes(
                 take(&mut bytes, 8)?.try_into().map_err(|_| bad())?,
             )),
             3 | 4 => {
@@ -73,15 +82,30 @@ pub(super) fn decode_values(mut bytes: &[u8]) -> Result<Vec<SqlValue>> {
                     as usize;
                 let data = take(&mut bytes, len)?;
                 if tag == 3 {
-                    SqlValue::Text(String::from_utf8(data).map_err(|_| bad())?)
+                    ValueRef::Text(data)
                 } else {
-                    SqlValue::Blob(data)
+                    ValueRef::Blob(data)
                 }
             }
             _ => return Err(bad()),
         });
     }
     Ok(out)
+}
+
+/// Decodes `encode_refs` into engine-neutral values (for forensics and checks): text
+/// that is not UTF-8 is shown with U+FFFD in place of the bytes that are not.
+pub(super) fn decode_values(bytes: &[u8]) -> Result<Vec<SqlValue>> {
+    Ok(decode_refs(bytes)?
+        .into_iter()
+        .map(|v| match v {
+            ValueRef::Null => SqlValue::Null,
+            ValueRef::Integer(i) => SqlValue::Int(i),
+            ValueRef::Real(f) => SqlValue::Real(f),
+            ValueRef::Text(t) => SqlValue::Text(String::from_utf8_lossy(t).into_owned()),
+            ValueRef::Blob(b) => SqlValue::Blob(b.to_vec()),
+        })
+        .collect())
 }
 
 /// The row's column values (without the rowid of rowid tables).

@@ -8,7 +8,7 @@ use std::time::Duration;
 use ostler_rows::Row;
 use rusqlite::{Connection, OpenFlags, TransactionBehavior};
 
-use super::codec::{decode_values, to_sql};
+use super::codec::decode_refs;
 use super::connect::sql_err;
 use super::quote;
 use crate::engine::{SchemaPart, TableRows, TableSpec};
@@ -92,10 +92,14 @@ fn insert_table(
         .map_err(e)?;
     for row in rows {
         let row = row?;
-        let values: Vec<rusqlite::types::Value> =
-            decode_values(&row.payload)?.iter().map(to_sql).collect();
-        stmt.execute(rusqlite::params_from_iter(values))
-            .map_err(e)?;
+        // Values as stored (text as its bytes, UTF-8 or not), borrowed from the payload.
+        let values = decode_refs(&row.payload)?;
+        stmt.execute(rusqlite::params_from_iter(
+            values
+                .into_iter()
+                .map(rusqlite::types::ToSqlOutput::Borrowed),
+        ))
+        .map_err(e)?;
     }
     Ok(())
 }
@@ -141,4 +145,92 @@ pub(super) fn export(
     // SQLite creates its files 0644; an export holds the whole database.
     ostler_repo::private::narrow(&path).map_err(|e| Error::io_at("chmod", &path, e))?;
     Ok(vec![path])
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use crate::engine::{load, open_snapshot, Database, TableRows};
+    use crate::exec::Runner;
+    use crate::report::{Interrupt, Silent};
+
+    /// Regression: text SQLite holds that is not UTF-8 (SQLite never checks) came back
+    /// from a backup with U+FFFD in place of its bytes.
+    #[test]
+    fn text_that_is_not_utf8_comes_back_byte_for_byte() {
+        let dir = tempfile::tempdir().unwrap();
+        let live = dir.path().join("live.db");
+        let conn = rusqlite::Connection::open(&live).unwrap();
+        conn.execute_batch(
+            "CREATE TABLE t (id INTEGER PRIMARY KEY, s TEXT);
+             CREATE TABLE k (s TEXT PRIMARY KEY);
+             INSERT INTO t VALUES (1, CAST(X'FF00FE41C3' AS TEXT)), (2, 'plain');
+             INSERT INTO k VALUES (CAST(X'80FF' AS TEXT));",
+        )
+        .unwrap();
+        let runner = Runner::new(Arc::new(Silent), Interrupt::new());
+        let db = Database::Sqlite { path: live.clone() };
+        let mut snap = open_snapshot(&db, dir.path(), &runner).unwrap();
+        let mut tables = Vec::new();
+        for spec in snap.tables().to_vec() {
+            let mut rows = Vec::new();
+            snap.rows(&spec, &mut |r| {
+                rows.push(r);
+                Ok(())
+            })
+            .unwrap();
+            tables.push((spec, rows));
+        }
+        let schema = snap.schema().to_vec();
+        snap.finish().unwrap();
+
+        let restored = dir.path().join("restored.db");
+        let mut items = tables
+            .into_iter()
+            .map(|(spec, rows)| -> crate::Result<TableRows<'_>> {
+                Ok((spec, Box::new(rows.into_iter().map(Ok))))
+            });
+        load(
+            &Database::Sqlite {
+                path: restored.clone(),
+            },
+            None,
+            &schema,
+            &mut items,
+        )
+        .unwrap();
+
+        let dump = |path: &std::path::Path| -> Vec<String> {
+            let c = rusqlite::Connection::open(path).unwrap();
+            let mut st = c
+                .prepare(
+                    "SELECT 't', id, typeof(s), hex(s) FROM t \
+                     UNION ALL SELECT 'k', 0, typeof(s), hex(s) FROM k ORDER BY 1, 2",
+                )
+                .unwrap();
+            st.query_map([], |r| {
+                Ok(format!(
+                    "{} {} {} {}",
+                    r.get::<_, String>(0)?,
+                    r.get::<_, i64>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, String>(3)?
+                ))
+            })
+            .unwrap()
+            .map(|r| r.unwrap())
+            .collect()
+        };
+        let want = dump(&live);
+        assert_eq!(
+            want,
+            [
+                "k 0 text 80FF",
+                "t 1 text FF00FE41C3",
+                "t 2 text 706C61696E"
+            ]
+        );
+        assert_eq!(dump(&restored), want);
+    }
 }

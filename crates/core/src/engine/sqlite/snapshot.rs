@@ -1,7 +1,7 @@
 //! SQLite as backups see it. The snapshot is the online backup API copying the live
 //! database (WAL and all) into a private file while the service keeps writing; tables
 //! are then read from that copy in primary key order (rowid order for tables without one).
-//! A row's payload is its values in a small typed binary encoding (`encode_values`), so
+//! A row's payload is its values in a small typed binary encoding (`codec::encode_refs`), so
 //! integers, reals, text and blobs come back exactly, rowid included.
 
 use std::path::{Path, PathBuf};
@@ -11,7 +11,7 @@ use ostler_rows::{KeyPart, Row};
 use rusqlite::types::ValueRef;
 use rusqlite::{Connection, OpenFlags};
 
-use super::codec::{encode_values, value_of};
+use super::codec::encode_refs;
 use super::connect::sql_err;
 use super::quote;
 use crate::engine::{ForeignKey, SchemaPart, Snapshot, TableSpec};
@@ -189,19 +189,19 @@ impl Snapshot for SqliteSnapshot {
                 key.push(match r.get_ref(i).map_err(&e)? {
                     ValueRef::Integer(v) => KeyPart::Int(v),
                     ValueRef::Text(t) | ValueRef::Blob(t) => KeyPart::Bytes(t.to_vec()),
-                    other => KeyPart::Bytes(encode_values(&[value_of(other)])),
+                    other => KeyPart::Bytes(encode_refs(&[other])),
                 });
             }
             let mut values = Vec::with_capacity(n + 1);
             if keyed_by_rowid {
-                values.push(value_of(r.get_ref(0).map_err(&e)?));
+                values.push(r.get_ref(0).map_err(&e)?);
             }
             for i in 0..n {
-                values.push(value_of(r.get_ref(key_count + i).map_err(&e)?));
+                values.push(r.get_ref(key_count + i).map_err(&e)?);
             }
             sink(Row {
                 key,
-                payload: encode_values(&values),
+                payload: encode_refs(&values),
             })?;
         }
         Ok(())
