@@ -210,9 +210,10 @@ fn amy_the_dc_jump_is_found_across_rotated_files_and_nothing_else() {
     );
     assert!(report.urls > 1000, "noise of many URLs: {}", report.urls);
 
-    assert_eq!(report.changes.len(), 1, "{:#?}", report.changes);
+    assert_eq!(report.strong, 1, "{:#?}", &report.changes[..3]);
     let c = &report.changes[0];
     assert_eq!(c.url, DC);
+    assert_eq!((c.history, c.held), (8, 8));
     assert_eq!(c.kind, ChangeKind::Size);
     assert_eq!((c.before.size, c.after.size), (17806, 261521));
     assert_eq!((c.before.status, c.after.status), (200, 200));
@@ -327,7 +328,8 @@ fn status_class_changes_are_found_in_common_format() {
         format: Format::Common,
         ..ScanOptions::default()
     };
-    let report = logs::scan(std::slice::from_ref(&path), &opts, &Interrupt::new()).unwrap();
+    let mut report = logs::scan(std::slice::from_ref(&path), &opts, &Interrupt::new()).unwrap();
+    report.changes.sort_by_key(|c| c.after.time);
     let got: Vec<_> = report
         .changes
         .iter()
@@ -382,6 +384,121 @@ fn status_class_changes_are_found_in_common_format() {
     assert!(report.summary.malformed_examples[0]
         .reason
         .contains("--format common"));
+}
+
+#[test]
+fn a_persistent_2_7x_shift_is_found_though_under_the_old_4x_ratio() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("access.log");
+    let mut text = String::new();
+    let mut at = t("2016-04-04 00:00 +00:00");
+    let mut rng = Rng(0x2_7);
+    for i in 0..60 {
+        let size = if i < 40 { 16917 } else { 44931 };
+        let agent = "curl/7.47";
+        text.push_str(&line(
+            at,
+            "192.0.2.7",
+            "GET /api/v1/stats/",
+            200,
+            size,
+            agent,
+        ));
+        let search = format!("GET /search/?q=w{}", rng.below(3));
+        let size = 3000 + rng.below(6000);
+        text.push_str(&line(at, "192.0.2.8", &search, 200, size, agent));
+        at += jiff::SignedDuration::from_mins(10);
+    }
+    std::fs::write(&path, text).unwrap();
+    let report = logs::scan(&[path], &ScanOptions::default(), &Interrupt::new()).unwrap();
+    assert_eq!(report.strong, 1, "{:#?}", report.changes);
+    let c = &report.changes[0];
+    assert_eq!(c.url, "GET /api/v1/stats/");
+    assert_eq!((c.before.size, c.after.size), (16917, 44931));
+    assert_eq!(
+        show(c.after.time, &TimeZone::UTC),
+        "2016-04-04 06:40:00 +00:00"
+    );
+    assert!(
+        report.changes[1..]
+            .iter()
+            .all(|w| w.url.starts_with("GET /search/")),
+        "{:#?}",
+        report.changes
+    );
+}
+
+#[test]
+fn amy_with_1_percent_random_404s_the_dc_jump_is_first_and_the_rest_counted() {
+    let dir = tempfile::tempdir().unwrap();
+    let (lines, _) = amy_week();
+    let mut rng = Rng(0x404);
+    let mut text = String::new();
+    let mut noise = 0;
+    let mut flaky = 0;
+    for (i, (at, l)) in lines.iter().enumerate() {
+        text.push_str(l);
+        // 1 % of requests: a 404 for a URL asked lately, picked at random (so as
+        // often as the URL is asked), never the DC one.
+        let (_, earlier) = &lines[i - rng.below(i.min(1000) as u64 + 1) as usize];
+        let url = earlier
+            .split('"')
+            .nth(1)
+            .unwrap()
+            .trim_end_matches(" HTTP/1.1");
+        if rng.below(100) == 0 && url != DC {
+            text.push_str(&line(*at, "198.51.100.9", url, 404, 209, "bot"));
+            noise += 1;
+        }
+        // A URL that fails one time in six, and one 404 in every flaky stretch.
+        if rng.below(40) == 0 {
+            let status = if rng.below(6) == 0 { 404 } else { 200 };
+            let size = if status == 404 { 209 } else { 12000 };
+            text.push_str(&line(
+                *at,
+                "198.51.100.10",
+                "GET /flaky/",
+                status,
+                size,
+                "bot",
+            ));
+            flaky += u64::from(status == 404);
+        }
+    }
+    assert!(noise > 100 && flaky > 20, "{noise} {flaky}");
+    let path = dir.path().join("access.log");
+    std::fs::write(&path, text).unwrap();
+    let report = logs::scan(&[path], &ScanOptions::default(), &Interrupt::new()).unwrap();
+
+    let c = &report.changes[0];
+    assert_eq!(c.url, DC, "{:#?}", &report.changes[..5]);
+    assert_eq!((c.before.size, c.after.size), (17806, 261521));
+    assert_eq!(report.strong, 1, "{:#?}", &report.changes[..5]);
+    let on_flaky: Vec<_> = report
+        .changes
+        .iter()
+        .filter(|w| w.url == "GET /flaky/")
+        .collect();
+    assert!(!on_flaky.is_empty());
+    assert!(
+        on_flaky.iter().all(|w| w.score < c.score / 5.0),
+        "{on_flaky:#?}"
+    );
+    let noisy: Vec<_> = report
+        .changes
+        .iter()
+        .filter(|w| w.after.status == 404)
+        .collect();
+    assert!(noisy.len() as u64 >= noise, "every 404 is a candidate");
+
+    // The rest: counted, with the URLs they are on.
+    let weaker = &report.changes[report.strong..];
+    let urls: std::collections::HashSet<_> = weaker.iter().map(|w| &w.url).collect();
+    assert_eq!(report.weaker_urls, urls.len());
+    assert!(urls.len() > 100, "{}", urls.len());
+    assert!(weaker
+        .iter()
+        .all(|w| w.score < ScanOptions::default().min_score));
 }
 
 #[test]

@@ -24,11 +24,16 @@ pub enum LogsCommand {
     Scan(ScanArgs),
 }
 
-/// Find the moments a URL's answer changed sharply (size or status class).
+/// Find the moments a URL's answer changed and stayed changed (size or status class).
 ///
 /// Each request is compared with the previous request of the same URL (method, path
-/// and query): a change is its size moving by --min-ratio either way and at least
-/// --min-bytes, or its status class changing (2xx -> 5xx, 2xx -> 404...).
+/// and query): a candidate is its size moving by --min-ratio either way and at least
+/// --min-bytes, or its status class changing (2xx -> 5xx, 2xx -> 404...). Each is
+/// scored against the URL's own history: how far the median size (or the share of the
+/// new status class) moved, over the URL's usual spread, and whether the new level
+/// held for the following requests. Changes scoring --min-score or more are shown,
+/// strongest first; the weaker ones (a one-off 404 on a URL that often fails) are
+/// counted in one line, and --all lists them too.
 ///
 /// Files may be plain, gzip'd or zstd'd (told by content, not name) and given in any
 /// order: they are read in time order, as logrotate's access.log.2.gz, access.log.1,
@@ -46,12 +51,19 @@ pub struct ScanArgs {
     /// Show the timeline of URLs matching PATTERN (a substring, or a glob with `*`).
     #[arg(long, value_name = "PATTERN")]
     pub url: Option<String>,
-    /// The least size ratio, larger over smaller, that counts as sharp.
-    #[arg(long, default_value_t = 4.0, value_name = "R")]
+    /// The least size ratio, larger over smaller, between consecutive requests that
+    /// makes a candidate.
+    #[arg(long, default_value_t = 1.5, value_name = "R")]
     pub min_ratio: f64,
-    /// The least size difference in bytes that counts as sharp.
+    /// The least size difference in bytes that makes a candidate.
     #[arg(long, default_value_t = 1024, value_name = "BYTES")]
     pub min_bytes: u64,
+    /// The least score of a change shown by default.
+    #[arg(long, default_value_t = 5.0, value_name = "S")]
+    pub min_score: f64,
+    /// List the weaker changes too, after the strong ones.
+    #[arg(long)]
+    pub all: bool,
     /// Show at most N changes (or timeline lines).
     #[arg(long, default_value_t = 50, value_name = "N")]
     pub limit: usize,
@@ -88,10 +100,17 @@ fn scan(ctx: &Context, args: &ScanArgs) -> Result<i32> {
         format: args.format.into(),
         min_ratio: args.min_ratio,
         min_bytes: args.min_bytes,
+        min_score: args.min_score,
     };
     let report = logs::scan(&args.files, &opts, &ctx.interrupt)?;
-    let shown = &report.changes[..report.changes.len().min(args.limit)];
-    let more = report.changes.len() - shown.len();
+    let listed = if args.all {
+        &report.changes[..]
+    } else {
+        &report.changes[..report.strong]
+    };
+    let shown = &listed[..listed.len().min(args.limit)];
+    let more = listed.len() - shown.len();
+    let weaker = report.changes.len() - report.strong;
     if ctx.json {
         #[derive(Serialize)]
         struct Json<'a> {
@@ -99,25 +118,31 @@ fn scan(ctx: &Context, args: &ScanArgs) -> Result<i32> {
             urls: usize,
             changes: &'a [Change],
             more: usize,
+            strong: usize,
+            weaker: usize,
+            weaker_urls: usize,
         }
         super::print_json(&Json {
             summary: &report.summary,
             urls: report.urls,
             changes: shown,
             more,
+            strong: report.strong,
+            weaker,
+            weaker_urls: report.weaker_urls,
         })?;
         return Ok(0);
     }
     print_summary(ctx, &report.summary, &plural(report.urls as u64, "URL"));
     outln!();
     let rule = format!(
-        "size {}x either way and {} bytes apart, or a new status class",
-        args.min_ratio, args.min_bytes
+        "score {} or more against the URL's own history",
+        args.min_score
     );
-    match report.changes.len() {
-        0 => outln!("No sharp changes ({rule})."),
-        1 => outln!("1 sharp change ({rule}):"),
-        n => outln!("{n} sharp changes ({rule}), by time:"),
+    match report.strong {
+        0 => outln!("No strong changes ({rule})."),
+        1 => outln!("1 strong change ({rule}):"),
+        n => outln!("{n} strong changes ({rule}), strongest first:"),
     }
     for c in shown {
         outln!();
@@ -129,12 +154,24 @@ fn scan(ctx: &Context, args: &ScanArgs) -> Result<i32> {
             args.limit + more
         );
     }
+    if weaker > 0 && !args.all {
+        outln!(
+            "\n{} on {} (a one-off or within the URL's usual spread); --all lists them.",
+            plural(weaker as u64, "weaker change"),
+            plural(report.weaker_urls as u64, "URL")
+        );
+    }
     Ok(0)
 }
 
 fn print_change(ctx: &Context, c: &Change) {
     let (b, a) = (&c.before, &c.after);
-    outln!("{}  {}", ctx.show_time(a.time), c.url);
+    outln!(
+        "{}  {}  (score {:.1})",
+        ctx.show_time(a.time),
+        c.url,
+        c.score
+    );
     let how = if a.size == b.size {
         "same".to_string()
     } else if c.ratio >= 1.0 {

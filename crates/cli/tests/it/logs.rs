@@ -62,7 +62,7 @@ fn logs_scan_names_both_times_with_offsets_and_both_sizes_without_a_config() {
         "access.log",
         "access.log.1",
     ]);
-    assert!(out.contains("1 sharp change"), "{out}");
+    assert!(out.contains("1 strong change"), "{out}");
     assert!(out.contains("GET /api/v1/events/?tag=DC"), "{out}");
     assert!(
         out.contains("17806 -> 261521 bytes (14.69x larger)"),

@@ -5,7 +5,9 @@
 //! deletion between two requests 29 minutes apart. Finding that by eye took hours of
 //! reading; here it is a scan. Every URL's requests are compared with the previous
 //! request of the same URL, and the moments where the response size jumps or the
-//! status class changes are reported with both requests' times, sizes and places.
+//! status class changes are scored against that URL's own history (did the level
+//! shift and stay?) and reported strongest first, with both requests' times, sizes
+//! and places.
 //!
 //! - `parse`: one line of Apache/nginx combined or common format, without allocating.
 //! - `input`: the files (plain or gzip'd, as logrotate leaves them) read in time order,
@@ -21,7 +23,7 @@ pub mod timeline;
 
 pub use input::{FileSummary, Malformed, Summary};
 pub use parse::{Entry, Parser};
-pub use scan::{scan, Change, ChangeKind, Sample, ScanOptions, ScanReport};
+pub use scan::{scan, Change, ChangeKind, Classes, Sample, ScanOptions, ScanReport};
 pub use timeline::{timeline, Run, Timeline, UrlPattern, UrlTimeline};
 
 /// Which access log format the lines are in.
