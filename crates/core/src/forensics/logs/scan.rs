@@ -162,8 +162,11 @@ fn median(xs: &mut [f64]) -> f64 {
 /// `usual`, whichever is more: a URL that often fails is not news when it fails),
 /// times 10. The larger of the two, scaled for the history and for how many
 /// requests stayed nearer the new size level (or in the new class) than the old: by 1
-/// with [`HOLD`] or more, by `0.1 * n / HOLD` with fewer. A one-off answer leaves the medians and shares where they were
-/// and scores near 0; a level that holds scores high.
+/// with [`HOLD`] or more, by `0.1 * n / HOLD` with fewer (and for a history shorter
+/// than [`WINDOW`], by `0.1 * n / WINDOW`); a size shift counts a tenth
+/// when either window's median lies within the other window's range of sizes. A one-off
+/// answer leaves the medians and shares where they were and scores near 0; a level
+/// that holds scores high.
 pub fn score(before: &[(u16, u64)], after: &[(u16, u64)], usual: &Classes) -> f64 {
     let (Some(&(new_status, _)), false) = (after.first(), before.is_empty()) else {
         return 0.0;
@@ -189,8 +192,28 @@ pub fn score(before: &[(u16, u64)], after: &[(u16, u64)], usual: &Classes) -> f6
             SHORT * n as f64 / HOLD as f64
         }
     };
-    let history = factor(before.len());
-    let size = (ma - mb).abs() / spread * factor(nearer_new);
+    // A full window of history: with fewer requests, among thousands of URLs, two
+    // small windows of a wandering size fall apart by chance (a search page seen 4
+    // times then 4 more scored as a shift).
+    let history = if before.len() >= WINDOW {
+        1.0
+    } else {
+        SHORT * before.len() as f64 / WINDOW as f64
+    };
+    // A level that moved is a level the URL had not been at: the new median outside
+    // the range of the sizes before, and the old one outside the range after. A URL
+    // whose sizes wander (a search page) puts each median inside the other window's
+    // range, however small its spread looked in a few requests.
+    let within = |x: f64, w: &[f64]| {
+        w.iter().copied().fold(f64::INFINITY, f64::min) <= x
+            && x <= w.iter().copied().fold(f64::NEG_INFINITY, f64::max)
+    };
+    let apart = if within(ma, &xb) || within(mb, &xa) {
+        SHORT
+    } else {
+        1.0
+    };
+    let size = (ma - mb).abs() / spread * factor(nearer_new) * apart;
 
     let class = new_status / 100;
     let in_class = |w: &[(u16, u64)]| w.iter().filter(|(s, _)| s / 100 == class).count();
@@ -534,7 +557,7 @@ mod tests {
         let full = sc(&steady(200, 17806, WINDOW), &steady(200, 261521, WINDOW));
         let short_history = sc(&steady(200, 17806, 1), &steady(200, 261521, WINDOW));
         let short_hold = sc(&steady(200, 17806, WINDOW), &steady(200, 261521, 1));
-        assert!((short_history - full * SHORT / HOLD as f64).abs() < 1e-9);
+        assert!((short_history - full * SHORT / WINDOW as f64).abs() < 1e-9);
         assert!((short_hold - full * SHORT / HOLD as f64).abs() < 1e-9);
         assert!(short_hold < ScanOptions::default().min_score);
         assert_eq!(sc(&[], &steady(200, 1, 3)), 0.0);
