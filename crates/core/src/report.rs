@@ -30,7 +30,6 @@ pub enum Unit {
     Rows,
     Tables,
     Backups,
-    Chunks,
     Files,
 }
 
@@ -42,7 +41,6 @@ impl Unit {
             Unit::Rows => "rows",
             Unit::Tables => "tables",
             Unit::Backups => "backups",
-            Unit::Chunks => "chunks",
             Unit::Files => "files",
         }
     }

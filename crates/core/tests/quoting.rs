@@ -86,19 +86,7 @@ fn sqlite_literals_read_back_exactly() {
     values.extend(blobs().into_iter().map(SqlValue::Blob));
     for v in values {
         let lit = sqlite::literal(&v);
-        let got = conn
-            .query_row(&format!("SELECT {lit}"), [], |r| {
-                Ok(match r.get_ref(0)? {
-                    rusqlite::types::ValueRef::Null => SqlValue::Null,
-                    rusqlite::types::ValueRef::Integer(i) => SqlValue::Int(i),
-                    rusqlite::types::ValueRef::Real(f) => SqlValue::Real(f),
-                    rusqlite::types::ValueRef::Text(t) => {
-                        SqlValue::Text(String::from_utf8(t.to_vec()).unwrap())
-                    }
-                    rusqlite::types::ValueRef::Blob(b) => SqlValue::Blob(b.to_vec()),
-                })
-            })
-            .unwrap_or_else(|e| panic!("SELECT {lit}: {e}"));
+        let got = sqlite_select(&conn, &lit).unwrap_or_else(|e| panic!("SELECT {lit}: {e}"));
         assert_eq!(got, v, "SELECT {lit}");
     }
     // NaN: SQLite has no such value and keeps NULL.
@@ -414,6 +402,21 @@ fn any_value(nul: bool) -> impl Strategy<Value = SqlValue> {
     ]
 }
 
+/// `SELECT lit` on SQLite, the value as SQLite gives it back.
+fn sqlite_select(conn: &rusqlite::Connection, lit: &str) -> rusqlite::Result<SqlValue> {
+    conn.query_row(&format!("SELECT {lit}"), [], |r| {
+        Ok(match r.get_ref(0)? {
+            rusqlite::types::ValueRef::Null => SqlValue::Null,
+            rusqlite::types::ValueRef::Integer(i) => SqlValue::Int(i),
+            rusqlite::types::ValueRef::Real(f) => SqlValue::Real(f),
+            rusqlite::types::ValueRef::Text(t) => {
+                SqlValue::Text(String::from_utf8(t.to_vec()).unwrap())
+            }
+            rusqlite::types::ValueRef::Blob(b) => SqlValue::Blob(b.to_vec()),
+        })
+    })
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(256))]
 
@@ -421,18 +424,7 @@ proptest! {
     fn sqlite_any_literal_reads_back(v in any_value(true)) {
         let conn = rusqlite::Connection::open_in_memory().unwrap();
         let lit = sqlite::literal(&v);
-        let got = conn
-            .query_row(&format!("SELECT {lit}"), [], |r| {
-                Ok(match r.get_ref(0)? {
-                    rusqlite::types::ValueRef::Null => SqlValue::Null,
-                    rusqlite::types::ValueRef::Integer(i) => SqlValue::Int(i),
-                    rusqlite::types::ValueRef::Real(f) => SqlValue::Real(f),
-                    rusqlite::types::ValueRef::Text(t) => {
-                        SqlValue::Text(String::from_utf8(t.to_vec()).unwrap())
-                    }
-                    rusqlite::types::ValueRef::Blob(b) => SqlValue::Blob(b.to_vec()),
-                })
-            })
+        let got = sqlite_select(&conn, &lit)
             .unwrap();
         prop_assert_eq!(got, v);
     }

@@ -120,33 +120,7 @@ impl EngineSvc {
             _ => "entry_id, tag_id",
         };
         let sql = format!("SELECT {cols} FROM {table} ORDER BY {order}");
-        let out = match self.engine {
-            Engine::Sqlite => {
-                let path = self
-                    .svc
-                    .path()
-                    .join(format!("instances/gb-{}/data.db", i + 1));
-                let out = std::process::Command::new("sqlite3")
-                    .arg("-separator")
-                    .arg("\t")
-                    .arg(&path)
-                    .arg(&sql)
-                    .output()
-                    .unwrap();
-                assert!(
-                    out.status.success(),
-                    "{}",
-                    String::from_utf8_lossy(&out.stderr)
-                );
-                String::from_utf8(out.stdout).unwrap()
-            }
-            Engine::Postgres => PgServer::shared()
-                .sql(&self.dbs[i], &format!("{sql};"))
-                .unwrap(),
-            Engine::Mysql => MariaDbServer::shared()
-                .sql(&self.dbs[i], &format!("{sql};"))
-                .unwrap(),
-        };
+        let out = native_sql(self.engine, &self.target(i), &format!("{sql};"));
         out.lines()
             .map(|l| l.replace('|', "\t").replace("NULL", ""))
             .filter(|l| !l.is_empty())

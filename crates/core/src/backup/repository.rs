@@ -508,10 +508,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         Repository::init(&dir.path().join("repo")).unwrap();
         let shared = OpenRepository::at(&dir.path().join("repo"), Access::Shared).unwrap();
-        let started = std::time::Instant::now();
         let e = shared.gc(&HashSet::new()).unwrap_err();
+        // Refused as a mistake in ostler, not left to time out as "busy".
         assert_eq!(e.kind(), crate::ErrorKind::Internal, "{e}");
-        assert!(started.elapsed() < std::time::Duration::from_secs(5));
         drop(shared);
         let exclusive = OpenRepository::at(&dir.path().join("repo"), Access::Exclusive).unwrap();
         assert_eq!(exclusive.gc(&HashSet::new()).unwrap().removed_chunks, 0);

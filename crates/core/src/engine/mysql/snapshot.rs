@@ -44,12 +44,6 @@ pub struct MysqlSnapshot {
     columns: HashMap<String, Vec<Column>>,
 }
 
-// The capture reads rows from a helper thread.
-const _: fn() = || {
-    fn assert_send<T: Send>() {}
-    assert_send::<MysqlSnapshot>();
-};
-
 impl MysqlSnapshot {
     pub fn open(db: &Database, database: Option<&str>) -> Result<MysqlSnapshot> {
         let (mut conn, label) = connect(db, database)?;

@@ -66,12 +66,6 @@ pub struct PgSnapshot {
     column_types: HashMap<String, Vec<u32>>,
 }
 
-// The capture reads rows from a helper thread.
-const _: fn() = || {
-    fn assert_send<T: Send>() {}
-    assert_send::<PgSnapshot>();
-};
-
 impl PgSnapshot {
     /// Opens the snapshot: starts the transaction, lists the tables and locks them
     /// (a `TRUNCATE` is not MVCC-safe and would otherwise empty a table under us),
