@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::clock::Clock;
 use crate::config::{Config, DatabaseConfig, InstanceConfig};
 use crate::engine::Database;
 use crate::error::{Error, Result};
@@ -20,6 +21,8 @@ pub struct Ostler {
     pub config: Config,
     pub reporter: Arc<dyn Reporter>,
     pub interrupt: Interrupt,
+    /// Where every time ostler records or compares comes from.
+    pub clock: Clock,
 }
 
 /// One instance, resolved: absolute paths and its database.
@@ -39,7 +42,14 @@ impl Ostler {
             config,
             reporter,
             interrupt,
+            clock: Clock::system(),
         }
+    }
+
+    /// The same, on another clock (a test's manual one).
+    pub fn with_clock(mut self, clock: Clock) -> Ostler {
+        self.clock = clock;
+        self
     }
 
     pub fn load(path: &Path, reporter: Arc<dyn Reporter>, interrupt: Interrupt) -> Result<Ostler> {

@@ -7,6 +7,7 @@
 //! (`engine`, `process`, `exec`) and `state` (SQLite: journal, locks, runtime).
 
 pub mod backup;
+pub mod clock;
 pub mod config;
 pub mod copy;
 pub mod engine;
