@@ -133,8 +133,12 @@ pub fn main() -> i32 {
         .try_init();
     let cli = Cli::parse();
     let interrupt = Interrupt::new();
-    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        let _ = signal_hook::flag::register(sig, interrupt.flag());
+    // The daemon handles its own signals: SIGTERM drains it rather than interrupting
+    // what it runs at once.
+    if !matches!(cli.command, Command::Serve(_)) {
+        for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+            let _ = signal_hook::flag::register(sig, interrupt.flag());
+        }
     }
     let tz = match &cli.tz {
         None => jiff::tz::TimeZone::system(),

@@ -10,6 +10,7 @@ pub mod backup;
 pub mod clock;
 pub mod config;
 pub mod copy;
+pub mod daemon;
 pub mod engine;
 pub mod error;
 pub mod exec;
@@ -22,7 +23,6 @@ pub mod plan;
 pub mod process;
 pub mod report;
 pub mod state;
-pub mod supervisor;
 pub mod time;
 
 pub use error::{Error, ErrorKind, Result};

@@ -1,82 +1,66 @@
-//! `ostler serve`: the daemon that keeps `autostart` instances running. It starts them,
+//! The supervisor component: keeps `autostart` instances running. It starts them,
 //! notices a crash (the process gone while the operator wanted it running), restarts
 //! with exponential backoff, and after `crash_limit` crashes within `crash_window`
-//! marks the instance `crash-loop` and stops trying, saying so in status and journal.
+//! marks the instance `crash-loop` and stops trying, saying so in status, journal and
+//! on the bus ([`Event::InstanceCrashed`], [`Event::CrashLoop`]).
 //!
-//! The daemon and the CLI never fight: both go through the same instance lock, the
-//! daemon only acts on instances whose desired state is `running`, and `ostler stop`
-//! sets it to `stopped`. A restore killed mid-way is settled first (`backup::recover`),
-//! which starts again what the restore had stopped. A second daemon on the same state refuses (a flock on
-//! `<state_dir>/serve.lock`). Shutdown leaves the instances running: supervision stops,
-//! service does not.
+//! It never fights the CLI: it acts only through `Ostler::operate` (the instance's
+//! lock), only on instances whose desired state is `running`, and `ostler stop` sets
+//! that to `stopped`. A restore killed mid-way is settled first (`backup::recover`),
+//! which starts again what the restore had stopped. Each look at the instances runs on
+//! a blocking thread ([`Handle::blocking`]); the config is read afresh at each look,
+//! so a reload's new instances are supervised and its removed ones are not.
 
-use std::fs::OpenOptions;
-use std::io::Write;
 use std::time::Duration;
 
 use jiff::{SignedDuration, Timestamp};
+use tokio_util::sync::CancellationToken;
 
+use super::bus::Event;
+use super::host::{BoxFuture, Component, Handle};
 use crate::backup::recover;
 use crate::error::{Error, Result};
 use crate::instance::{Instance, Ostler};
 use crate::ops;
 use crate::process::PidState;
 
-/// Holds the daemon's pidfile lock for as long as it lives.
-pub struct DaemonLock {
-    _lock: nix::fcntl::Flock<std::fs::File>,
+/// The supervisor, looking at the instances every `tick`.
+pub struct Supervisor {
+    pub tick: Duration,
 }
 
-/// Takes the daemon lock, or fails naming the running daemon's pid.
-pub fn daemon_lock(ostler: &Ostler) -> Result<DaemonLock> {
-    let dir = ostler.state_dir();
-    ostler_repo::private::create_dir_all(&dir).map_err(|e| Error::io_at("create", &dir, e))?;
-    let path = dir.join("serve.lock");
-    let file = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .open(&path)
-        .map_err(|e| Error::io(format!("opening {}", path.display()), e))?;
-    match nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusiveNonblock) {
-        Ok(mut lock) => {
-            let _ = lock.set_len(0);
-            let _ = writeln!(&mut *lock, "{}", std::process::id());
-            Ok(DaemonLock { _lock: lock })
-        }
-        Err((_, _)) => {
-            let pid = std::fs::read_to_string(&path).unwrap_or_default();
-            Err(Error::busy(format!(
-                "another `ostler serve` (pid {}) already supervises this service ({})",
-                pid.trim(),
-                path.display()
-            )))
-        }
+impl Component for Supervisor {
+    fn name(&self) -> &'static str {
+        "supervisor"
+    }
+
+    fn run(&self, handle: Handle, shutdown: CancellationToken) -> BoxFuture<Result<()>> {
+        let tick = self.tick;
+        Box::pin(async move {
+            handle.blocking(want_autostart_running).await?;
+            while !shutdown.is_cancelled() {
+                let events = match handle.blocking(look).await {
+                    Ok(events) => events,
+                    // Shutting down between the check and the call.
+                    Err(Error::Busy { .. }) if handle.draining() => break,
+                    Err(e) => return Err(e),
+                };
+                for event in events {
+                    handle.bus().publish(event);
+                }
+                tokio::select! {
+                    _ = handle.clock().sleep(tick) => {}
+                    _ = shutdown.cancelled() => {}
+                }
+            }
+            Ok(())
+        })
     }
 }
 
-/// Reaps exited children so that they do not linger as zombies (the daemon starts
-/// instances as its children).
-fn reap() {
-    use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
-    while let Ok(status) = waitpid(None, Some(WaitPidFlag::WNOHANG)) {
-        if status == WaitStatus::StillAlive {
-            break;
-        }
-    }
-}
-
-/// Runs the supervisor until `ostler.interrupt` is set.
-pub fn serve(ostler: &Ostler, tick: Duration) -> Result<()> {
-    let _lock = daemon_lock(ostler)?;
-    ostler.journal_event(
-        "serve-start",
-        None,
-        &format!("daemon pid {}", std::process::id()),
-    )?;
-    // At daemon start, autostart instances are wanted running (that is what autostart
-    // means); a crash loop from an earlier run is forgotten.
+/// At daemon start, autostart instances are wanted running (that is what autostart
+/// means); a crash loop from an earlier run is forgotten.
+fn want_autostart_running(ostler: &Ostler) -> Result<()> {
     let state = ostler.state()?;
     for inst in ostler.instances()? {
         if inst.config.autostart {
@@ -90,37 +74,45 @@ pub fn serve(ostler: &Ostler, tick: Duration) -> Result<()> {
             }
         }
     }
-    // One connection to the state for the daemon's life: a tick is then a few indexed
-    // reads and a look at /proc per instance.
-    let instances = ostler.instances()?;
-    while !ostler.interrupt.is_set() {
-        reap();
-        for inst in &instances {
-            if inst.config.autostart {
-                if let Err(e) = tick_instance(ostler, &state, inst) {
-                    ostler.reporter.warn(
-                        &inst.name,
-                        &format!("supervision: {}", crate::error::chain(&e)),
-                    );
-                }
-            }
-        }
-        sleep_interruptibly(ostler, tick);
-    }
-    ostler.journal_event("serve-stop", None, "daemon stopped; instances left running")?;
     Ok(())
 }
 
-fn sleep_interruptibly(ostler: &Ostler, total: Duration) {
-    let step = Duration::from_millis(50);
-    let mut slept = Duration::ZERO;
-    while slept < total && !ostler.interrupt.is_set() {
-        std::thread::sleep(step);
-        slept += step;
+/// One look at every autostart instance: what happened, as events.
+fn look(ostler: &Ostler) -> Result<Vec<Event>> {
+    reap();
+    let state = ostler.state()?;
+    let mut events = Vec::new();
+    for inst in ostler.instances()? {
+        if inst.config.autostart {
+            match tick_instance(ostler, &state, &inst) {
+                Ok(Some(event)) => events.push(event),
+                Ok(None) => {}
+                Err(e) => ostler.reporter.warn(
+                    &inst.name,
+                    &format!("supervision: {}", crate::error::chain(&e)),
+                ),
+            }
+        }
+    }
+    Ok(events)
+}
+
+/// Reaps exited children so that they do not linger as zombies (the daemon starts
+/// instances as its children).
+fn reap() {
+    use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+    while let Ok(status) = waitpid(None, Some(WaitPidFlag::WNOHANG)) {
+        if status == WaitStatus::StillAlive {
+            break;
+        }
     }
 }
 
-fn tick_instance(ostler: &Ostler, state: &crate::state::State, inst: &Instance) -> Result<()> {
+fn tick_instance(
+    ostler: &Ostler,
+    state: &crate::state::State,
+    inst: &Instance,
+) -> Result<Option<Event>> {
     // A restore killed mid-way left the instance stopped (and `desired` stopped):
     // settle it first, which starts the instance again if it was running. While the
     // restore is alive it holds the lock, so this is busy and tried again next tick.
@@ -133,13 +125,13 @@ fn tick_instance(ostler: &Ostler, state: &crate::state::State, inst: &Instance) 
             Ok(None) | Err(Error::Busy { .. }) => {}
             Err(e) => return Err(e),
         }
-        return Ok(());
+        return Ok(None);
     }
     let (mut rt, pid, ps) = ops::running_pid(state, inst)?;
     if pid.is_some() || rt.desired != "running" || rt.supervision == "crash-loop" {
-        return Ok(());
+        return Ok(None);
     }
-    let now = Timestamp::now();
+    let now = ostler.clock.now();
     if rt.pid.is_some() {
         // It was running and is not any more, and nobody asked it to stop: a crash.
         let why = if ps == PidState::Reused {
@@ -147,12 +139,12 @@ fn tick_instance(ostler: &Ostler, state: &crate::state::State, inst: &Instance) 
         } else {
             "exited"
         };
-        record_crash(ostler, inst, &mut rt, now, why)?;
+        let event = record_crash(ostler, inst, &mut rt, now, why)?;
         state.set_runtime(&inst.name, &rt)?;
-        return Ok(());
+        return Ok(Some(event));
     }
     if rt.next_restart_at.is_some_and(|t| t > now) {
-        return Ok(());
+        return Ok(None);
     }
     // Start it, under the instance's lock like any CLI operation. A busy lock means an
     // operator is acting on it: try again next tick.
@@ -174,20 +166,24 @@ fn tick_instance(ostler: &Ostler, state: &crate::state::State, inst: &Instance) 
                 &inst.name,
                 &format!("started (pid {}, port {})", started.pid, started.port),
             );
+            Ok(Some(Event::InstanceStarted {
+                instance: inst.name.clone(),
+                pid: started.pid,
+            }))
         }
-        Err(Error::Busy { .. }) => {}
+        Err(Error::Busy { .. }) => Ok(None),
         Err(e) => {
-            record_crash(
+            let event = record_crash(
                 ostler,
                 inst,
                 &mut rt,
-                Timestamp::now(),
+                ostler.clock.now(),
                 &format!("start failed: {}", crate::error::chain(&e)),
             )?;
             state.set_runtime(&inst.name, &rt)?;
+            Ok(Some(event))
         }
     }
-    Ok(())
 }
 
 fn record_crash(
@@ -196,7 +192,7 @@ fn record_crash(
     rt: &mut crate::state::Runtime,
     now: Timestamp,
     why: &str,
-) -> Result<()> {
+) -> Result<Event> {
     let policy = &ostler.config.supervise;
     let window =
         SignedDuration::try_from(policy.crash_window.0).unwrap_or(SignedDuration::from_secs(300));
@@ -216,12 +212,17 @@ fn record_crash(
         );
         ostler.reporter.warn(&inst.name, &msg);
         ostler.journal_event("crash-loop", Some(&inst.name), &msg)?;
+        Ok(Event::CrashLoop {
+            instance: inst.name.clone(),
+            crashes: n,
+            why: why.to_string(),
+        })
     } else {
         let factor = 1u32 << (n.saturating_sub(1)).min(16);
         let delay = (policy.backoff_initial.0 * factor).min(policy.backoff_max.0);
+        let restart_at = now + crate::clock::signed(delay);
         rt.supervision = "backoff".into();
-        rt.next_restart_at =
-            Some(now + SignedDuration::try_from(delay).unwrap_or(SignedDuration::from_secs(1)));
+        rt.next_restart_at = Some(restart_at);
         let msg = format!(
             "{} {why} (crash {n} within {}); restarting in {}",
             inst.name,
@@ -230,6 +231,11 @@ fn record_crash(
         );
         ostler.reporter.warn(&inst.name, &msg);
         ostler.journal_event("crash", Some(&inst.name), &msg)?;
+        Ok(Event::InstanceCrashed {
+            instance: inst.name.clone(),
+            why: why.to_string(),
+            crashes: n,
+            restart_at: Some(restart_at),
+        })
     }
-    Ok(())
 }

@@ -1,0 +1,86 @@
+//! The daemon's event bus: components publish what happened as typed [`Event`]s and
+//! subscribe to what they care about, without knowing who else listens (the supervisor
+//! publishes a crash loop; an alerter, when there is one, hears it).
+
+use jiff::Timestamp;
+use serde::Serialize;
+use tokio::sync::broadcast;
+
+/// Something that happened in the daemon. Serialized with its kind as `event`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "event", rename_all = "kebab-case")]
+pub enum Event {
+    /// The supervisor started (or restarted) an instance.
+    InstanceStarted {
+        instance: String,
+        pid: i32,
+    },
+    /// An instance's process died while it was wanted running.
+    InstanceCrashed {
+        instance: String,
+        why: String,
+        /// Crashes within the crash window, this one included.
+        crashes: u32,
+        restart_at: Option<Timestamp>,
+    },
+    /// Too many crashes within the window: the supervisor stopped restarting it.
+    CrashLoop {
+        instance: String,
+        crashes: u32,
+        why: String,
+    },
+    /// A backup the daemon ran finished (`backup` is its id) or failed.
+    BackupFinished {
+        instance: String,
+        backup: String,
+    },
+    BackupFailed {
+        instance: String,
+        error: String,
+    },
+    /// A component returned an error or panicked; the host restarts it at `restart_at`.
+    ComponentFailed {
+        component: String,
+        error: String,
+        restart_at: Timestamp,
+    },
+    /// A new config is in force; the names are the instances it added, removed, changed.
+    ConfigReloaded {
+        added: Vec<String>,
+        removed: Vec<String>,
+        changed: Vec<String>,
+    },
+    /// SIGTERM (or a stop request): no new work starts from here on.
+    ShutdownRequested,
+}
+
+/// How many events a slow subscriber may fall behind before it misses some (it is
+/// told how many: `RecvError::Lagged`).
+const CAPACITY: usize = 1024;
+
+/// Cheap to clone; every clone publishes to the same subscribers.
+#[derive(Clone)]
+pub struct Bus(broadcast::Sender<Event>);
+
+impl Bus {
+    pub fn new() -> Bus {
+        Bus(broadcast::channel(CAPACITY).0)
+    }
+
+    /// Publishes to whoever subscribes now; nobody listening is fine.
+    pub fn publish(&self, event: Event) {
+        tracing::debug!(?event, "event");
+        let _ = self.0.send(event);
+    }
+
+    /// Every event published from now on.
+    pub fn subscribe(&self) -> broadcast::Receiver<Event> {
+        self.0.subscribe()
+    }
+}
+
+impl Default for Bus {
+    fn default() -> Bus {
+        Bus::new()
+    }
+}
