@@ -10,6 +10,7 @@ mod chaos;
 mod config;
 mod databases;
 mod disks;
+mod drain;
 mod errors;
 mod forensics;
 mod guards;

@@ -171,7 +171,9 @@ fn tick_instance(
                 pid: started.pid,
             }))
         }
-        Err(Error::Busy { .. }) => Ok(None),
+        // Busy: an operator acts on it; interrupted: the daemon drains, and the process
+        // the start launched is recorded and left running. Neither is a crash.
+        Err(Error::Busy { .. } | Error::Interrupted) => Ok(None),
         Err(e) => {
             let event = record_crash(
                 ostler,
