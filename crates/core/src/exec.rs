@@ -14,6 +14,7 @@ use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::sync::Arc;
 use std::time::Instant;
 
+use crate::clock::Clock;
 use crate::error::{Error, Result};
 use crate::report::{Interrupt, Reporter};
 use crate::state::State;
@@ -22,7 +23,7 @@ use crate::state::State;
 #[derive(Clone)]
 pub struct Runner {
     reporter: Arc<dyn Reporter>,
-    journal: Option<(std::path::PathBuf, i64)>,
+    journal: Option<Journal>,
     interrupt: Interrupt,
 }
 
@@ -35,10 +36,15 @@ impl Runner {
         }
     }
 
-    /// A runner whose commands are recorded under journal entry `id` of the state in `state_dir`.
-    pub fn journaled(&self, state_dir: &std::path::Path, id: i64) -> Runner {
+    /// A runner whose commands are recorded under journal entry `id` of `state`
+    /// (in its dir, on its clock).
+    pub fn journaled(&self, state: &State, id: i64) -> Runner {
         Runner {
-            journal: Some((state_dir.to_path_buf(), id)),
+            journal: Some(Journal {
+                state_dir: state.dir().to_path_buf(),
+                clock: state.clock().clone(),
+                id,
+            }),
             ..self.clone()
         }
     }
@@ -84,9 +90,10 @@ impl Runner {
         self.interrupt.check()?;
         let line = describe(cmd);
         self.reporter.command(&line);
-        let record = self.journal.as_ref().and_then(|(dir, id)| {
-            let state = State::open(dir).ok()?;
-            let cid = state.journal_command_begin(*id, &line).ok()?;
+        let record = self.journal.as_ref().and_then(|j| {
+            // Its own connection: a launch may outlive the runner's borrow of the state.
+            let state = State::open(&j.state_dir, j.clock.clone()).ok()?;
+            let cid = state.journal_command_begin(j.id, &line).ok()?;
             Some((state, cid))
         });
         Ok(Launch {
@@ -169,6 +176,15 @@ impl Runner {
             .envs(env.iter().map(|(k, v)| (k, v)));
         self.run(&mut cmd)
     }
+}
+
+/// Where a journaled runner records its commands: entry `id` of the state in
+/// `state_dir`, read on `clock`.
+#[derive(Clone)]
+struct Journal {
+    state_dir: std::path::PathBuf,
+    clock: Clock,
+    id: i64,
 }
 
 /// A command that was announced and started; its end is recorded when it is seen.
@@ -280,9 +296,9 @@ mod tests {
 
     /// A runner journaling under a fresh entry of a state in `dir`; the entry's id.
     fn journaled(dir: &std::path::Path) -> (Runner, State, i64) {
-        let state = State::open(dir).unwrap();
+        let state = State::open(dir, Clock::system()).unwrap();
         let id = state.journal_begin("test", None, None).unwrap();
-        let runner = Runner::new(Arc::new(Silent), Interrupt::new()).journaled(dir, id);
+        let runner = Runner::new(Arc::new(Silent), Interrupt::new()).journaled(&state, id);
         (runner, state, id)
     }
 

@@ -66,7 +66,7 @@ impl Ostler {
     }
 
     pub fn state(&self) -> Result<State> {
-        State::open(&self.state_dir())
+        State::open(&self.state_dir(), self.clock.clone())
     }
 
     /// A runner not tied to a journal entry.
@@ -146,7 +146,7 @@ impl Ostler {
                 return Err(e);
             }
         };
-        let runner = self.runner().journaled(&self.state_dir(), id);
+        let runner = self.runner().journaled(&state, id);
         let result = f(&runner);
         let (status, detail) = match &result {
             Ok(_) => ("ok", None),

@@ -187,7 +187,7 @@ pub fn start(ostler: &Ostler, inst: &Instance, runner: &Runner) -> Result<Starte
     // its end if it comes while we wait for health.
     rt.pid = Some(pid);
     rt.pid_start_ticks = process::start_ticks(pid);
-    rt.started_at = Some(Timestamp::now());
+    rt.started_at = Some(ostler.clock.now());
     rt.desired = "running".into();
     rt.supervision = "ok".into();
     rt.next_restart_at = None;
@@ -448,7 +448,7 @@ pub fn db_nuke(ostler: &Ostler, inst: &Instance, runner: &Runner) -> Result<Data
         ))
         .with_hint(format!("ostler stop,db-nuke {}", inst.name)));
     }
-    let stamp = Timestamp::now().strftime("%Y%m%dT%H%M%SZ").to_string();
+    let stamp = ostler.clock.now().strftime("%Y%m%dT%H%M%SZ").to_string();
     let safety = db.safety_dump(
         runner,
         &safety_dump_dir(ostler),
@@ -514,7 +514,7 @@ pub fn status(ostler: &Ostler, inst: &Instance) -> Result<InstanceStatus> {
 
 pub fn status_with(state: &State, ostler: &Ostler, inst: &Instance) -> Result<InstanceStatus> {
     let (rt, pid, ps) = running_pid(state, inst)?;
-    let now = Timestamp::now();
+    let now = ostler.clock.now();
     let lock = state
         .locks()?
         .into_iter()

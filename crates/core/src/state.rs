@@ -11,6 +11,7 @@ use jiff::Timestamp;
 use rusqlite::{params, Connection, OptionalExtension};
 use serde::Serialize;
 
+use crate::clock::{signed, Clock};
 use crate::error::{Error, Result};
 
 const MIGRATIONS: &[&str] = &[
@@ -99,9 +100,13 @@ const MIGRATIONS: &[&str] = &[
 ];
 
 /// A handle on the state database. Cheap to open; each process opens its own.
+/// It carries the clock every time it records or compares comes from (journal,
+/// locks, catalog), given when it is opened so that none can be forgotten.
 pub struct State {
     conn: Connection,
+    dir: PathBuf,
     path: PathBuf,
+    clock: Clock,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -203,8 +208,9 @@ fn ts(text: String) -> Timestamp {
 }
 
 impl State {
-    /// Opens (creating if needed) the state database in `state_dir`.
-    pub fn open(state_dir: &Path) -> Result<State> {
+    /// Opens (creating if needed) the state database in `state_dir`, reading time
+    /// from `clock`.
+    pub fn open(state_dir: &Path, clock: Clock) -> Result<State> {
         ostler_repo::private::create_dir_all(state_dir)
             .map_err(|e| Error::io_at("create state dir", state_dir, e))?;
         let path = state_dir.join("state.db");
@@ -256,11 +262,32 @@ impl State {
             }
             tx.commit().map_err(err)?;
         }
-        Ok(State { conn, path })
+        Ok(State {
+            conn,
+            dir: state_dir.to_path_buf(),
+            path,
+            clock,
+        })
     }
 
+    /// The state database file.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// The state dir it is in.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Where this state's times come from.
+    pub fn clock(&self) -> &Clock {
+        &self.clock
+    }
+
+    /// Now, on this state's clock, as the text its tables hold.
+    fn now_text(&self) -> String {
+        self.clock.now().to_string()
     }
 
     pub fn conn(&self) -> &Connection {
@@ -310,7 +337,7 @@ impl State {
             .execute(
                 "INSERT INTO repository (one, id, path, first_seen) VALUES (1, ?1, ?2, ?3)
                  ON CONFLICT(one) DO UPDATE SET id = ?1, path = ?2, first_seen = ?3",
-                params![id, path, Timestamp::now().to_string()],
+                params![id, path, self.now_text()],
             )
             .map_err(self.err())?;
         Ok(())
@@ -328,7 +355,7 @@ impl State {
         self.conn
             .execute(
                 "INSERT INTO journal (operation, instance, who, pid, started_at, detail) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                params![operation, instance, who(), std::process::id(), Timestamp::now().to_string(), detail],
+                params![operation, instance, who(), std::process::id(), self.now_text(), detail],
             )
             .map_err(self.err())?;
         Ok(self.conn.last_insert_rowid())
@@ -350,7 +377,7 @@ impl State {
         self.conn
             .execute(
                 "UPDATE journal SET finished_at = ?2, status = ?3, detail = COALESCE(?4, detail) WHERE id = ?1",
-                params![id, Timestamp::now().to_string(), status, detail],
+                params![id, self.now_text(), status, detail],
             )
             .map_err(self.err())?;
         Ok(())
@@ -360,7 +387,7 @@ impl State {
         self.conn
             .execute(
                 "INSERT INTO journal_commands (journal_id, command, started_at) VALUES (?1, ?2, ?3)",
-                params![journal_id, command, Timestamp::now().to_string()],
+                params![journal_id, command, self.now_text()],
             )
             .map_err(self.err())?;
         Ok(self.conn.last_insert_rowid())
@@ -449,7 +476,7 @@ impl State {
     /// Takes the instance's lock for `purpose`, or fails naming the holder. An expired
     /// lock, or one whose holder process is gone, is reclaimed and the reclaim journaled.
     pub fn lock(&self, instance: &str, purpose: &str, ttl: Duration) -> Result<()> {
-        let now = Timestamp::now();
+        let now = self.clock.now();
         let tx = self.conn.unchecked_transaction().map_err(self.err())?;
         tx.execute_batch("SAVEPOINT lock_take").ok();
         let existing: Option<LockInfo> = tx
@@ -491,8 +518,8 @@ impl State {
             tx.execute("DELETE FROM locks WHERE instance = ?1", [instance])
                 .map_err(self.err())?;
         }
-        let expires = now
-            + jiff::SignedDuration::try_from(ttl).unwrap_or(jiff::SignedDuration::from_secs(3600));
+        // A lease too long for the calendar lasts until its end.
+        let expires = now.checked_add(signed(ttl)).unwrap_or(Timestamp::MAX);
         tx.execute(
             "INSERT INTO locks (instance, holder_pid, holder, purpose, acquired_at, expires_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
             params![instance, std::process::id(), who(), purpose, now.to_string(), expires.to_string()],

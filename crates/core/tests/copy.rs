@@ -16,6 +16,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use ostler_core::backup::repository::{Access, OpenRepository};
+use ostler_core::clock::Clock;
 use ostler_core::config::{Config, CopyConfig, CopyTarget};
 use ostler_core::copy::{
     copy_repository, list_backups, open_backend, plan_prune_copy, prune_copy, Backend,
@@ -589,12 +590,12 @@ fn the_ssh_of_an_sftp_copy_is_echoed_and_journaled_with_its_end() {
     let remote = tempfile::tempdir().unwrap();
     let base = tempfile::tempdir().unwrap();
     let state_dir = base.path().join("state");
-    let state = State::open(&state_dir).unwrap();
+    let state = State::open(&state_dir, Clock::system()).unwrap();
     let id = state
         .journal_begin("copy", None, Some("to offsite"))
         .unwrap();
     let echoed = Arc::new(Commands::default());
-    let runner = Runner::new(echoed.clone(), Interrupt::new()).journaled(&state_dir, id);
+    let runner = Runner::new(echoed.clone(), Interrupt::new()).journaled(&state, id);
     let path = remote.path().join("copy").display().to_string();
     let backend = backend_with(base.path(), sshd.target(&path), &runner).unwrap();
     let tmp = tempfile::tempdir().unwrap();
@@ -624,7 +625,7 @@ fn the_ssh_of_an_sftp_copy_is_echoed_and_journaled_with_its_end() {
     let id = state
         .journal_begin("copy", None, Some("to nowhere"))
         .unwrap();
-    let runner = Runner::new(Arc::new(Silent), Interrupt::new()).journaled(&state_dir, id);
+    let runner = Runner::new(Arc::new(Silent), Interrupt::new()).journaled(&state, id);
     let mut refused = sshd.target(&path);
     if let CopyTarget::Sftp { identity_file, .. } = &mut refused {
         *identity_file = Some(remote.path().join("no-such-key"));

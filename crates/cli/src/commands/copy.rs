@@ -43,10 +43,9 @@ pub fn run(ctx: &Context, args: Args) -> Result<i32> {
     for c in &selected {
         // Journaled before connecting, so the journal holds the `ssh` of an SFTP copy
         // and a connection that failed.
-        let id = ostler
-            .state()?
-            .journal_begin("copy", None, Some(&format!("to {}", c.name)))?;
-        let runner = ostler.runner().journaled(&ostler.state_dir(), id);
+        let state = ostler.state()?;
+        let id = state.journal_begin("copy", None, Some(&format!("to {}", c.name)))?;
+        let runner = ostler.runner().journaled(&state, id);
         let result = copy::open_backend(&ostler.config, c, &runner).and_then(|backend| {
             let stats = copy::copy_repository(
                 &repo,

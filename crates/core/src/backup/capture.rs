@@ -49,7 +49,7 @@ pub fn backup(
     // Shared for the whole backup: holds off garbage collection while it reuses chunks.
     let repo = OpenRepository::for_backup(ostler)?;
     let state = ostler.state()?;
-    let started_at = Timestamp::now();
+    let started_at = ostler.clock.now();
     let id = new_id(&inst.name, started_at);
     catalog::begin(&state, &id, &inst.name, started_at, note)?;
     let result = (|| -> Result<Manifest> {
@@ -117,7 +117,7 @@ pub fn backup(
             service: ostler.config.service.name.clone(),
             instance: inst.name.clone(),
             started_at,
-            finished_at: Timestamp::now(),
+            finished_at: ostler.clock.now(),
             note: note.map(str::to_string),
             parent: parent.as_ref().map(|p| p.id.clone()),
             database,
@@ -135,7 +135,7 @@ pub fn backup(
         damage::record(&state, &found)?;
         let stale = refuse_damage(&repo, &manifest)?;
         damage::healed_by(&state, &id, rewritten.iter().chain(&stale))?;
-        manifest.finished_at = Timestamp::now();
+        manifest.finished_at = ostler.clock.now();
         repo.put_manifest(&manifest)?;
         catalog::record_good(&state, &manifest)?;
         Ok(manifest)

@@ -64,7 +64,7 @@ pub fn fail(state: &State, id: &str, error: &str) -> Result<()> {
         .conn()
         .execute(
             "UPDATE backups SET status = 'failed', error = ?2, finished_at = ?3 WHERE id = ?1",
-            params![id, error, Timestamp::now().to_string()],
+            params![id, error, state.clock().now().to_string()],
         )
         .map_err(state.err())?;
     Ok(())

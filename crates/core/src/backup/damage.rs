@@ -48,7 +48,7 @@ fn ids(state: &State, sql: &str) -> Result<BTreeSet<String>> {
 
 /// Records chunks found damaged, with why.
 pub fn record(state: &State, found: &[(String, String)]) -> Result<()> {
-    let now = Timestamp::now().to_string();
+    let now = state.clock().now().to_string();
     for (id, reason) in found {
         state
             .conn()

@@ -208,7 +208,14 @@ fn restore_steps(
     let state = ostler.state()?;
     let running = ops::running_pid(&state, target)?.1.is_some();
     // The same places the runner journals (and the same refusals: a mount point).
-    let journal = RestoreJournal::plan(target, "", running, has_database, &stores)?;
+    let journal = RestoreJournal::plan(
+        ostler.clock.now(),
+        target,
+        "",
+        running,
+        has_database,
+        &stores,
+    )?;
     let name = Some(target.name.as_str());
     let mut plan = Plan::new(procedure);
     if let Some(pending) = RestoreJournal::read(&ostler.state_dir(), &target.name)? {
@@ -350,6 +357,7 @@ fn run_restore(ostler: &Ostler, rp: &RestorePlan, journal_plan: &Plan) -> Result
             let running_now = ops::running_pid(&state, &target)?.1.is_some();
             let was_running = running_now || recovered.as_ref().is_some_and(|r| r.was_running);
             let mut journal = RestoreJournal::plan(
+                ostler.clock.now(),
                 &target,
                 &m.id,
                 was_running,

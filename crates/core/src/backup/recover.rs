@@ -114,8 +114,10 @@ fn journal_path(state_dir: &Path, instance: &str) -> PathBuf {
 
 impl RestoreJournal {
     /// The journal of a restore of backup `backup` over `inst`: its places, side and
-    /// aside locations for the database (when `database`) and each named store.
+    /// aside locations for the database (when `database`) and each named store,
+    /// begun at `started_at`.
     pub fn plan(
+        started_at: Timestamp,
         inst: &Instance,
         backup: &str,
         was_running: bool,
@@ -143,7 +145,7 @@ impl RestoreJournal {
             instance: inst.name.clone(),
             backup: backup.to_string(),
             pid: std::process::id(),
-            started_at: Timestamp::now(),
+            started_at,
             was_running,
             phase: Phase::Building,
             places,

@@ -374,6 +374,8 @@ pub(crate) fn check_path(path: &str) -> Result<()> {
 /// threads, processes and hosts sending to one destination.
 pub(crate) fn temp_path(path: &str) -> String {
     static SEQ: AtomicU64 = AtomicU64::new(0);
+    // Not a time anything records or compares, only a nonce against other hosts'
+    // names: the system's clock, not the service's.
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.subsec_nanos());
