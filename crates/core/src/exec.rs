@@ -311,6 +311,19 @@ mod tests {
     }
 
     #[test]
+    fn a_journaled_runner_stamps_its_commands_on_the_states_clock() {
+        let dir = tempfile::tempdir().unwrap();
+        let manual = crate::clock::ManualClock::at_new_year();
+        let state = State::open(dir.path(), manual.clock()).unwrap();
+        let id = state.journal_begin("test", None, None).unwrap();
+        let runner = Runner::new(Arc::new(Silent), Interrupt::new()).journaled(&state, id);
+        manual.advance(std::time::Duration::from_secs(90));
+        runner.run(&mut Command::new("true")).unwrap();
+        let entry = state.journal(None, 1).unwrap().pop().unwrap();
+        assert_eq!(entry.commands[0].started_at, manual.now());
+    }
+
+    #[test]
     fn a_spawned_command_is_journaled_with_its_pid_then_its_end() {
         let dir = tempfile::tempdir().unwrap();
         let (runner, state, _) = journaled(dir.path());

@@ -636,3 +636,95 @@ pub fn who() -> String {
         .unwrap_or_else(|| "localhost".into());
     format!("{user}@{host}")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::ManualClock;
+    use crate::error::ErrorKind;
+
+    fn on(manual: &ManualClock) -> (tempfile::TempDir, State) {
+        let dir = tempfile::tempdir().unwrap();
+        let state = State::open(dir.path(), manual.clock()).unwrap();
+        (dir, state)
+    }
+
+    #[test]
+    fn a_lock_is_refused_naming_its_holder_until_its_lease_ends_then_reclaimed_and_journaled() {
+        let manual = ManualClock::at_new_year();
+        let (_dir, state) = on(&manual);
+        let taken_at = manual.now();
+        let ttl = Duration::from_secs(120);
+        state.lock("gb-1", "backup", ttl).unwrap();
+        let lock = state.locks().unwrap().pop().unwrap();
+        assert_eq!(lock.acquired_at, taken_at);
+        assert_eq!(lock.expires_at, taken_at + signed(ttl));
+
+        manual.advance(Duration::from_secs(60));
+        let refused = state.lock("gb-1", "restore", ttl).unwrap_err();
+        assert_eq!(refused.kind(), ErrorKind::Busy);
+        let said = refused.to_string();
+        let holder = format!(
+            "{} (pid {}) holds its lock for `backup`",
+            who(),
+            std::process::id()
+        );
+        assert!(said.contains(&holder), "{said}");
+        // Stale from the end of its lease on, not a millisecond before.
+        manual.set(lock.expires_at - signed(Duration::from_millis(1)));
+        assert_eq!(lock.stale(manual.now()), None);
+        manual.set(lock.expires_at);
+        assert_eq!(lock.stale(manual.now()), Some(LockStale::Expired));
+
+        manual.set(taken_at + signed(Duration::from_secs(121)));
+        state.lock("gb-1", "restore", ttl).unwrap();
+        let now = state.locks().unwrap().pop().unwrap();
+        assert_eq!(
+            (now.purpose.as_str(), now.acquired_at),
+            ("restore", manual.now())
+        );
+        let reclaim = state.journal(Some("gb-1"), 1).unwrap().pop().unwrap();
+        assert_eq!(reclaim.operation, "lock-reclaim");
+        assert_eq!(
+            (reclaim.started_at, reclaim.finished_at),
+            (manual.now(), Some(manual.now()))
+        );
+        let detail = reclaim.detail.unwrap();
+        assert!(detail.ends_with("for `backup`: expired"), "{detail}");
+    }
+
+    #[test]
+    fn journal_entries_and_their_commands_carry_the_states_clock() {
+        let manual = ManualClock::at_new_year();
+        let (_dir, state) = on(&manual);
+        let begun = manual.now();
+        let id = state.journal_begin("backup", Some("gb-1"), None).unwrap();
+        manual.advance(Duration::from_millis(250));
+        let cid = state.journal_command_begin(id, "pg_dump").unwrap();
+        state
+            .journal_command_end(cid, Some(0), Duration::from_millis(1250))
+            .unwrap();
+        manual.advance(Duration::from_millis(1500));
+        state.journal_end(id, "ok", None).unwrap();
+        let entry = state.journal(None, 1).unwrap().pop().unwrap();
+        assert_eq!(entry.started_at, begun);
+        assert_eq!(
+            entry.finished_at,
+            Some(begun + signed(Duration::from_millis(1750)))
+        );
+        assert_eq!(
+            entry.commands[0].started_at,
+            begun + signed(Duration::from_millis(250))
+        );
+    }
+
+    #[test]
+    fn the_repository_is_remembered_as_first_seen_on_the_states_clock() {
+        let manual = ManualClock::at_new_year();
+        let (_dir, state) = on(&manual);
+        manual.advance(Duration::from_secs(3600));
+        state.remember_repository("3f2a1c", "/srv/repo").unwrap();
+        let seen = state.repository_id().unwrap().unwrap();
+        assert_eq!(seen.first_seen, manual.now());
+    }
+}

@@ -251,7 +251,7 @@ fn decide(
         .filter(|b| b.status == "good")
         .map(|b| (b.id.clone(), b.instance.clone(), b.started_at))
         .collect();
-    let decisions = retention::plan(&good, policy, tz, state.clock().now());
+    let decisions = retention::plan(&good, policy, tz);
     let cleared = records
         .iter()
         .filter(|b| b.status == "failed" || b.status == "interrupted")

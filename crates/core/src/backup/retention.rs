@@ -1,8 +1,12 @@
 //! Retention: which backups to keep, by the rules restic and borg users know
 //! (keep-last, -hourly, -daily, -weekly, -monthly, -within), with the buckets cut in an
 //! explicit zone so that DST and the host's zone never move them. The newest good
-//! backup of an instance is always kept. Deciding is pure (a clock and a list in, a
-//! plan out) and tested with fixed times; `prune` applies the plan.
+//! backup of an instance is always kept. Deciding is pure (a list in, a plan out) and
+//! tested with fixed times; `prune` applies the plan.
+//!
+//! Every rule counts back from an instance's newest backup, never from now (as restic
+//! does): an instance whose backups stopped for a month keeps what its rules kept the
+//! day they stopped, so pruning never needs to know what time it is.
 
 use std::collections::{BTreeMap, HashSet};
 
@@ -30,7 +34,6 @@ pub fn plan(
     backups: &[(String, String, Timestamp)],
     policy: &RetentionConfig,
     tz: &TimeZone,
-    now: Timestamp,
 ) -> Vec<Decision> {
     let mut by_instance: BTreeMap<&str, Vec<&(String, String, Timestamp)>> = BTreeMap::new();
     for b in backups {
@@ -88,7 +91,6 @@ pub fn plan(
                 }
             }
         }
-        let _ = now;
         for (b, r) in list.iter().zip(reasons) {
             out.push(Decision {
                 id: b.0.clone(),
@@ -138,7 +140,7 @@ mod tests {
             ..Default::default()
         };
         let zurich = TimeZone::get("Europe/Zurich").unwrap();
-        let kept: Vec<String> = plan(&backups, &policy, &zurich, at("2026-03-30T00:00:00Z"))
+        let kept: Vec<String> = plan(&backups, &policy, &zurich)
             .into_iter()
             .filter(|d| d.keep)
             .map(|d| {
@@ -158,27 +160,17 @@ mod tests {
                 "2026-03-30 01:00 +02:00"
             ]
         );
-        let utc_kept = plan(
-            &backups,
-            &policy,
-            &TimeZone::UTC,
-            at("2026-03-30T00:00:00Z"),
-        )
-        .into_iter()
-        .filter(|d| d.keep)
-        .count();
+        let utc_kept = plan(&backups, &policy, &TimeZone::UTC)
+            .into_iter()
+            .filter(|d| d.keep)
+            .count();
         assert_eq!(utc_kept, 2, "in UTC the 48 hours are exactly two days");
     }
 
     #[test]
     fn the_newest_is_always_kept_and_every_decision_has_a_reason() {
         let backups = hourly(5, "2026-01-01T00:00:00Z");
-        let d = plan(
-            &backups,
-            &RetentionConfig::default(),
-            &TimeZone::UTC,
-            at("2026-01-02T00:00:00Z"),
-        );
+        let d = plan(&backups, &RetentionConfig::default(), &TimeZone::UTC);
         assert_eq!(d.iter().filter(|d| d.keep).count(), 1);
         assert!(d.last().unwrap().keep);
         assert!(d.iter().all(|d| !d.reasons.is_empty()));
@@ -192,15 +184,10 @@ mod tests {
             keep_within: Some(HumanDuration(std::time::Duration::from_secs(4 * 3600))),
             ..Default::default()
         };
-        let kept = plan(
-            &backups,
-            &policy,
-            &TimeZone::UTC,
-            at("2026-01-02T00:00:00Z"),
-        )
-        .into_iter()
-        .filter(|d| d.keep)
-        .count();
+        let kept = plan(&backups, &policy, &TimeZone::UTC)
+            .into_iter()
+            .filter(|d| d.keep)
+            .count();
         assert_eq!(kept, 5, "the newest 5 are within 4h of the newest");
     }
 }
