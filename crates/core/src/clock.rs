@@ -42,12 +42,12 @@ impl Clock {
 
     /// Resolves once `d` has passed on this clock.
     pub fn sleep(&self, d: Duration) -> impl Future<Output = ()> + Send + 'static {
-        self.0.sleep_until(self.now() + signed(d))
+        self.0.sleep_until(self.after(d))
     }
 
-    /// `now() + d`.
+    /// `now() + d`, or the end of time for a `d` too long to add.
     pub fn after(&self, d: Duration) -> Timestamp {
-        self.now() + signed(d)
+        later(self.now(), d)
     }
 }
 
@@ -61,6 +61,11 @@ impl fmt::Debug for Clock {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "Clock({}, {})", self.0.name(), self.now())
     }
+}
+
+/// `t + d`, or the end of time for a `d` too long to add.
+pub fn later(t: Timestamp, d: Duration) -> Timestamp {
+    t.checked_add(signed(d)).unwrap_or(Timestamp::MAX)
 }
 
 /// A std duration as jiff's, saturating at jiff's largest span.
@@ -129,7 +134,7 @@ impl ManualClock {
 
     pub fn advance(&self, d: Duration) {
         let mut now = self.0.now.lock().unwrap_or_else(|p| p.into_inner());
-        *now += signed(d);
+        *now = later(*now, d);
         self.0.moved.send_replace(*now);
     }
 

@@ -11,7 +11,7 @@ use jiff::Timestamp;
 use rusqlite::{params, Connection, OptionalExtension};
 use serde::Serialize;
 
-use crate::clock::{signed, Clock};
+use crate::clock::Clock;
 use crate::error::{Error, Result};
 
 const MIGRATIONS: &[&str] = &[
@@ -519,7 +519,7 @@ impl State {
                 .map_err(self.err())?;
         }
         // A lease too long for the calendar lasts until its end.
-        let expires = now.checked_add(signed(ttl)).unwrap_or(Timestamp::MAX);
+        let expires = crate::clock::later(now, ttl);
         tx.execute(
             "INSERT INTO locks (instance, holder_pid, holder, purpose, acquired_at, expires_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
             params![instance, std::process::id(), who(), purpose, now.to_string(), expires.to_string()],
