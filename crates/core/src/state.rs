@@ -640,7 +640,7 @@ pub fn who() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::clock::ManualClock;
+    use crate::clock::{signed, ManualClock};
     use crate::error::ErrorKind;
 
     fn on(manual: &ManualClock) -> (tempfile::TempDir, State) {
