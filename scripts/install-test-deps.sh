@@ -2,7 +2,7 @@
 # Installs what ostler's test suite needs on a Debian or Ubuntu machine, and only
 # what is missing: the database servers and clients the tests start throwaway
 # copies of (PostgreSQL, MariaDB, SQLite), OpenSSH for the remote-host tests, the
-# process tools, and moto's S3 server for the object-storage tests.
+# process tools, logrotate (compared with ostler's rotation), and moto's S3 server for the object-storage tests.
 #
 # Idempotent: a machine that has everything gets no apt-get update and no install.
 # Uses sudo only when not run as root.
@@ -61,6 +61,10 @@ need openssh-server have sshd /usr/sbin/sshd
 need openssh-client have ssh
 need procps have pgrep
 need psmisc have fuser
+# the log rotation tests run Debian's logrotate side by side with ostler's, and
+# zstd as logrotate's compresscmd for the zstd case.
+need logrotate have /usr/sbin/logrotate
+need zstd have zstd
 # moto is installed with pip below, which needs pip if moto is not there yet.
 if ! have moto_server && ! python3 -m pip --version >/dev/null 2>&1; then
     need python3-pip false

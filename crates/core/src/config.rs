@@ -15,6 +15,7 @@ use toml::Spanned;
 
 use crate::engine::{Address, Database, DatabaseIdentity, DatabaseKind};
 use crate::error::{Diagnostic, Error, Result};
+use crate::logrotate::config::RotationConfig;
 
 /// The file name looked for in the current directory.
 pub const FILE_NAME: &str = "ostler.toml";
@@ -33,6 +34,12 @@ pub struct Config {
     pub retention: Option<RetentionConfig>,
     #[serde(default)]
     pub supervise: SuperviseConfig,
+    /// `[[logs]]`: files to rotate, with logrotate's keys (`crate::logrotate`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub logs: Vec<RotationConfig>,
+    /// `[log_rotation]`: how each instance's own log and `logs` are rotated.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log_rotation: Option<RotationConfig>,
     /// Where the file was read from; every relative path is relative to its directory.
     #[serde(skip)]
     pub path: PathBuf,
@@ -84,6 +91,9 @@ pub struct InstanceConfig {
     pub database: Option<DatabaseConfig>,
     #[serde(default)]
     pub stores: Vec<StoreConfig>,
+    /// This instance's rotation keys, over `[log_rotation]`'s.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log_rotation: Option<RotationConfig>,
 }
 
 fn default_health_timeout() -> HumanDuration {
@@ -498,6 +508,9 @@ impl Config {
                     ));
                 }
             }
+        }
+        for (offset, message) in crate::logrotate::config::problems(self, text) {
+            out.push(at(offset, message));
         }
         if let Some(r) = &self.retention {
             if let Some(tz) = &r.timezone {

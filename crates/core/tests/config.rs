@@ -300,3 +300,67 @@ mod fuzz {
         }
     }
 }
+
+/// Issue 11's example of `[[logs]]`, as written there.
+const LOGS: &str = r#"
+[[logs]]
+path = "instances/gb-1/access.log"  # a glob is fine too
+frequency = "daily"
+rotate = 5
+compress = true
+delaycompress = true
+notifempty = true
+missingok = true
+"#;
+
+#[test]
+fn the_issues_logs_example_is_accepted_with_a_default_and_an_instance_override() {
+    let text = format!(
+        "{BASE}\n[instances.gb-1.log_rotation]\nrotate = 10\ncompress_method = \"zstd\"\ncompress = true\n\n[log_rotation]\nsize = \"10M\"\ncopytruncate = true\n{LOGS}"
+    );
+    assert_eq!(check(&text), "ok");
+    let config = Config::parse(&text, Path::new("ostler.toml")).unwrap();
+    assert_eq!(config.logs.len(), 1);
+    assert_eq!(config.logs[0].rotate, Some(5));
+}
+
+#[test]
+fn rotation_keys_that_are_wrong_on_their_own_point_at_their_value() {
+    let cases = [
+        (
+            "frequency = \"fortnightly\"",
+            "a frequency logrotate has no word for",
+        ),
+        ("size = \"10 parsecs\"", "a size without a unit we know"),
+        ("create = \"0999\"", "a mode that is not octal"),
+        ("signal = \"HANGUP\"", "a signal that does not exist"),
+        (
+            "dateformat = \"-%Y%j\"",
+            "a conversion logrotate cannot find back",
+        ),
+        ("compress_method = \"bzip2\"", "a compression we do not do"),
+        ("rotate = -1", "a negative count"),
+    ];
+    let out: Vec<String> = cases
+        .iter()
+        .map(|(line, what)| {
+            let key = line.split(' ').next().unwrap_or_default();
+            let entry = match LOGS.lines().find(|l| l.starts_with(&format!("{key} "))) {
+                Some(same) => LOGS.replace(same, line),
+                None => LOGS.replace("rotate = 5", line),
+            };
+            let text = format!("{BASE}{entry}");
+            format!("# {what}\n{}", check(&text))
+        })
+        .collect();
+    insta::assert_snapshot!(out.join("\n\n"));
+}
+
+#[test]
+fn rotation_keys_that_clash_or_are_out_of_place_are_refused_with_their_place() {
+    let text = format!(
+        "{BASE}{}\n[[logs]]\nfrequency = \"daily\"\n\n[[logs]]\npath = \"x.log\"\ninstance = \"gb-9\"\n\n[[logs]]\npath = \"y.log\"\nsignal = \"HUP\"\ncopytruncate = true\ncreate = \"0640\"\n\n[log_rotation]\npath = \"z.log\"\nifempty = true\nnotifempty = true\n\n[instances.gb-2.log_rotation]\ninstance = \"gb-1\"\n",
+        LOGS.replace("rotate = 5", "rotate = 5\nsize = \"100k\"")
+    );
+    insta::assert_snapshot!(check(&text));
+}

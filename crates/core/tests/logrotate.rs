@@ -1,0 +1,550 @@
+//! ostler's log rotation side by side with Debian's logrotate 3.21: the same files in
+//! two directories, the same settings written as `ostler.toml` `[[logs]]` and as a
+//! logrotate config, several rounds of writing more lines and rotating, and after
+//! each round the two directories compared: the file names, each file's content
+//! (decompressed), which files are compressed and each file's mode.
+//!
+//! Needs `/usr/sbin/logrotate` (scripts/install-test-deps.sh installs it); without it
+//! these tests fail rather than pass silently.
+
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+use std::time::Duration;
+
+use jiff::Timestamp;
+use ostler_core::clock::{Clock, ManualClock};
+use ostler_core::config::Config;
+use ostler_core::logrotate::{self, FileError, Outcome, RotateOptions, RotationReport, SkipWhy};
+use ostler_core::report::{Interrupt, Silent};
+use ostler_core::Ostler;
+
+const LOGROTATE: &str = "/usr/sbin/logrotate";
+
+/// A value of a rotation key, written both ways.
+#[derive(Clone, Copy)]
+enum V {
+    On,
+    Off,
+    N(u32),
+    S(&'static str),
+}
+
+/// One setup: a name for each log file under `logs/` and the keys of its entry.
+struct Side {
+    root: tempfile::TempDir,
+    /// logrotate's state file (outside `logs/`).
+    status: PathBuf,
+    conf: PathBuf,
+}
+
+struct Pair {
+    ours: Side,
+    theirs: Side,
+    ostler: Ostler,
+    clock: ManualClock,
+    /// The `path` of the entry, relative to the config (a file or a glob).
+    pattern: String,
+}
+
+impl Pair {
+    /// Both sides with `files` (name → first content) under `logs/` and `dirs` made
+    /// there too; the entry `pattern` with `keys`.
+    fn new(pattern: &str, keys: &[(&str, V)], files: &[(&str, &str)], dirs: &[&str]) -> Pair {
+        let make = || {
+            let root = tempfile::tempdir().unwrap();
+            std::fs::create_dir(root.path().join("logs")).unwrap();
+            for d in dirs {
+                std::fs::create_dir_all(root.path().join("logs").join(d)).unwrap();
+            }
+            for (name, text) in files {
+                let p = root.path().join("logs").join(name);
+                std::fs::write(&p, text).unwrap();
+                std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o644)).unwrap();
+            }
+            Side {
+                status: root.path().join("status"),
+                conf: root.path().join("logrotate.conf"),
+                root,
+            }
+        };
+        let (ours, theirs) = (make(), make());
+        // ostler: the entry in ostler.toml, its defaults being logrotate.conf's.
+        let mut toml =
+            "[service]\nname = \"side-by-side\"\nstate_dir = \"state\"\n\n[[logs]]\n".to_string();
+        toml += &format!("path = \"{pattern}\"\n");
+        for (k, v) in keys {
+            toml += &match v {
+                V::On => format!("{k} = true\n"),
+                V::Off => format!("{k} = false\n"),
+                V::N(n) => format!("{k} = {n}\n"),
+                V::S(s) => format!("{k} = \"{s}\"\n"),
+            };
+        }
+        let config_path = ours.root.path().join("ostler.toml");
+        std::fs::write(&config_path, &toml).unwrap();
+        // logrotate: Debian's /etc/logrotate.conf defaults (ostler's), then the entry.
+        let mut conf = "weekly\nrotate 4\ncreate\n\n".to_string();
+        conf += &format!("{}/{pattern} {{\n", theirs.root.path().display());
+        for (k, v) in keys {
+            let line = match (k, v) {
+                (&"frequency", V::S(f)) => f.to_string(),
+                (&"create", V::S(mode)) => format!("create {mode}"),
+                (&"create", V::Off) => "nocreate".into(),
+                (&"compress_method", V::S("zstd")) => {
+                    "compresscmd /usr/bin/zstd\nuncompresscmd /usr/bin/unzstd\ncompressext .zst\ncompressoptions -q"
+                        .into()
+                }
+                (k, V::On) => k.to_string(),
+                (k, V::Off) => format!("no{k}"),
+                (k, V::N(n)) => format!("{k} {n}"),
+                (k, V::S(s)) => format!("{k} {s}"),
+            };
+            conf += &format!("    {line}\n");
+        }
+        conf += "}\n";
+        std::fs::write(&theirs.conf, conf).unwrap();
+        std::fs::set_permissions(&theirs.conf, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let config = Config::load(&config_path).unwrap_or_else(|e| panic!("{e}\n{toml}"));
+        let clock = ManualClock::new(Timestamp::now());
+        let ostler = Ostler::new(config, Arc::new(Silent), Interrupt::new())
+            .with_clock(Clock::clone(&clock.clock()));
+        Pair {
+            ours,
+            theirs,
+            ostler,
+            clock,
+            pattern: pattern.into(),
+        }
+    }
+
+    /// Appends the same text to `name` on both sides (creating it if missing).
+    fn write(&self, name: &str, text: &str) {
+        for side in [&self.ours, &self.theirs] {
+            use std::io::Write;
+            let p = side.root.path().join("logs").join(name);
+            let mut f = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&p)
+                .unwrap();
+            f.write_all(text.as_bytes()).unwrap();
+        }
+    }
+
+    /// One round on both sides: logrotate (`-f` when forced) and ostler. Returns
+    /// ostler's report and whether logrotate exited 0 (with its output).
+    fn round(&self, force: bool) -> (RotationReport, bool, String) {
+        let mut cmd = Command::new(LOGROTATE);
+        if force {
+            cmd.arg("-f");
+        }
+        let out = cmd
+            .arg("-v")
+            .arg("-s")
+            .arg(&self.theirs.status)
+            .arg(&self.theirs.conf)
+            .output()
+            .unwrap_or_else(|e| {
+                panic!("{LOGROTATE}: {e} (install logrotate: scripts/install-test-deps.sh)")
+            });
+        let said = String::from_utf8_lossy(&out.stdout).into_owned()
+            + &String::from_utf8_lossy(&out.stderr);
+        let report = logrotate::rotate(
+            &self.ostler,
+            &RotateOptions {
+                force,
+                dry_run: false,
+            },
+        )
+        .unwrap();
+        (report, out.status.success(), said)
+    }
+
+    /// A forced round whose results must be the same on both sides.
+    fn same_after_round(&self, round: usize) {
+        let (report, ok, said) = self.round(true);
+        assert!(ok, "round {round}: logrotate failed:\n{said}");
+        assert_eq!(report.failed(), 0, "round {round}: {report:#?}");
+        self.assert_same(round, &said);
+    }
+
+    fn assert_same(&self, round: usize, said: &str) {
+        let ours = snapshot(&self.ours.root.path().join("logs"));
+        let theirs = snapshot(&self.theirs.root.path().join("logs"));
+        assert_eq!(
+            ours, theirs,
+            "round {round} of `{}`: ostler (left) and logrotate (right) differ\nlogrotate said:\n{said}",
+            self.pattern
+        );
+    }
+
+    /// Puts logrotate's record of every file back by a day, and ostler's clock a day on.
+    fn a_day_passes(&self) {
+        let text = std::fs::read_to_string(&self.theirs.status).unwrap();
+        let yesterday = jiff::Zoned::now()
+            .checked_sub(jiff::Span::new().days(1))
+            .unwrap();
+        let date = format!(
+            "{}-{}-{}-{}:{}:{}",
+            yesterday.year(),
+            yesterday.month(),
+            yesterday.day(),
+            yesterday.hour(),
+            yesterday.minute(),
+            yesterday.second()
+        );
+        let mut out = String::new();
+        for line in text.lines() {
+            match line.rsplit_once(' ') {
+                Some((path, _)) if line.starts_with('"') => out += &format!("{path} {date}\n"),
+                _ => out += &format!("{line}\n"),
+            }
+        }
+        std::fs::write(&self.theirs.status, out).unwrap();
+        self.clock.advance(Duration::from_secs(86_400));
+    }
+}
+
+/// What a directory holds, as the comparison sees it: relative name → (compressed
+/// with, decompressed content, mode).
+fn snapshot(dir: &Path) -> BTreeMap<String, (&'static str, String, u32)> {
+    let mut out = BTreeMap::new();
+    for entry in walk(dir) {
+        let bytes = std::fs::read(&entry).unwrap();
+        let (how, content) = if bytes.starts_with(&[0x1f, 0x8b]) {
+            let mut s = String::new();
+            flate2::read::MultiGzDecoder::new(&bytes[..])
+                .read_to_string(&mut s)
+                .unwrap();
+            ("gzip", s)
+        } else if bytes.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
+            (
+                "zstd",
+                String::from_utf8(zstd::decode_all(&bytes[..]).unwrap()).unwrap(),
+            )
+        } else {
+            ("plain", String::from_utf8(bytes).unwrap())
+        };
+        let mode = std::fs::metadata(&entry).unwrap().permissions().mode() & 0o7777;
+        let name = entry.strip_prefix(dir).unwrap().display().to_string();
+        out.insert(name, (how, content, mode));
+    }
+    out
+}
+
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let p = entry.unwrap().path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
+
+fn lines(round: usize, n: usize) -> String {
+    (0..n)
+        .map(|i| format!("round {round} line {i}\n"))
+        .collect()
+}
+
+#[test]
+fn rotate_3_compress_delaycompress_notifempty_missingok_over_5_rounds() {
+    let pair = Pair::new(
+        "logs/access.log",
+        &[
+            ("frequency", V::S("daily")),
+            ("rotate", V::N(3)),
+            ("compress", V::On),
+            ("delaycompress", V::On),
+            ("notifempty", V::On),
+            ("missingok", V::On),
+        ],
+        &[("access.log", "")],
+        &[],
+    );
+    for round in 1..=5 {
+        pair.write("access.log", &lines(round, round * 3));
+        pair.same_after_round(round);
+    }
+    let names: Vec<String> = snapshot(&pair.ours.root.path().join("logs"))
+        .into_keys()
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "access.log",
+            "access.log.1",
+            "access.log.2.gz",
+            "access.log.3.gz"
+        ]
+    );
+}
+
+#[test]
+fn zstd_compression_matches_logrotate_with_zstd_as_its_compresscmd() {
+    let pair = Pair::new(
+        "logs/app.log",
+        &[
+            ("rotate", V::N(2)),
+            ("compress", V::On),
+            ("compress_method", V::S("zstd")),
+        ],
+        &[("app.log", "first\n")],
+        &[],
+    );
+    for round in 1..=4 {
+        pair.write("app.log", &lines(round, 5));
+        pair.same_after_round(round);
+    }
+}
+
+#[test]
+fn copytruncate_keeps_the_file_and_empties_it() {
+    let pair = Pair::new(
+        "logs/app.log",
+        &[("rotate", V::N(2)), ("copytruncate", V::On)],
+        &[("app.log", "")],
+        &[],
+    );
+    let inode = |p: &Path| std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(p).unwrap());
+    let log = pair.ours.root.path().join("logs/app.log");
+    let before = inode(&log);
+    for round in 1..=4 {
+        pair.write("app.log", &lines(round, 4));
+        pair.same_after_round(round);
+    }
+    assert_eq!(
+        inode(&log),
+        before,
+        "copytruncate must keep the writer's file"
+    );
+}
+
+#[test]
+fn dateext_names_rotations_by_date_and_keeps_rotate_of_them() {
+    // Earlier days' rotations are made up front (logrotate dates by the system's
+    // clock, so one real round per day is all a test gets); today's is the round.
+    let old: Vec<(String, String)> = (20..27)
+        .map(|d| (format!("app.log-202611{d}"), format!("day {d}\n")))
+        .collect();
+    let files: Vec<(&str, &str)> = old.iter().map(|(n, t)| (n.as_str(), t.as_str())).collect();
+    let mut with_log = files.clone();
+    with_log.push(("app.log", "today\n"));
+    let pair = Pair::new(
+        "logs/app.log",
+        &[
+            ("rotate", V::N(4)),
+            ("dateext", V::On),
+            ("compress", V::On),
+            ("delaycompress", V::On),
+        ],
+        &with_log,
+        &[],
+    );
+    pair.same_after_round(1);
+    // The same day again: the destination exists; both refuse and change nothing.
+    pair.write("app.log", "more today\n");
+    let (report, ok, said) = pair.round(true);
+    assert!(!ok, "logrotate should have refused:\n{said}");
+    assert!(
+        matches!(
+            &report.files[0].outcome,
+            Outcome::Failed {
+                error: FileError::DestinationExists { .. },
+                ..
+            }
+        ),
+        "{report:#?}"
+    );
+    pair.assert_same(2, &said);
+}
+
+#[test]
+fn a_dateformat_sorts_rotations_by_the_date_in_the_name_not_the_name() {
+    // By name 01.12 comes before 29.11 and 30.11; by date it is the newest, and kept.
+    let files = [
+        ("app.log-30.11.2026", "b\n"),
+        ("app.log-01.12.2026", "c\n"),
+        ("app.log-29.11.2026", "a\n"),
+        ("app.log", "now\n"),
+    ];
+    let pair = Pair::new(
+        "logs/app.log",
+        &[
+            ("rotate", V::N(2)),
+            ("dateext", V::On),
+            ("dateformat", V::S("-%d.%m.%Y")),
+        ],
+        &files,
+        &[],
+    );
+    pair.same_after_round(1);
+    let names = snapshot(&pair.ours.root.path().join("logs"));
+    assert!(names.contains_key("app.log-01.12.2026"), "{names:?}");
+    assert_eq!(names.len(), 3, "{names:?}");
+}
+
+#[test]
+fn olddir_receives_the_rotations() {
+    let pair = Pair::new(
+        "logs/app.log",
+        &[
+            ("rotate", V::N(2)),
+            ("olddir", V::S("old")),
+            ("compress", V::On),
+        ],
+        &[("app.log", "")],
+        &["old"],
+    );
+    for round in 1..=4 {
+        pair.write("app.log", &lines(round, 2));
+        pair.same_after_round(round);
+    }
+    let names: Vec<String> = snapshot(&pair.ours.root.path().join("logs"))
+        .into_keys()
+        .collect();
+    assert_eq!(names, ["app.log", "old/app.log.1.gz", "old/app.log.2.gz"]);
+}
+
+#[test]
+fn an_empty_log_with_notifempty_is_left_alone() {
+    let pair = Pair::new(
+        "logs/app.log",
+        &[
+            ("rotate", V::N(2)),
+            ("notifempty", V::On),
+            ("create", V::S("0640")),
+        ],
+        &[("app.log", "")],
+        &[],
+    );
+    let (report, ok, said) = pair.round(true);
+    assert!(ok, "{said}");
+    assert!(
+        matches!(
+            &report.files[0].outcome,
+            Outcome::Skipped {
+                why: SkipWhy::Empty
+            }
+        ),
+        "{report:#?}"
+    );
+    pair.assert_same(1, &said);
+    pair.write("app.log", "now something\n");
+    pair.same_after_round(2);
+    // The new log is empty again (created 0640): not rotated.
+    pair.same_after_round(3);
+}
+
+#[test]
+fn daily_rotates_once_a_day_and_not_on_the_first_sight() {
+    let pair = Pair::new(
+        "logs/app.log",
+        &[("frequency", V::S("daily")), ("rotate", V::N(2))],
+        &[("app.log", "first\n")],
+        &[],
+    );
+    for round in 1..=5 {
+        if round > 2 {
+            pair.a_day_passes();
+        }
+        pair.write("app.log", &lines(round, 2));
+        let (report, ok, said) = pair.round(false);
+        assert!(ok, "{said}");
+        pair.assert_same(round, &said);
+        // Round 1 sees the file first (recorded, not rotated); round 2 is the same day.
+        assert_eq!(
+            report.rotated(),
+            usize::from(round > 2),
+            "round {round}: {report:#?}"
+        );
+    }
+}
+
+#[test]
+fn a_glob_rotates_each_file_and_rotate_0_removes_the_rotation() {
+    let pair = Pair::new(
+        "logs/*.log",
+        &[("rotate", V::N(0)), ("create", V::Off)],
+        &[("a.log", "a\n"), ("b.log", "b\n"), ("c.txt", "c\n")],
+        &[],
+    );
+    pair.same_after_round(1);
+    let names: Vec<String> = snapshot(&pair.ours.root.path().join("logs"))
+        .into_keys()
+        .collect();
+    // nocreate: no new a.log or b.log either.
+    assert_eq!(names, ["c.txt"]);
+}
+
+#[test]
+fn a_missing_log_without_missingok_is_an_error_naming_the_entry() {
+    let pair = Pair::new("logs/gone.log", &[("rotate", V::N(2))], &[], &[]);
+    let (report, ok, said) = pair.round(true);
+    assert!(!ok, "logrotate should have failed:\n{said}");
+    let Outcome::Failed { error, .. } = &report.files[0].outcome else {
+        panic!("{report:#?}")
+    };
+    let message = error.to_string();
+    assert!(message.contains("gone.log does not exist"), "{message}");
+    assert!(
+        message.contains("[[logs]] `logs/gone.log` at "),
+        "{message}"
+    );
+    assert!(message.contains("ostler.toml:6"), "{message}");
+    pair.assert_same(1, &said);
+}
+
+#[test]
+fn a_dry_run_changes_nothing_and_lists_the_moves() {
+    let pair = Pair::new(
+        "logs/app.log",
+        &[("rotate", V::N(2)), ("compress", V::On)],
+        &[("app.log", "x\n"), ("app.log.1.gz", "")],
+        &[],
+    );
+    let dir = pair.ours.root.path().join("logs");
+    let before = snapshot_raw(&dir);
+    let report = logrotate::rotate(
+        &pair.ostler,
+        &RotateOptions {
+            force: true,
+            dry_run: true,
+        },
+    )
+    .unwrap();
+    assert_eq!(snapshot_raw(&dir), before);
+    assert!(!pair.ours.root.path().join("state/logrotate.json").exists());
+    let Outcome::Rotated { steps, .. } = &report.files[0].outcome else {
+        panic!("{report:#?}")
+    };
+    let json = serde_json::to_value(steps).unwrap();
+    let kinds: Vec<&str> = json
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["step"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        kinds,
+        ["rename", "rename", "create", "compress"],
+        "{json:#}"
+    );
+    assert!(json[0]["from"].as_str().unwrap().ends_with("app.log.1.gz"));
+    assert!(json[0]["to"].as_str().unwrap().ends_with("app.log.2.gz"));
+}
+
+fn snapshot_raw(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
+    walk(dir)
+        .into_iter()
+        .map(|p| (p.clone(), std::fs::read(&p).unwrap()))
+        .collect()
+}
