@@ -2,7 +2,8 @@
 # Installs what ostler's test suite needs on a Debian or Ubuntu machine, and only
 # what is missing: the database servers and clients the tests start throwaway
 # copies of (PostgreSQL, MariaDB, SQLite), OpenSSH for the remote-host tests, the
-# process tools, logrotate (compared with ostler's rotation), and moto's S3 server for the object-storage tests.
+# process tools, logrotate and zstd (ostler's log rotation is compared with
+# logrotate's), and moto's S3 server for the object-storage tests.
 #
 # Idempotent: a machine that has everything gets no apt-get update and no install.
 # Uses sudo only when not run as root.

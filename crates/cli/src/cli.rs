@@ -70,7 +70,7 @@ pub enum Command {
     Find(commands::find::Args),
     /// Rows added, removed, changed between two backups (or a backup and live).
     Diff(commands::diff::Args),
-    /// Read web server access logs: sharp changes in what a URL answers, timelines.
+    /// Access logs: sharp changes in what a URL answers, timelines; and log rotation.
     Logs(commands::logs::Args),
     /// Send backups to the off-host copies.
     Copy(commands::copy::Args),

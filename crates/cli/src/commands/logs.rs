@@ -12,7 +12,8 @@ use serde::Serialize;
 
 use crate::cli::Context;
 
-/// Read web server access logs (Apache/nginx combined or common format).
+/// Read web server access logs (Apache/nginx combined or common format), or rotate
+/// the config's log files (`logs rotate`, in logs_rotate.rs).
 #[derive(clap::Args, Debug)]
 pub struct Args {
     #[command(subcommand)]
@@ -22,6 +23,7 @@ pub struct Args {
 #[derive(clap::Subcommand, Debug)]
 pub enum LogsCommand {
     Scan(ScanArgs),
+    Rotate(super::logs_rotate::Args),
 }
 
 /// Find the moments a URL's answer changed and stayed changed (size or status class).
@@ -92,6 +94,7 @@ pub fn run(ctx: &Context, args: Args) -> Result<i32> {
             Some(pattern) => timeline(ctx, &args, &UrlPattern::new(pattern)?),
             None => scan(ctx, &args),
         },
+        LogsCommand::Rotate(args) => super::logs_rotate::run(ctx, args),
     }
 }
 

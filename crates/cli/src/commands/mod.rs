@@ -11,6 +11,7 @@ pub mod find;
 pub mod init;
 pub mod journal;
 pub mod logs;
+pub mod logs_rotate;
 pub mod manage;
 pub mod mirror;
 pub mod prune;

@@ -21,4 +21,5 @@ mod plans;
 mod processes;
 mod progress;
 mod restore;
+mod rotate;
 mod supervise;

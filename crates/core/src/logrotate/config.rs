@@ -99,6 +99,19 @@ pub enum Frequency {
     Yearly,
 }
 
+impl Frequency {
+    /// logrotate's word for it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Frequency::Hourly => "hourly",
+            Frequency::Daily => "daily",
+            Frequency::Weekly => "weekly",
+            Frequency::Monthly => "monthly",
+            Frequency::Yearly => "yearly",
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum CompressMethod {
@@ -273,10 +286,12 @@ impl DateFormat {
             if c == '%' {
                 match chars.next() {
                     Some('Y' | 'm' | 'd' | 'H' | 'M' | 'S' | 's') => {}
-                    other => return Err(format!(
+                    other => {
+                        return Err(format!(
                         "dateformat `{text}`: `%{}` is not supported (use %Y %m %d %H %M %S %s)",
                         other.map(String::from).unwrap_or_default()
-                    )),
+                    ))
+                    }
                 }
             } else if c == '/' {
                 return Err(format!("dateformat `{text}` cannot contain `/`"));
@@ -470,7 +485,7 @@ pub fn validate(
             size.span().start,
             format!(
                 "{table} has both `size` and `frequency = \"{}\"`: write one (`minsize`/`maxsize` combine a size with a frequency)",
-                serde_json::to_value(f).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default()
+                f.as_str()
             ),
         ));
     }

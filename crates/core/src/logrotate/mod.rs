@@ -78,6 +78,8 @@ impl RotationReport {
 pub struct FileReport {
     pub path: PathBuf,
     pub source: Source,
+    /// In JSON its fields sit beside `path`: `"outcome": "rotated", "steps": [...]`.
+    #[serde(flatten)]
     pub outcome: Outcome,
 }
 
