@@ -94,6 +94,7 @@ impl Pair {
                 (&"frequency", V::S(f)) => f.to_string(),
                 (&"create", V::S(mode)) => format!("create {mode}"),
                 (&"create", V::Off) => "nocreate".into(),
+                (&"postrotate", V::S(cmd)) => format!("postrotate\n        {cmd}\n    endscript"),
                 (&"compress_method", V::S("zstd")) => {
                     "compresscmd /usr/bin/zstd\nuncompresscmd /usr/bin/unzstd\ncompressext .zst\ncompressoptions -q"
                         .into()
@@ -393,6 +394,34 @@ fn a_dateformat_sorts_rotations_by_the_date_in_the_name_not_the_name() {
 }
 
 #[test]
+fn postrotate_runs_per_file_after_the_rename_and_before_compressing() {
+    // The hook lists the directory into `hooks`, which is compared like the logs: the
+    // new rotation is not compressed yet, and the one beyond `rotate` not yet removed.
+    let pair = Pair::new(
+        "logs/app.log",
+        &[
+            ("rotate", V::N(2)),
+            ("compress", V::On),
+            (
+                "postrotate",
+                V::S("cd $(dirname $1) && touch hooks && ls | paste -sd ' ' >> hooks"),
+            ),
+        ],
+        &[("app.log", "")],
+        &[],
+    );
+    for round in 1..=3 {
+        pair.write("app.log", &lines(round, 2));
+        pair.same_after_round(round);
+    }
+    let hooks = std::fs::read_to_string(pair.ours.root.path().join("logs/hooks")).unwrap();
+    assert_eq!(
+        hooks,
+        "app.log app.log.1 hooks\napp.log app.log.1 app.log.2.gz hooks\napp.log app.log.1 app.log.2.gz app.log.3.gz hooks\n"
+    );
+}
+
+#[test]
 fn olddir_receives_the_rotations() {
     let pair = Pair::new(
         "logs/app.log",
@@ -467,6 +496,90 @@ fn daily_rotates_once_a_day_and_not_on_the_first_sight() {
             "round {round}: {report:#?}"
         );
     }
+}
+
+#[test]
+fn size_rotates_when_the_file_reaches_it_and_minsize_and_maxsize_bend_a_frequency() {
+    let pair = Pair::new(
+        "logs/*.log",
+        &[("size", V::S("1k")), ("rotate", V::N(3))],
+        &[("a.log", "")],
+        &[],
+    );
+    for (round, bytes) in [(1, 600), (2, 600), (3, 100), (4, 2000)] {
+        pair.write("a.log", &"x".repeat(bytes));
+        let (report, ok, said) = pair.round(false);
+        assert!(ok, "{said}");
+        pair.assert_same(round, &said);
+        assert_eq!(
+            report.rotated(),
+            usize::from(round == 2 || round == 4),
+            "{report:#?}"
+        );
+    }
+    let pair = Pair::new(
+        "logs/d.log",
+        &[
+            ("frequency", V::S("daily")),
+            ("minsize", V::N(100)),
+            ("maxsize", V::N(1000)),
+            ("rotate", V::N(3)),
+        ],
+        &[("d.log", "")],
+        &[],
+    );
+    // Round 1 first sight; 2: a day on but below minsize; 3: reaches minsize; 4: same
+    // day, above maxsize.
+    for (round, bytes, day) in [
+        (1, 10, false),
+        (2, 10, true),
+        (3, 100, false),
+        (4, 1200, false),
+    ] {
+        if day {
+            pair.a_day_passes();
+        }
+        pair.write("d.log", &"y".repeat(bytes));
+        let (report, ok, said) = pair.round(false);
+        assert!(ok, "{said}");
+        pair.assert_same(round, &said);
+        assert_eq!(
+            report.rotated(),
+            usize::from(round >= 3),
+            "round {round}: {report:#?}"
+        );
+    }
+}
+
+#[test]
+fn maxage_removes_rotations_older_than_its_days() {
+    let files = [
+        ("app.log", "now\n"),
+        ("app.log.1", "1\n"),
+        ("app.log.2", "2\n"),
+        ("app.log.3", "3\n"),
+    ];
+    let pair = Pair::new(
+        "logs/app.log",
+        &[("rotate", V::N(5)), ("maxage", V::N(5))],
+        &files,
+        &[],
+    );
+    let ten_days_ago = std::time::SystemTime::now() - Duration::from_secs(10 * 86_400);
+    for side in [&pair.ours, &pair.theirs] {
+        for old in ["app.log.2", "app.log.3"] {
+            let f = std::fs::File::options()
+                .write(true)
+                .open(side.root.path().join("logs").join(old))
+                .unwrap();
+            f.set_modified(ten_days_ago).unwrap();
+        }
+    }
+    pair.same_after_round(1);
+    let names: Vec<String> = snapshot(&pair.ours.root.path().join("logs"))
+        .into_keys()
+        .collect();
+    assert_eq!(names, ["app.log", "app.log.1", "app.log.2"]);
 }
 
 #[test]

@@ -78,6 +78,11 @@ fn an_instances_own_log_is_copied_truncated_and_the_instance_signalled() {
         || read(&svc, log).contains("got HUP"),
     );
     assert!(!read(&svc, log).contains("started"), "{}", read(&svc, log));
+    let journal = svc.ok(&["journal"]);
+    assert!(
+        journal.contains("rotate-logs") && journal.contains("rotated 1 of 1 files"),
+        "{journal}"
+    );
     svc.ok(&["stop", "app"]);
 }
 

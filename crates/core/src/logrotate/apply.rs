@@ -12,23 +12,25 @@ use std::process::Command;
 use super::config::CompressMethod;
 use super::plan::Step;
 use super::{FileError, Target};
+use crate::exec::Runner;
 use crate::instance::Ostler;
 
 /// Applies `steps` in order; on the first failure, the error and the steps done.
 pub(crate) fn apply(
     ostler: &Ostler,
+    runner: &Runner,
     target: &Target,
     steps: &[Step],
 ) -> Result<(), (FileError, Vec<Step>)> {
     for (i, step) in steps.iter().enumerate() {
-        if let Err(e) = run(ostler, target, step) {
+        if let Err(e) = run(ostler, runner, target, step) {
             return Err((e, steps[..i].to_vec()));
         }
     }
     Ok(())
 }
 
-fn run(ostler: &Ostler, target: &Target, step: &Step) -> Result<(), FileError> {
+fn run(ostler: &Ostler, runner: &Runner, target: &Target, step: &Step) -> Result<(), FileError> {
     match step {
         Step::Compress { from, to, method } => compress(from, to, *method),
         Step::Rename { from, to } => {
@@ -47,7 +49,7 @@ fn run(ostler: &Ostler, target: &Target, step: &Step) -> Result<(), FileError> {
             uid,
             gid,
         } => create_like(path, *mode, *uid, *gid).map(drop),
-        Step::Postrotate { command, log } => postrotate(ostler, target, command, log),
+        Step::Postrotate { command, log } => postrotate(ostler, runner, target, command, log),
         Step::Signal { signal, pid, .. } => {
             if let Some(pid) = pid {
                 let sig: nix::sys::signal::Signal = format!("SIG{signal}")
@@ -141,6 +143,7 @@ fn copy_truncate(from: &Path, to: &Path) -> Result<(), FileError> {
 
 fn postrotate(
     ostler: &Ostler,
+    runner: &Runner,
     target: &Target,
     command: &str,
     log: &Path,
@@ -158,8 +161,7 @@ fn postrotate(
     {
         cmd.envs(inst.env());
     }
-    ostler
-        .runner()
+    runner
         .run(&mut cmd)
         .map(drop)
         .map_err(|e| FileError::Postrotate {

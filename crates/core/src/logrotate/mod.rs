@@ -213,6 +213,7 @@ pub fn rotate(ostler: &Ostler, options: &RotateOptions) -> Result<RotationReport
     let mut state = state::Status::load(&state_dir)?;
     let now = ostler.clock.now();
     let zone = TimeZone::system();
+    let mut journal = Journal::default();
     let mut files = Vec::new();
     let mut seen: Vec<(PathBuf, Source)> = Vec::new();
     for found in targets(ostler)? {
@@ -252,17 +253,19 @@ pub fn rotate(ostler: &Ostler, options: &RotateOptions) -> Result<RotationReport
                         error,
                         done: before,
                     },
-                    Err((error, before)) => match apply::apply(ostler, &target, &before) {
-                        Ok(()) => Outcome::Failed {
-                            error,
-                            done: before,
-                        },
-                        Err((error, done)) => Outcome::Failed { error, done },
-                    },
+                    Err((error, before)) => {
+                        match apply::apply(ostler, journal.runner(ostler)?, &target, &before) {
+                            Ok(()) => Outcome::Failed {
+                                error,
+                                done: before,
+                            },
+                            Err((error, done)) => Outcome::Failed { error, done },
+                        }
+                    }
                     Ok(steps) if options.dry_run => Outcome::Rotated { why, steps },
                     Ok(steps) => {
                         state.rotated(&target.path, now);
-                        match apply::apply(ostler, &target, &steps) {
+                        match apply::apply(ostler, journal.runner(ostler)?, &target, &steps) {
                             Ok(()) => Outcome::Rotated { why, steps },
                             Err((error, done)) => Outcome::Failed { error, done },
                         }
@@ -276,14 +279,59 @@ pub fn rotate(ostler: &Ostler, options: &RotateOptions) -> Result<RotationReport
             outcome,
         });
     }
-    if !options.dry_run {
-        state.save()?;
-    }
-    Ok(RotationReport {
+    let report = RotationReport {
         dry_run: options.dry_run,
         at: now,
         files,
-    })
+    };
+    if !options.dry_run {
+        state.save()?;
+        if report.failed() > 0 {
+            journal.runner(ostler)?;
+        }
+        journal.end(&report);
+    }
+    Ok(report)
+}
+
+/// The journal entry `rotate-logs` of a run, begun when the first file is touched
+/// (or fails), so that runs that find nothing due leave no entry; its commands
+/// (postrotate) are journaled under it.
+#[derive(Default)]
+struct Journal(Option<(crate::state::State, i64, crate::exec::Runner)>);
+
+impl Journal {
+    fn runner(&mut self, ostler: &Ostler) -> Result<&crate::exec::Runner> {
+        if self.0.is_none() {
+            let state = ostler.state()?;
+            let id = state.journal_begin("rotate-logs", None, None)?;
+            let runner = ostler.runner().journaled(&state, id);
+            self.0 = Some((state, id, runner));
+        }
+        match &self.0 {
+            Some((_, _, runner)) => Ok(runner),
+            None => Err(Error::failed("the rotation's journal entry is missing")),
+        }
+    }
+
+    fn end(self, report: &RotationReport) {
+        let Some((state, id, _)) = self.0 else { return };
+        let mut detail = format!(
+            "rotated {} of {} files",
+            report.rotated(),
+            report.files.len()
+        );
+        for f in &report.files {
+            if let Outcome::Failed { error, .. } = &f.outcome {
+                detail += &format!("; {error}");
+            }
+        }
+        let status = if report.failed() > 0 { "failed" } else { "ok" };
+        // The rotation is done; a journal that cannot be written does not undo it.
+        if let Err(e) = state.journal_end(id, status, Some(&detail)) {
+            tracing::warn!("cannot end journal entry {id}: {e}");
+        }
+    }
 }
 
 enum Decision {
