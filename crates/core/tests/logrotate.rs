@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use jiff::Timestamp;
-use ostler_core::clock::{Clock, ManualClock};
+use ostler_core::clock::ManualClock;
 use ostler_core::config::Config;
 use ostler_core::logrotate::{self, FileError, Outcome, RotateOptions, RotationReport, SkipWhy};
 use ostler_core::report::{Interrupt, Silent};
@@ -45,7 +45,6 @@ struct Pair {
     ours: Side,
     theirs: Side,
     ostler: Ostler,
-    clock: ManualClock,
     /// The `path` of the entry, relative to the config (a file or a glob).
     pattern: String,
 }
@@ -110,14 +109,12 @@ impl Pair {
         std::fs::write(&theirs.conf, conf).unwrap();
         std::fs::set_permissions(&theirs.conf, std::fs::Permissions::from_mode(0o644)).unwrap();
         let config = Config::load(&config_path).unwrap_or_else(|e| panic!("{e}\n{toml}"));
-        let clock = ManualClock::new(Timestamp::now());
-        let ostler = Ostler::new(config, Arc::new(Silent), Interrupt::new())
-            .with_clock(Clock::clone(&clock.clock()));
+        // The system's clock, as logrotate's (Ostler::new's default).
+        let ostler = Ostler::new(config, Arc::new(Silent), Interrupt::new());
         Pair {
             ours,
             theirs,
             ostler,
-            clock,
             pattern: pattern.into(),
         }
     }
@@ -183,11 +180,18 @@ impl Pair {
         );
     }
 
-    /// Puts logrotate's record of every file back by a day, and ostler's clock a day on.
+    /// Puts both records of every file's last rotation back by a day.
     fn a_day_passes(&self) {
+        self.days_pass(1);
+    }
+
+    /// Puts both records of every file's last rotation (logrotate's status file and
+    /// ostler's logrotate.json) at `days` before now: logrotate reads the system's
+    /// clock, so ostler does too in these tests.
+    fn days_pass(&self, days: i64) {
         let text = std::fs::read_to_string(&self.theirs.status).unwrap();
         let yesterday = jiff::Zoned::now()
-            .checked_sub(jiff::Span::new().days(1))
+            .checked_sub(jiff::Span::new().days(days))
             .unwrap();
         let date = format!(
             "{}-{}-{}-{}:{}:{}",
@@ -206,7 +210,15 @@ impl Pair {
             }
         }
         std::fs::write(&self.theirs.status, out).unwrap();
-        self.clock.advance(Duration::from_secs(86_400));
+        // ostler's record the same: each file's last rotation `days` before now.
+        let ours = self.ours.root.path().join("state/logrotate.json");
+        let mut json: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&ours).unwrap()).unwrap();
+        let then = yesterday.timestamp().to_string();
+        for (_, at) in json["files"].as_object_mut().unwrap() {
+            *at = serde_json::Value::String(then.clone());
+        }
+        std::fs::write(&ours, serde_json::to_vec(&json).unwrap()).unwrap();
     }
 }
 
@@ -580,6 +592,140 @@ fn maxage_removes_rotations_older_than_its_days() {
         .into_keys()
         .collect();
     assert_eq!(names, ["app.log", "app.log.1", "app.log.2"]);
+}
+
+#[test]
+fn weekly_waits_seven_days_or_a_sunday_and_monthly_a_new_month() {
+    for (frequency, days, rotates) in [
+        ("weekly", 7, true),
+        ("monthly", 1, false),
+        ("monthly", 40, true),
+        ("yearly", 40, false),
+        ("yearly", 400, true),
+    ] {
+        let pair = Pair::new(
+            "logs/app.log",
+            &[("frequency", V::S(frequency)), ("rotate", V::N(2))],
+            &[("app.log", "first\n")],
+            &[],
+        );
+        pair.round(false);
+        pair.days_pass(days);
+        let (report, ok, said) = pair.round(false);
+        assert!(ok, "{said}");
+        pair.assert_same(2, &said);
+        assert_eq!(
+            report.rotated(),
+            usize::from(rotates),
+            "{frequency} after {days} days: {report:#?}"
+        );
+    }
+    // One day on: weekly rotates only if today is a Sunday, in both.
+    let pair = Pair::new(
+        "logs/app.log",
+        &[("frequency", V::S("weekly")), ("rotate", V::N(2))],
+        &[("app.log", "first\n")],
+        &[],
+    );
+    pair.round(false);
+    pair.days_pass(1);
+    let (_, ok, said) = pair.round(false);
+    assert!(ok, "{said}");
+    pair.assert_same(2, &said);
+}
+
+#[test]
+fn a_file_named_twice_is_rotated_by_the_first_entry_and_an_instances_logs_by_log_rotation() {
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path();
+    std::fs::create_dir_all(dir.join("inst")).unwrap();
+    std::fs::write(dir.join("inst/access.log"), "a\n").unwrap();
+    std::fs::write(dir.join("inst/error.log"), "e\n").unwrap();
+    std::fs::write(
+        dir.join("ostler.toml"),
+        "[service]\nname = \"s\"\n\n[instances.web]\ndir = \"inst\"\nstart = \"true\"\nport = 18999\nlogs = [\"access.log\", \"error.log\"]\n\n[log_rotation]\nrotate = 1\nmissingok = true\n\n[[logs]]\npath = \"inst/access.log\"\nrotate = 3\n\n[[logs]]\npath = \"inst/*.log\"\n",
+    )
+    .unwrap();
+    let config = Config::load(&dir.join("ostler.toml")).unwrap();
+    let ostler = Ostler::new(config, Arc::new(Silent), Interrupt::new());
+    let report = logrotate::rotate(
+        &ostler,
+        &RotateOptions {
+            force: true,
+            dry_run: false,
+        },
+    )
+    .unwrap();
+    let seen: Vec<(String, String, String)> = report
+        .files
+        .iter()
+        .map(|f| {
+            let json = serde_json::to_value(f).unwrap();
+            (
+                f.path
+                    .strip_prefix(dir)
+                    .unwrap_or(&f.path)
+                    .display()
+                    .to_string(),
+                json["outcome"].as_str().unwrap().to_string(),
+                json["source"]["line"]
+                    .as_u64()
+                    .map(|l| format!("line {l}"))
+                    .unwrap_or_else(|| {
+                        format!(
+                            "instance {}",
+                            json["source"]["instance"].as_str().unwrap_or("?")
+                        )
+                    }),
+            )
+        })
+        .collect();
+    let s = |a: &str, b: &str, c: &str| (a.to_string(), b.to_string(), c.to_string());
+    assert_eq!(
+        seen,
+        [
+            s("inst/access.log", "rotated", "line 15"),
+            s("inst/access.log", "failed", "line 19"),
+            s("inst/error.log", "rotated", "line 19"),
+            // The instance's own log (in the state dir) does not exist: missingok.
+            s(".ostler/logs/web.log", "skipped", "instance web"),
+        ],
+        "{report:#?}"
+    );
+    let Outcome::Failed { error, .. } = &report.files[1].outcome else {
+        unreachable!()
+    };
+    assert!(matches!(error, FileError::Duplicate { .. }), "{error}");
+    assert!(
+        error
+            .to_string()
+            .contains("is named by [[logs]] `inst/access.log` at "),
+        "{error}"
+    );
+}
+
+#[test]
+fn the_frequency_is_judged_on_ostlers_clock_not_the_systems() {
+    let pair = Pair::new(
+        "logs/app.log",
+        &[("frequency", V::S("daily")), ("rotate", V::N(5))],
+        &[("app.log", "x\n")],
+        &[],
+    );
+    let manual = ManualClock::new(Timestamp::now());
+    let ostler = pair.ostler.clone().with_clock(manual.clock());
+    let run = || {
+        logrotate::rotate(&ostler, &RotateOptions::default())
+            .unwrap()
+            .rotated()
+    };
+    assert_eq!(run(), 0, "first sight is recorded, not rotated");
+    manual.advance(Duration::from_secs(25 * 3600));
+    pair.write("app.log", "y\n");
+    assert_eq!(run(), 1, "a day later on ostler's clock");
+    manual.advance(Duration::from_secs(60));
+    pair.write("app.log", "z\n");
+    assert_eq!(run(), 0, "the same day");
 }
 
 #[test]
