@@ -50,18 +50,12 @@ fn run(ostler: &Ostler, runner: &Runner, target: &Target, step: &Step) -> Result
             gid,
         } => create_like(path, *mode, *uid, *gid).map(drop),
         Step::Postrotate { command, log } => postrotate(ostler, runner, target, command, log),
-        Step::Signal { signal, pid, .. } => {
-            if let Some(pid) = pid {
-                let sig: nix::sys::signal::Signal = format!("SIG{signal}")
-                    .parse()
-                    .map_err(|e| FileError::io("cannot signal", &target.path, e))?;
-                // The group, as `stop` does: the instance may be a shell and its child.
-                nix::sys::signal::killpg(nix::unistd::Pid::from_raw(*pid), sig).map_err(|e| {
-                    FileError::io(&format!("cannot send {signal} for"), &target.path, e)
-                })?;
-            }
-            Ok(())
-        }
+        Step::Signal { signal, pid, .. } => match pid {
+            // The group, as `stop` does: the instance may be a shell and its child.
+            Some(pid) => nix::sys::signal::killpg(nix::unistd::Pid::from_raw(*pid), signal.0)
+                .map_err(|e| FileError::io(&format!("cannot send {signal} for"), &target.path, e)),
+            None => Ok(()),
+        },
     }
 }
 

@@ -256,9 +256,16 @@ impl<'de> Deserialize<'de> for SignalName {
     }
 }
 
+impl std::fmt::Display for SignalName {
+    /// Without `SIG`, as written in the config: `HUP`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.0.as_str().trim_start_matches("SIG"))
+    }
+}
+
 impl Serialize for SignalName {
     fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
-        s.serialize_str(self.0.as_str().trim_start_matches("SIG"))
+        s.collect_str(self)
     }
 }
 

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use jiff::Zoned;
 use serde::Serialize;
 
-use super::config::{CompressMethod, DateFormat};
+use super::config::{CompressMethod, DateFormat, SignalName};
 use super::{FileError, Target};
 use crate::instance::Ostler;
 
@@ -53,7 +53,7 @@ pub enum Step {
     /// The signal to the instance's process group; `pid` None: not running, not sent.
     Signal {
         instance: String,
-        signal: String,
+        signal: SignalName,
         pid: Option<i32>,
     },
 }
@@ -271,7 +271,7 @@ pub(crate) fn plan(
     if let (Some(signal), Some(instance)) = (r.signal, &target.instance) {
         steps.push(Step::Signal {
             instance: instance.clone(),
-            signal: signal.0.as_str().trim_start_matches("SIG").into(),
+            signal,
             pid: running_pid(ostler, instance),
         });
     }
