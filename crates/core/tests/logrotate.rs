@@ -807,3 +807,28 @@ fn snapshot_raw(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
         .map(|p| (p.clone(), std::fs::read(&p).unwrap()))
         .collect()
 }
+
+#[test]
+fn a_config_directory_with_glob_characters_in_its_name_is_a_place_not_a_pattern() {
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join("svc [1] *");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("a.log"), "a\n").unwrap();
+    std::fs::write(
+        dir.join("ostler.toml"),
+        "[service]\nname = \"s\"\n\n[[logs]]\npath = \"*.log\"\nrotate = 1\n",
+    )
+    .unwrap();
+    let config = Config::load(&dir.join("ostler.toml")).unwrap();
+    let ostler = Ostler::new(config, Arc::new(Silent), Interrupt::new());
+    let report = logrotate::rotate(
+        &ostler,
+        &RotateOptions {
+            force: true,
+            dry_run: false,
+        },
+    )
+    .unwrap();
+    assert_eq!(report.rotated(), 1, "{report:#?}");
+    assert_eq!(std::fs::read_to_string(dir.join("a.log.1")).unwrap(), "a\n");
+}

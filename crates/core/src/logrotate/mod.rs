@@ -448,14 +448,21 @@ fn targets(ostler: &Ostler) -> Result<Vec<std::result::Result<Target, FileReport
         };
         let rotation = entry.over(&global).resolve(false);
         let full = base.join(pattern.get_ref());
-        let full_text = full.to_string_lossy().into_owned();
+        // The config's directory is a place, not a pattern: its `[` or `*` match only
+        // themselves.
+        let full_text = if Path::new(pattern.get_ref()).is_absolute() {
+            pattern.get_ref().clone()
+        } else {
+            let base = glob::Pattern::escape(&base.to_string_lossy());
+            format!("{}/{}", base.trim_end_matches('/'), pattern.get_ref())
+        };
         let mut paths: Vec<PathBuf> = match glob::glob(&full_text) {
             Ok(paths) => paths.filter_map(|p| p.ok()).collect(),
             Err(e) => {
                 return Err(Error::user(format!("{source}: not a glob: {e}")));
             }
         };
-        let is_glob = glob::Pattern::escape(&full_text) != full_text;
+        let is_glob = glob::Pattern::escape(pattern.get_ref()) != *pattern.get_ref();
         if paths.is_empty() {
             if is_glob {
                 out.push(Err(FileReport {
