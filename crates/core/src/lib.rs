@@ -17,6 +17,7 @@ pub mod exec;
 pub mod forensics;
 pub mod guard;
 pub mod instance;
+pub mod jobs;
 pub mod logrotate;
 pub mod ops;
 pub mod pause;
