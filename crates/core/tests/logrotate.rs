@@ -189,10 +189,13 @@ impl Pair {
     /// ostler's logrotate.json) at `days` before now: logrotate reads the system's
     /// clock, so ostler does too in these tests.
     fn days_pass(&self, days: i64) {
+        self.time_passes(jiff::Span::new().days(days));
+    }
+
+    /// [`Pair::days_pass`] for any span.
+    fn time_passes(&self, span: jiff::Span) {
         let text = std::fs::read_to_string(&self.theirs.status).unwrap();
-        let yesterday = jiff::Zoned::now()
-            .checked_sub(jiff::Span::new().days(days))
-            .unwrap();
+        let yesterday = jiff::Zoned::now().checked_sub(span).unwrap();
         let date = format!(
             "{}-{}-{}-{}:{}:{}",
             yesterday.year(),
@@ -595,7 +598,7 @@ fn maxage_removes_rotations_older_than_its_days() {
 }
 
 #[test]
-fn weekly_waits_seven_days_or_a_sunday_and_monthly_a_new_month() {
+fn hourly_weekly_monthly_and_yearly_wait_as_logrotate_does() {
     for (frequency, days, rotates) in [
         ("weekly", 7, true),
         ("monthly", 1, false),
@@ -620,18 +623,26 @@ fn weekly_waits_seven_days_or_a_sunday_and_monthly_a_new_month() {
             "{frequency} after {days} days: {report:#?}"
         );
     }
-    // One day on: weekly rotates only if today is a Sunday, in both.
-    let pair = Pair::new(
-        "logs/app.log",
-        &[("frequency", V::S("weekly")), ("rotate", V::N(2))],
-        &[("app.log", "first\n")],
-        &[],
-    );
-    pair.round(false);
-    pair.days_pass(1);
-    let (_, ok, said) = pair.round(false);
-    assert!(ok, "{said}");
-    pair.assert_same(2, &said);
+    // Whether these rotate depends on today (a Sunday?) and the hour (past midnight?);
+    // both must agree.
+    for (frequency, back) in [
+        ("weekly", jiff::Span::new().days(1)),
+        ("hourly", jiff::Span::new().hours(1)),
+        ("daily", jiff::Span::new().hours(1)),
+        ("hourly", jiff::Span::new().minutes(1)),
+    ] {
+        let pair = Pair::new(
+            "logs/app.log",
+            &[("frequency", V::S(frequency)), ("rotate", V::N(2))],
+            &[("app.log", "first\n")],
+            &[],
+        );
+        pair.round(false);
+        pair.time_passes(back);
+        let (_, ok, said) = pair.round(false);
+        assert!(ok, "{said}");
+        pair.assert_same(2, &said);
+    }
 }
 
 #[test]

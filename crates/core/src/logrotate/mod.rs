@@ -8,7 +8,9 @@
 //! and, when `[log_rotation]` or the instance's own `[instances.X.log_rotation]`
 //! exists, each instance's own log (`Config::log_path`) and its declared `logs`, with
 //! the instance's keys over `[log_rotation]`'s over the defaults (Debian's
-//! logrotate.conf: weekly, rotate 4, create). `[log_rotation]` is also the default of
+//! logrotate.conf: weekly, rotate 4, create; but an instance's own log, which its
+//! process holds open as stdout, is copied and truncated unless `create` or
+//! `copytruncate` is said). `[log_rotation]` is also the default of
 //! the `[[logs]]` entries, as logrotate's global options are. A file named by a
 //! `[[logs]]` entry is rotated by that entry only.
 //!
