@@ -40,6 +40,9 @@ pub struct Config {
     /// `[log_rotation]`: how each instance's own log and `logs` are rotated.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub log_rotation: Option<RotationConfig>,
+    /// `[[jobs]]`: scheduled work (`crate::jobs`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub jobs: Vec<crate::jobs::JobConfig>,
     /// Where the file was read from; every relative path is relative to its directory.
     #[serde(skip)]
     pub path: PathBuf,
@@ -54,6 +57,9 @@ pub struct ServiceConfig {
     pub name: String,
     #[serde(default = "default_state_dir")]
     pub state_dir: PathBuf,
+    /// The zone schedules are read in (IANA name); default the host's ([`Config::timezone`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timezone: Option<Spanned<String>>,
 }
 
 fn default_state_dir() -> PathBuf {
@@ -510,6 +516,9 @@ impl Config {
             }
         }
         for (offset, message) in crate::logrotate::config::problems(self, text) {
+            out.push(at(offset, message));
+        }
+        for (offset, message) in crate::jobs::config::problems(self) {
             out.push(at(offset, message));
         }
         if let Some(r) = &self.retention {

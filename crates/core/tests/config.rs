@@ -364,3 +364,153 @@ fn rotation_keys_that_clash_or_are_out_of_place_are_refused_with_their_place() {
     );
     insta::assert_snapshot!(check(&text));
 }
+
+/// Issue 11's `[[jobs]]` example, and its `[service] timezone`.
+const JOBS: &str = r#"
+[[jobs]]
+name = "hourly-backup"
+schedule = "0 * * * *"
+action = "backup"
+instance = "production"
+
+[[jobs]]
+name = "janitor"
+schedule = "FREQ=DAILY;BYHOUR=2;BYMINUTE=0"
+command = "find tmp -mtime +1 -delete"
+timeout = "10m"
+overlap = "skip"
+"#;
+
+fn with_zone(text: &str) -> String {
+    text.replacen(
+        "name = \"guestbook\"",
+        "name = \"guestbook\"\ntimezone = \"Europe/Zurich\"",
+        1,
+    )
+}
+
+#[test]
+fn the_issues_jobs_example_is_accepted_in_the_services_zone() {
+    let text = with_zone(&format!("{BASE}{JOBS}"));
+    let config = Config::parse(&text, Path::new("ostler.toml")).unwrap();
+    assert_eq!(config.jobs.len(), 2);
+    let janitor = config.job("janitor").unwrap();
+    assert_eq!(janitor.overlap, ostler_core::jobs::Overlap::Skip);
+    assert_eq!(janitor.missed, ostler_core::jobs::Missed::RunOnce);
+    assert_eq!(
+        janitor.timeout.map(|d| d.0),
+        Some(std::time::Duration::from_secs(600))
+    );
+    assert!(janitor.schedule.is_rule());
+    let zone = janitor.zone(&config);
+    assert_eq!(zone.iana_name(), Some("Europe/Zurich"));
+    // 02:00 in Zurich, whatever the host's zone.
+    let next = janitor
+        .schedule
+        .next_after("2026-06-01T12:00:00Z".parse().unwrap(), &zone)
+        .unwrap();
+    assert_eq!(next.to_string(), "2026-06-02T00:00:00Z");
+}
+
+#[test]
+fn job_values_that_are_wrong_on_their_own_point_at_their_value() {
+    let cases = [
+        (
+            "action = \"backup\"",
+            "action = \"defragment\"",
+            "an action we do not have",
+        ),
+        (
+            "schedule = \"0 * * * *\"",
+            "schedule = \"0 * * *\"",
+            "a cron pattern with 4 fields",
+        ),
+        (
+            "schedule = \"0 * * * *\"",
+            "schedule = \"0 0 30 2 *\"",
+            "a schedule that never fires",
+        ),
+        (
+            "schedule = \"0 * * * *\"",
+            "schedule = \"FREQ=DAILY;BYSETPOS=1\"",
+            "a rule part we do not read",
+        ),
+        (
+            "overlap = \"skip\"",
+            "overlap = \"sometimes\"",
+            "an overlap we do not know",
+        ),
+        (
+            "timeout = \"10m\"",
+            "timeout = \"ten minutes\"",
+            "a timeout that is not a duration",
+        ),
+    ];
+    let out: Vec<String> = cases
+        .iter()
+        .map(|(from, to, what)| {
+            let text = format!("{BASE}{}", JOBS.replacen(from, to, 1));
+            format!("# {what}\n{}", check(&text))
+        })
+        .collect();
+    insta::assert_snapshot!(out.join("\n\n"));
+}
+
+#[test]
+fn jobs_that_clash_or_name_what_is_not_there_are_refused_with_their_place() {
+    let text = format!(
+        "{}{JOBS}{}",
+        BASE.replacen(
+            "name = \"guestbook\"",
+            "name = \"guestbook\"\ntimezone = \"Europe/Zürich\"",
+            1
+        ),
+        r#"
+[[jobs]]
+name = "janitor"
+schedule = "@daily"
+command = "true"
+timezone = "Mars/Olympus"
+
+[[jobs]]
+name = "both"
+schedule = "@hourly"
+action = "prune"
+command = "true"
+
+[[jobs]]
+name = "neither"
+schedule = "@hourly"
+
+[[jobs]]
+name = "no-such-instance"
+schedule = "*/5 * * * *"
+action = "sql"
+instance = "gb-9"
+
+[[jobs]]
+name = "misplaced-keys"
+schedule = "@weekly"
+command = "true"
+query = "DELETE FROM locks"
+args = ["--all"]
+
+[[jobs]]
+name = "cleanup-without-path"
+schedule = "@daily"
+action = "cleanup"
+
+[[jobs]]
+name = "watch-without-command"
+schedule = "@daily"
+action = "watch"
+on_change = "mail -s changed root"
+
+[[jobs]]
+name = "../up"
+schedule = "@daily"
+action = "verify"
+"#
+    );
+    insta::assert_snapshot!(check(&text));
+}

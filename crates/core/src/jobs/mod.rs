@@ -7,5 +7,6 @@ pub mod config;
 mod rrule;
 pub mod schedule;
 
+pub use config::{Action, JobConfig, Missed, Overlap};
 pub use rrule::RuleError;
 pub use schedule::{Occurrences, Schedule, ScheduleError};

@@ -140,6 +140,21 @@ impl fmt::Display for Schedule {
     }
 }
 
+/// Read from the text in the file, so a bad schedule is refused where it is written.
+impl<'de> serde::Deserialize<'de> for Schedule {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Schedule, D::Error> {
+        let text = String::deserialize(d)?;
+        Schedule::parse(&text)
+            .map_err(|e| serde::de::Error::custom(format!("schedule `{}`: {e}", text.trim())))
+    }
+}
+
+impl serde::Serialize for Schedule {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.text)
+    }
+}
+
 /// croner's error without its own prefix ("Invalid pattern: ...").
 fn cron_reason(e: &croner::errors::CronError) -> String {
     use croner::errors::CronError as E;
