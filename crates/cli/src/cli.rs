@@ -76,6 +76,8 @@ pub enum Command {
     Copy(commands::copy::Args),
     /// Apply retention and free space.
     Prune(commands::prune::Args),
+    /// Scheduled jobs: when they run next.
+    Jobs(commands::jobs::Args),
     /// Make a working demo of the bundled sample service and start it.
     Demo(commands::demo::Args),
     /// Instance command chains: `ostler CMD[,CMD...] INSTANCE[,INSTANCE...]`.
@@ -181,6 +183,7 @@ fn dispatch(ctx: &Context, command: Command) -> ostler_core::Result<i32> {
         Command::Journal(args) => commands::journal::run(ctx, args),
         Command::Serve(args) => commands::serve::run(ctx, args),
         Command::Demo(args) => commands::demo::run(ctx, args),
+        Command::Jobs(args) => commands::jobs::run(ctx, args),
         Command::Init(args) => commands::init::run(ctx, args),
         Command::Backup(args) => commands::backup::run(ctx, args),
         Command::Backups(args) => commands::backups::run(ctx, args),

@@ -9,6 +9,7 @@ pub mod diff;
 pub mod export;
 pub mod find;
 pub mod init;
+pub mod jobs;
 pub mod journal;
 pub mod logs;
 pub mod logs_rotate;

@@ -15,6 +15,7 @@ mod errors;
 mod forensics;
 mod guards;
 mod integrity;
+mod jobs;
 mod logs;
 mod manage;
 mod plans;
