@@ -11,11 +11,12 @@ use crate::cli::Context;
 #[derive(clap::Args, Debug)]
 pub struct Args {
     #[command(subcommand)]
-    pub action: Action,
+    pub command: JobsCommand,
 }
 
+/// What to do with the jobs (`list`, `run`, `history` come with the scheduler).
 #[derive(clap::Subcommand, Debug)]
-pub enum Action {
+pub enum JobsCommand {
     /// The next times a job runs, strictly after a time (default now), one per line in
     /// RFC 3339 with the offset of the job's zone (`--json`: a list of them).
     Next(NextArgs),
@@ -35,8 +36,8 @@ pub struct NextArgs {
 }
 
 pub fn run(ctx: &Context, args: Args) -> Result<i32> {
-    match args.action {
-        Action::Next(args) => next(ctx, args),
+    match args.command {
+        JobsCommand::Next(args) => next(ctx, args),
     }
 }
 
