@@ -129,11 +129,11 @@ pub fn main() -> i32 {
     // SIGPIPE stays ignored (Rust's default): a closed stdout is a quiet exit through
     // `output`, and a dead internal pipe is an error with its real cause, never a
     // silent death by signal.
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::from_env("OSTLER_LOG"))
-        .with_writer(std::io::stderr)
-        .try_init();
     let cli = Cli::parse();
+    // The daemon sets up its logging from its own arguments (`serve --log-*`).
+    if !matches!(cli.command, Command::Serve(_)) {
+        crate::logging::init_command();
+    }
     let interrupt = Interrupt::new();
     // The daemon handles its own signals: SIGTERM drains it rather than interrupting
     // what it runs at once.

@@ -4,6 +4,7 @@
 mod output;
 mod cli;
 mod commands;
+mod logging;
 mod plans;
 mod reporter;
 

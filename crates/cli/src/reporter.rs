@@ -1,5 +1,5 @@
 //! Renders the library's events for people: `!!! CMD:` lines with `-v`, step messages
-//! and warnings on stderr, and progress in the form that suits where stderr goes:
+//! and warnings on stderr (for the daemon: as `tracing` events, [`TracingReporter`]), and progress in the form that suits where stderr goes:
 //! indicatif bars on a terminal, a line per step in a log (systemd's journal, a cron
 //! mail), nothing in `--json` (whose reader wants stdout's JSON and nothing else).
 //!
@@ -81,6 +81,39 @@ impl Reporter for TerminalReporter {
                 LINE_EVERY,
                 Box::new(|line| eprintln!("{line}")),
             ))
+        }
+    }
+}
+
+/// The daemon's reporter: every message is a `tracing` event (so it lands in the log
+/// file and in `--log-format`'s form), with the instance as a field; commands at
+/// `debug` (`info` with `-v`); no progress (a daemon's log wants no bars).
+pub struct TracingReporter {
+    pub verbose: bool,
+}
+
+impl Reporter for TracingReporter {
+    fn command(&self, line: &str) {
+        if self.verbose {
+            tracing::info!(command = line, "running a command");
+        } else {
+            tracing::debug!(command = line, "running a command");
+        }
+    }
+
+    fn info(&self, instance: &str, message: &str) {
+        if instance.is_empty() {
+            tracing::info!("{message}");
+        } else {
+            tracing::info!(instance, "{message}");
+        }
+    }
+
+    fn warn(&self, instance: &str, message: &str) {
+        if instance.is_empty() {
+            tracing::warn!("{message}");
+        } else {
+            tracing::warn!(instance, "{message}");
         }
     }
 }

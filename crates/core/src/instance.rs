@@ -129,6 +129,9 @@ impl Ostler {
         plan: Option<&crate::plan::Plan>,
         f: impl FnOnce(&Runner) -> Result<T>,
     ) -> Result<T> {
+        // What is logged while it runs says which operation on which instance.
+        let _span =
+            tracing::info_span!("operation", operation, instance = %instance.name).entered();
         let state = self.state()?;
         state.lock(&instance.name, operation, ttl)?;
         let begun = state

@@ -1,13 +1,18 @@
+use std::sync::Arc;
 use std::time::Duration;
 
 use ostler_core::daemon::{self, Drain, Drained};
-use ostler_core::Result;
+use ostler_core::report::Silent;
+use ostler_core::{Ostler, Result};
 
 use crate::cli::Context;
+use crate::logging::{self, LogArgs};
+use crate::reporter::TracingReporter;
 
 /// Run the daemon: start autostart instances and restart them when they crash.
 /// SIGTERM or Ctrl-C drains (no new work; work in flight finishes or is interrupted
-/// within --drain) and leaves instances running.
+/// within --drain) and leaves instances running. Under systemd (Type=notify) it says
+/// READY=1, STOPPING=1 and pings the watchdog: see docs/DAEMON.md.
 #[derive(clap::Args, Debug)]
 pub struct Args {
     /// How often to look at the instances.
@@ -16,6 +21,8 @@ pub struct Args {
     /// On SIGTERM, how long work in flight may take to finish before it is interrupted.
     #[arg(long, default_value = "30s", value_parser = humantime_parse)]
     pub drain: Duration,
+    #[command(flatten)]
+    pub log: LogArgs,
 }
 
 fn humantime_parse(s: &str) -> std::result::Result<Duration, String> {
@@ -23,8 +30,19 @@ fn humantime_parse(s: &str) -> std::result::Result<Duration, String> {
 }
 
 pub fn run(ctx: &Context, args: Args) -> Result<i32> {
-    let ostler = ctx.ostler()?;
-    eprintln!(
+    let config_path = ctx.config_path()?;
+    // The lock first, then the log file: a second daemon, refused, must not write in
+    // (or rotate) the first one's log. The config is read quietly for the state dir,
+    // then again with the daemon's reporter, so its warnings reach the log.
+    let quiet = Ostler::load(&config_path, Arc::new(Silent), ctx.interrupt.clone())?;
+    let lock = daemon::daemon_lock(&quiet)?;
+    let log_file = logging::init_serve(&args.log, &quiet.state_dir())?;
+    let reporter = Arc::new(TracingReporter {
+        verbose: ctx.verbose,
+    });
+    let ostler = Ostler::load(&config_path, reporter, ctx.interrupt.clone())?;
+    tracing::info!(
+        log_file = %log_file.as_deref().map_or("none".into(), |p| p.display().to_string()),
         "ostler serve: supervising {} (pid {})",
         ostler.config.service.name,
         std::process::id()
@@ -36,8 +54,8 @@ pub fn run(ctx: &Context, args: Args) -> Result<i32> {
             ..Drain::default()
         },
     };
-    let drained = daemon::serve(ostler, &ctx.config_path()?, options)?;
-    eprintln!(
+    let drained = daemon::serve(&lock, ostler, &config_path, options)?;
+    tracing::info!(
         "ostler serve: stopped{}; instances left running",
         match drained {
             Drained::Finished => "",

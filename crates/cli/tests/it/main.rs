@@ -23,4 +23,6 @@ mod processes;
 mod progress;
 mod restore;
 mod rotate;
+mod serve_logs;
 mod supervise;
+mod systemd;

@@ -10,7 +10,7 @@
 //! given [`Drain::bound`] to finish, then is interrupted (the `Interrupt` every
 //! operation checks) and given [`Drain::grace`] more.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
@@ -21,6 +21,7 @@ use jiff::Timestamp;
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
+use tracing::Instrument;
 
 use super::bus::{Bus, Event};
 use crate::clock::Clock;
@@ -73,6 +74,8 @@ struct Shared {
     started_at: Timestamp,
     pid: u32,
     health: Mutex<BTreeMap<&'static str, ComponentHealth>>,
+    /// The components that said they serve ([`Handle::set_ready`]).
+    ready: tokio::sync::watch::Sender<BTreeSet<&'static str>>,
     work: TaskTracker,
     shutdown: CancellationToken,
 }
@@ -90,6 +93,7 @@ impl Handle {
             bus: Bus::new(),
             pid: std::process::id(),
             health: Mutex::new(BTreeMap::new()),
+            ready: tokio::sync::watch::Sender::new(BTreeSet::new()),
             work: TaskTracker::new(),
             shutdown: CancellationToken::new(),
         }))
@@ -150,6 +154,21 @@ impl Handle {
             .collect()
     }
 
+    /// Component `name` serves (the supervisor once it made its first look): what
+    /// systemd's READY=1 waits for ([`super::notify`]). Saying it again is free.
+    pub fn set_ready(&self, name: &'static str) {
+        self.0.ready.send_if_modified(|ready| ready.insert(name));
+    }
+
+    /// Returns once every one of `names` said it serves ([`Handle::set_ready`]).
+    pub async fn until_ready(&self, names: &[&str]) {
+        let mut ready = self.0.ready.subscribe();
+        // The sender lives as long as the handle: the wait cannot fail.
+        let _ = ready
+            .wait_for(|ready| names.iter().all(|n| ready.contains(n)))
+            .await;
+    }
+
     fn set_health(&self, name: &'static str, update: impl FnOnce(&mut ComponentHealth)) {
         let mut all = self.0.health.lock().unwrap_or_else(|p| p.into_inner());
         let now = self.0.clock.now();
@@ -180,7 +199,15 @@ impl Handle {
             ));
         }
         let ostler = self.ostler();
-        match self.0.work.spawn_blocking(move || f(&ostler)).await {
+        // The caller's span (its component's) goes along, so what the work logs says
+        // which component asked for it.
+        let span = tracing::Span::current();
+        match self
+            .0
+            .work
+            .spawn_blocking(move || span.in_scope(|| f(&ostler)))
+            .await
+        {
             Ok(result) => result,
             Err(e) => Err(Error::failed(format!(
                 "a blocking task panicked: {}",
@@ -310,7 +337,9 @@ async fn keep(handle: Handle, component: Arc<dyn Component>) {
             h.restart_at = None;
         });
         let started = clock.now();
-        let outcome = tokio::spawn(component.run(handle.clone(), shutdown.clone())).await;
+        let run = component.run(handle.clone(), shutdown.clone());
+        let outcome =
+            tokio::spawn(run.instrument(tracing::info_span!("component", component = name))).await;
         let error = match outcome {
             Ok(Ok(())) if shutdown.is_cancelled() => None,
             Ok(Ok(())) => Some("it stopped on its own".to_string()),

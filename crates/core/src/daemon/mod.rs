@@ -4,6 +4,7 @@
 //!   keeper that restarts a failed component with backoff, and the drain on shutdown.
 //! - [`bus`]: typed [`Event`]s components publish and subscribe to.
 //! - [`supervisor`]: keeps autostart instances running (backoff, crash loops).
+//! - [`notify`]: tells systemd READY, STATUS, STOPPING and pings its watchdog.
 //!
 //! One daemon per state dir (a flock on `<state_dir>/serve.lock`, which also names its
 //! pid). SIGTERM or SIGINT drains: no new work starts, work in flight finishes or is
@@ -12,6 +13,7 @@
 
 pub mod bus;
 pub mod host;
+pub mod notify;
 pub mod supervisor;
 
 use std::fs::OpenOptions;
@@ -69,9 +71,15 @@ pub fn daemon_lock(ostler: &Ostler) -> Result<DaemonLock> {
 }
 
 /// Runs the daemon for `ostler` (loaded from `config_path`) until SIGTERM or SIGINT,
-/// then drains. Returns how the drain ended.
-pub fn serve(ostler: Ostler, config_path: &Path, options: Options) -> Result<Drained> {
-    let _lock = daemon_lock(&ostler)?;
+/// then drains. Returns how the drain ended. The caller took the daemon lock
+/// ([`daemon_lock`]) first, so that nothing it opens for the daemon (its log file) is
+/// touched by a second daemon that is about to be refused.
+pub fn serve(
+    _lock: &DaemonLock,
+    ostler: Ostler,
+    config_path: &Path,
+    options: Options,
+) -> Result<Drained> {
     ostler.journal_event(
         "serve-start",
         None,
@@ -86,8 +94,9 @@ pub fn serve(ostler: Ostler, config_path: &Path, options: Options) -> Result<Dra
     let handle = Handle::new(ostler, config_path);
     let drained = runtime.block_on(async {
         listen_for_signals(&handle)?;
-        let components: Vec<Arc<dyn Component>> =
+        let mut components: Vec<Arc<dyn Component>> =
             vec![Arc::new(supervisor::Supervisor { tick: options.tick })];
+        components.extend(notify::components(&["supervisor"]));
         Ok::<_, Error>(host::run(handle.clone(), components, options.drain).await)
     })?;
     // Blocking threads still running an abandoned operation are not waited for.

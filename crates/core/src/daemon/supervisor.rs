@@ -48,6 +48,7 @@ impl Component for Supervisor {
                 for event in events {
                     handle.bus().publish(event);
                 }
+                handle.set_ready("supervisor");
                 tokio::select! {
                     _ = handle.clock().sleep(tick) => {}
                     _ = shutdown.cancelled() => {}
