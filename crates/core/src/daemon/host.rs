@@ -520,6 +520,28 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn ready_waits_for_every_component_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let clock = ManualClock::at_new_year();
+        let handle = handle(dir.path(), &clock);
+        let waiting = tokio::spawn({
+            let handle = handle.clone();
+            async move { handle.until_ready(&["supervisor", "control"]).await }
+        });
+        handle.set_ready("supervisor");
+        handle.set_ready("supervisor");
+        tokio::task::yield_now().await;
+        assert!(!waiting.is_finished(), "ready before control said so");
+        handle.set_ready("control");
+        tokio::time::timeout(Duration::from_secs(5), waiting)
+            .await
+            .expect("ready once both said so")
+            .unwrap();
+        // Asked afterwards, it is ready at once.
+        handle.until_ready(&["control"]).await;
+    }
+
+    #[tokio::test]
     async fn no_new_blocking_work_starts_once_the_daemon_drains() {
         let dir = tempfile::tempdir().unwrap();
         let clock = ManualClock::at_new_year();

@@ -40,7 +40,9 @@ pub fn components(ready_after: &'static [&'static str]) -> Vec<Arc<dyn Component
     }
     let mut components: Vec<Arc<dyn Component>> = vec![Arc::new(Systemd { ready_after })];
     if let Some(period) = sd_notify::watchdog_enabled() {
-        components.push(Arc::new(Watchdog { every: period / 2 }));
+        // A period of a few microseconds must not make a busy loop.
+        let every = (period / 2).max(Duration::from_millis(1));
+        components.push(Arc::new(Watchdog { every }));
     }
     components
 }
