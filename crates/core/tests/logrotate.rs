@@ -15,7 +15,6 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 
-use jiff::Timestamp;
 use ostler_core::clock::ManualClock;
 use ostler_core::config::Config;
 use ostler_core::logrotate::{self, FileError, Outcome, RotateOptions, RotationReport, SkipWhy};
@@ -599,11 +598,22 @@ fn maxage_removes_rotations_older_than_its_days() {
 
 #[test]
 fn hourly_weekly_monthly_and_yearly_wait_as_logrotate_does() {
+    // What the calendar says, to check that both sides did rotate (or not), not only
+    // that they agree: a new month (or year) since `days` ago?
+    let now = jiff::Zoned::now();
+    let new_month = |days: i64| {
+        let then = now.checked_sub(jiff::Span::new().days(days)).unwrap();
+        (then.year(), then.month()) != (now.year(), now.month())
+    };
+    let new_year = |days: i64| {
+        let then = now.checked_sub(jiff::Span::new().days(days)).unwrap();
+        then.year() != now.year()
+    };
     for (frequency, days, rotates) in [
         ("weekly", 7, true),
-        ("monthly", 1, false),
+        ("monthly", 1, new_month(1)),
         ("monthly", 40, true),
-        ("yearly", 40, false),
+        ("yearly", 40, new_year(40)),
         ("yearly", 400, true),
     ] {
         let pair = Pair::new(
@@ -723,7 +733,14 @@ fn the_frequency_is_judged_on_ostlers_clock_not_the_systems() {
         &[("app.log", "x\n")],
         &[],
     );
-    let manual = ManualClock::new(Timestamp::now());
+    // Noon in the system's zone (the zone rotation judges days in), so that neither
+    // step below crosses a midnight by accident of when the test runs.
+    let noon = jiff::civil::date(2026, 6, 15)
+        .at(12, 0, 0, 0)
+        .to_zoned(jiff::tz::TimeZone::system())
+        .unwrap()
+        .timestamp();
+    let manual = ManualClock::new(noon);
     let ostler = pair.ostler.clone().with_clock(manual.clock());
     let run = || {
         logrotate::rotate(&ostler, &RotateOptions::default())
