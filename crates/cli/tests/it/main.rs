@@ -21,6 +21,7 @@ mod manage;
 mod plans;
 mod processes;
 mod progress;
+mod reload;
 mod restore;
 mod rotate;
 mod serve_logs;

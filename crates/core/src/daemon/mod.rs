@@ -5,6 +5,7 @@
 //! - [`bus`]: typed [`Event`]s components publish and subscribe to.
 //! - [`supervisor`]: keeps autostart instances running (backoff, crash loops).
 //! - [`notify`]: tells systemd READY, STATUS, STOPPING and pings its watchdog.
+//! - [`reload`]: SIGHUP (or `ostler reload`) puts an edited config in force.
 //!
 //! One daemon per state dir (a flock on `<state_dir>/serve.lock`, which also names its
 //! pid). SIGTERM or SIGINT drains: no new work starts, work in flight finishes or is
@@ -14,6 +15,7 @@
 pub mod bus;
 pub mod host;
 pub mod notify;
+pub mod reload;
 pub mod supervisor;
 
 use std::fs::OpenOptions;
@@ -24,6 +26,7 @@ use std::time::Duration;
 
 pub use bus::{Bus, Event};
 pub use host::{Component, ComponentHealth, ComponentState, Drain, Drained, Handle};
+pub use reload::{ConfigChanges, InstanceChange};
 
 use crate::error::{Error, Result};
 use crate::instance::Ostler;
@@ -114,12 +117,22 @@ pub fn serve(
     Ok(drained)
 }
 
-/// SIGTERM and SIGINT ask the daemon to shut down.
+/// SIGTERM and SIGINT ask the daemon to shut down; SIGHUP reloads the config (a
+/// refused one is logged with its located errors, and the daemon goes on).
 fn listen_for_signals(handle: &Handle) -> Result<()> {
     use tokio::signal::unix::{signal, SignalKind};
     let listen = |kind: SignalKind| signal(kind).map_err(|e| Error::io("listening for signals", e));
     let mut term = listen(SignalKind::terminate())?;
     let mut int = listen(SignalKind::interrupt())?;
+    let mut hup = listen(SignalKind::hangup())?;
+    let reloader = handle.clone();
+    tokio::spawn(async move {
+        while hup.recv().await.is_some() {
+            tracing::info!("SIGHUP: reloading the config");
+            // `reload` logs and journals the outcome itself.
+            let _ = reload::reload(&reloader).await;
+        }
+    });
     let shutdown = handle.shutdown().clone();
     tokio::spawn(async move {
         tokio::select! {

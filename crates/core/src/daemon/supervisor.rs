@@ -37,7 +37,10 @@ impl Component for Supervisor {
     fn run(&self, handle: Handle, shutdown: CancellationToken) -> BoxFuture<Result<()>> {
         let tick = self.tick;
         Box::pin(async move {
-            handle.blocking(want_autostart_running).await?;
+            let mut bus = handle.bus().subscribe();
+            handle
+                .blocking(|ostler| want_autostart_running(ostler, None))
+                .await?;
             while !shutdown.is_cancelled() {
                 let events = match handle.blocking(look).await {
                     Ok(events) => events,
@@ -49,9 +52,22 @@ impl Component for Supervisor {
                     handle.bus().publish(event);
                 }
                 handle.set_ready("supervisor");
-                tokio::select! {
-                    _ = handle.clock().sleep(tick) => {}
-                    _ = shutdown.cancelled() => {}
+                let added = tokio::select! {
+                    _ = handle.clock().sleep(tick) => Vec::new(),
+                    _ = shutdown.cancelled() => Vec::new(),
+                    Ok(Event::ConfigReloaded { added, .. }) = bus.recv() => added,
+                };
+                // A reload's new autostart instances are wanted running, as at start;
+                // the next look (now) starts them.
+                if !added.is_empty() {
+                    match handle
+                        .blocking(move |ostler| want_autostart_running(ostler, Some(&added)))
+                        .await
+                    {
+                        Ok(()) => {}
+                        Err(Error::Busy { .. }) if handle.draining() => break,
+                        Err(e) => return Err(e),
+                    }
                 }
             }
             Ok(())
@@ -60,11 +76,12 @@ impl Component for Supervisor {
 }
 
 /// At daemon start, autostart instances are wanted running (that is what autostart
-/// means); a crash loop from an earlier run is forgotten.
-fn want_autostart_running(ostler: &Ostler) -> Result<()> {
+/// means); a crash loop from an earlier run is forgotten. After a reload, only the
+/// instances it added (`only`).
+fn want_autostart_running(ostler: &Ostler, only: Option<&[String]>) -> Result<()> {
     let state = ostler.state()?;
     for inst in ostler.instances()? {
-        if inst.config.autostart {
+        if inst.config.autostart && only.is_none_or(|names| names.contains(&inst.name)) {
             let mut rt = state.runtime(&inst.name)?;
             if rt.desired != "running" || rt.supervision == "crash-loop" {
                 rt.desired = "running".into();
