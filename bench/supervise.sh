@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Benchmark of issue 3: the daemon's resident memory and CPU while it supervises N idle
-# instances (default 20), and how long `ostler status` takes with them.
+# instances (default 20), and how long `ostler status` takes with them and the daemon up
+# (it asks the daemon over the control socket, then reads the instances).
 #   bench/supervise.sh [N] [SECONDS]      (default 20 instances, 30 s of sampling)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -29,7 +30,7 @@ cd "$WORK"
 "$OSTLER" serve --tick 1s 2>serve.log &
 SERVE_PID=$!
 for _ in $(seq 1 120); do
-    running=$("$OSTLER" status --json | python3 -c 'import json,sys; print(sum(1 for s in json.load(sys.stdin) if s["state"]=="running"))')
+    running=$("$OSTLER" status --json | python3 -c 'import json,sys; print(sum(1 for s in json.load(sys.stdin)["instances"] if s["state"]=="running"))')
     [ "$running" = "$N" ] && break
     sleep 1
 done
@@ -45,4 +46,9 @@ echo "daemon RSS: $((rss / 1024)).$(( (rss % 1024) * 10 / 1024 )) MiB; CPU: ${cp
 start=$(date +%s%N)
 for _ in $(seq 1 20); do "$OSTLER" status >/dev/null; done
 end=$(date +%s%N)
-echo "ostler status with $N instances: $(( (end - start) / 20 / 1000000 )) ms (mean of 20)"
+"$OSTLER" status | head -1
+echo "ostler status with the daemon up and $N instances: $(( (end - start) / 20 / 1000000 )) ms (mean of 20)"
+start=$(date +%s%N)
+for _ in $(seq 1 20); do "$OSTLER" serve --status >/dev/null; done
+end=$(date +%s%N)
+echo "ostler serve --status (the daemon's answer alone): $(( (end - start) / 20 / 1000000 )) ms (mean of 20)"

@@ -12,8 +12,10 @@ use std::path::{Path, PathBuf};
 
 pub use ostler_repo::NoSpace;
 
-/// What sort of failure this is; the CLI maps each kind to an exit status.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// What sort of failure this is; the CLI maps each kind to an exit status. Serialized
+/// (kebab-case) as the `kind` of the control API's errors.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum ErrorKind {
     /// The user asked for something that cannot be done as asked (bad argument,
     /// unknown instance, ambiguous prefix, missing confirmation).
@@ -45,7 +47,7 @@ impl ErrorKind {
 }
 
 /// A position in a config file, for messages that point at the line.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Diagnostic {
     pub file: PathBuf,
     pub line: usize,
@@ -131,6 +133,15 @@ pub enum Error {
         source: ostler_rows::RowsError,
     },
 
+    /// An error the daemon returned over its control API, of the kind it had there,
+    /// when no variant of that kind can carry it (the others come back as themselves).
+    #[error("{message}")]
+    Remote {
+        kind: ErrorKind,
+        message: String,
+        hint: Option<String>,
+    },
+
     #[error(transparent)]
     Other(#[from] anyhow::Error),
 }
@@ -148,14 +159,16 @@ impl Error {
             | Error::Rows { .. } => ErrorKind::Failed,
             Error::Interrupted => ErrorKind::Interrupted,
             Error::State { .. } | Error::Other(_) => ErrorKind::Internal,
+            Error::Remote { kind, .. } => *kind,
         }
     }
 
     pub fn hint(&self) -> Option<&str> {
         match self {
-            Error::User { hint, .. } | Error::Busy { hint, .. } | Error::Failed { hint, .. } => {
-                hint.as_deref()
-            }
+            Error::User { hint, .. }
+            | Error::Busy { hint, .. }
+            | Error::Failed { hint, .. }
+            | Error::Remote { hint, .. } => hint.as_deref(),
             Error::NoSpace(_) => Some(
                 "free space on that filesystem, or give it more room, and run the command again",
             ),

@@ -556,3 +556,13 @@ pub fn status_with(state: &State, ostler: &Ostler, inst: &Instance) -> Result<In
             .collect(),
     })
 }
+
+/// The status of each of `names` (instance names, already resolved), read from one
+/// opening of the state; what `ostler status` and the daemon's `/v1/instances` show.
+pub fn statuses(ostler: &Ostler, names: &[String]) -> Result<Vec<InstanceStatus>> {
+    let state = ostler.state()?;
+    names
+        .iter()
+        .map(|n| status_with(&state, ostler, &ostler.instance(n)?))
+        .collect()
+}

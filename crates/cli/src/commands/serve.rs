@@ -23,13 +23,30 @@ pub struct Args {
     pub drain: Duration,
     #[command(flatten)]
     pub log: LogArgs,
+    /// Do not serve: print the running daemon's status and exit 0 when it is up, 3
+    /// when it is not (the LSB and `systemctl status` convention).
+    #[arg(long)]
+    pub status: bool,
 }
 
 fn humantime_parse(s: &str) -> std::result::Result<Duration, String> {
     ostler_core::config::parse_duration(s)
 }
 
+/// Exit status of `serve --status` when no daemon runs (LSB: "program is not running").
+const NOT_RUNNING: i32 = 3;
+
 pub fn run(ctx: &Context, args: Args) -> Result<i32> {
+    if args.status {
+        let ostler = ctx.ostler()?;
+        let daemon = super::status::daemon_status(&ostler)?;
+        if ctx.json {
+            super::print_json(&daemon)?;
+        } else {
+            outln!("{}", super::status::daemon_line(daemon.as_ref()));
+        }
+        return Ok(if daemon.is_some() { 0 } else { NOT_RUNNING });
+    }
     let config_path = ctx.config_path()?;
     // The lock first, then the log file: a second daemon, refused, must not write in
     // (or rotate) the first one's log. The config is read quietly for the state dir,

@@ -1,8 +1,11 @@
-use ostler_core::{ops, Result};
+use ostler_core::daemon::client::Client;
+use ostler_core::daemon::control::DaemonStatus;
+use ostler_core::{ops, Ostler, Result};
 
 use crate::cli::Context;
 
-/// Show each instance: state, pid, port, roles, lock.
+/// Show whether the daemon is up (pid, uptime, its components), then each instance:
+/// state, pid, port, roles, lock. Works without a daemon.
 #[derive(clap::Args, Debug)]
 pub struct Args {
     /// Instances or roles (default: all).
@@ -11,7 +14,7 @@ pub struct Args {
 
 pub fn run(ctx: &Context, args: Args) -> Result<i32> {
     let ostler = ctx.ostler()?;
-    let state = ostler.state()?;
+    let daemon = daemon_status(&ostler)?;
     let names = if args.instances.is_empty() {
         ostler.config.instance_names()
     } else {
@@ -20,15 +23,12 @@ pub fn run(ctx: &Context, args: Args) -> Result<i32> {
             .map(|n| ostler.config.resolve(n))
             .collect::<Result<Vec<_>>>()?
     };
-    let mut all = Vec::new();
-    for n in names {
-        let inst = ostler.instance(&n)?;
-        all.push(ops::status_with(&state, &ostler, &inst)?);
-    }
+    let all = ops::statuses(&ostler, &names)?;
     if ctx.json {
-        super::print_json(&all)?;
+        super::print_json(&serde_json::json!({ "daemon": daemon, "instances": all }))?;
         return Ok(0);
     }
+    outln!("{}", daemon_line(daemon.as_ref()));
     outln!(
         "{:<14} {:<12} {:<11} {:>7} {:>6}  {:<27} LOCK",
         "INSTANCE",
@@ -83,4 +83,39 @@ pub fn run(ctx: &Context, args: Args) -> Result<i32> {
         );
     }
     Ok(0)
+}
+
+/// The running daemon's status, or `None` when no daemon serves this state dir.
+pub fn daemon_status(ostler: &Ostler) -> Result<Option<DaemonStatus>> {
+    Client::connect(&ostler.state_dir())?
+        .map(|client| client.status())
+        .transpose()
+}
+
+/// `daemon: up, pid 812, up 3m 12s, components: supervisor running, control running`,
+/// or `daemon: not running`.
+pub fn daemon_line(daemon: Option<&DaemonStatus>) -> String {
+    let Some(d) = daemon else {
+        return "daemon: not running".into();
+    };
+    let components = d
+        .components
+        .iter()
+        .map(|c| match c.restarts {
+            0 => format!("{} {}", c.name, c.state.as_str()),
+            n => format!("{} {} ({n} restarts)", c.name, c.state.as_str()),
+        })
+        .collect::<Vec<_>>()
+        .join(", ");
+    format!(
+        "daemon: {}, pid {}, up {}, components: {}",
+        if d.draining { "draining" } else { "up" },
+        d.pid,
+        humantime::format_duration(std::time::Duration::from_secs(d.uptime_seconds)),
+        if components.is_empty() {
+            "none yet"
+        } else {
+            &components
+        }
+    )
 }

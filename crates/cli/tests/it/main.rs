@@ -8,6 +8,7 @@ mod backups;
 mod bytes;
 mod chaos;
 mod config;
+mod control;
 mod databases;
 mod disks;
 mod drain;

@@ -94,8 +94,14 @@ impl Svc {
         String::from_utf8_lossy(&out.stderr).into_owned()
     }
 
-    pub fn status_json(&self) -> serde_json::Value {
+    /// `ostler status --json`: `{"daemon": ..., "instances": [...]}`.
+    pub fn status_all(&self) -> serde_json::Value {
         serde_json::from_str(&self.ok(&["status", "--json"])).unwrap()
+    }
+
+    /// The instances of `ostler status --json`.
+    pub fn status_json(&self) -> serde_json::Value {
+        self.status_all()["instances"].take()
     }
 
     pub fn instance_status(&self, name: &str) -> serde_json::Value {
@@ -118,7 +124,7 @@ impl Drop for Svc {
         // Leave no service running behind a test, pass or fail.
         let _ = self.cmd(&["status", "--json"]).output().map(|o| {
             if let Ok(v) = serde_json::from_slice::<serde_json::Value>(&o.stdout) {
-                for s in v.as_array().into_iter().flatten() {
+                for s in v["instances"].as_array().into_iter().flatten() {
                     if let Some(pid) = s["pid"].as_i64() {
                         let _ = nix::sys::signal::killpg(
                             nix::unistd::Pid::from_raw(pid as i32),

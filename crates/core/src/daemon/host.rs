@@ -18,7 +18,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use jiff::Timestamp;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::Instrument;
@@ -40,7 +40,7 @@ pub trait Component: Send + Sync + 'static {
 }
 
 /// What the host knows of a component, as `ostler status` shows it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ComponentHealth {
     pub name: String,
     pub state: ComponentState,
@@ -53,12 +53,23 @@ pub struct ComponentHealth {
     pub restart_at: Option<Timestamp>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum ComponentState {
     Running,
     Restarting,
     Stopped,
+}
+
+impl ComponentState {
+    /// The word status shows (as serialized).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ComponentState::Running => "running",
+            ComponentState::Restarting => "restarting",
+            ComponentState::Stopped => "stopped",
+        }
+    }
 }
 
 /// The cheap-to-clone handle to what the components share.

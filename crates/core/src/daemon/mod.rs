@@ -6,6 +6,8 @@
 //! - [`supervisor`]: keeps autostart instances running (backoff, crash loops).
 //! - [`notify`]: tells systemd READY, STATUS, STOPPING and pings its watchdog.
 //! - [`reload`]: SIGHUP (or `ostler reload`) puts an edited config in force.
+//! - [`control`]: the control API on `<state_dir>/control.sock`; [`client`] is the
+//!   CLI's side of it.
 //!
 //! One daemon per state dir (a flock on `<state_dir>/serve.lock`, which also names its
 //! pid). SIGTERM or SIGINT drains: no new work starts, work in flight finishes or is
@@ -13,6 +15,8 @@
 //! stops, service does not.
 
 pub mod bus;
+pub mod client;
+pub mod control;
 pub mod host;
 pub mod notify;
 pub mod reload;
@@ -97,9 +101,11 @@ pub fn serve(
     let handle = Handle::new(ostler, config_path);
     let drained = runtime.block_on(async {
         listen_for_signals(&handle)?;
-        let mut components: Vec<Arc<dyn Component>> =
-            vec![Arc::new(supervisor::Supervisor { tick: options.tick })];
-        components.extend(notify::components(&["supervisor"]));
+        let mut components: Vec<Arc<dyn Component>> = vec![
+            Arc::new(supervisor::Supervisor { tick: options.tick }),
+            Arc::new(control::Control),
+        ];
+        components.extend(notify::components(&["supervisor", "control"]));
         Ok::<_, Error>(host::run(handle.clone(), components, options.drain).await)
     })?;
     // Blocking threads still running an abandoned operation are not waited for.

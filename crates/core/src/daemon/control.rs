@@ -1,0 +1,304 @@
+//! The daemon's control API: HTTP/1.1 and JSON on a Unix socket in the state dir
+//! (`control.sock`), so that the CLI, and later the dashboard, ask the daemon instead
+//! of racing it. Routes are versioned (`/v1/...`) and described in
+//! `docs/CONTROL-API.md`; [`super::client`] is the CLI's side.
+//!
+//! Two layers keep other users out: the socket file is made 0600 right after it is
+//! bound (inside the 0700 state dir), and every connection's peer uid (SO_PEERCRED) must
+//! be the daemon's own, or root's; any other gets 403 to every request.
+
+use std::convert::Infallible;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::http::{Method, StatusCode, Uri};
+use axum::response::sse::{self, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use futures_util::Stream;
+use hyper_util::rt::TokioIo;
+use hyper_util::service::TowerToHyperService;
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+use tokio::net::UnixListener;
+use tokio::sync::broadcast::error::RecvError;
+use tokio_util::sync::CancellationToken;
+
+use super::host::{BoxFuture, Component, ComponentHealth, Handle};
+use crate::error::{Diagnostic, Error, ErrorKind, Result};
+use crate::ops::{self, InstanceStatus};
+
+/// The socket's name in the state dir.
+pub const SOCKET: &str = "control.sock";
+
+/// Where the daemon of the service whose state dir is `state_dir` listens.
+pub fn socket_path(state_dir: &Path) -> PathBuf {
+    state_dir.join(SOCKET)
+}
+
+/// How long open connections (a client mid-request) get to finish once the daemon
+/// shuts down; the event streams end at once.
+const CONNECTIONS_GRACE: Duration = Duration::from_secs(1);
+
+/// `GET /v1/status`: the daemon itself.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DaemonStatus {
+    pub pid: u32,
+    /// ostler's version.
+    pub version: String,
+    pub started_at: Timestamp,
+    pub uptime_seconds: u64,
+    pub config_path: PathBuf,
+    pub state_dir: PathBuf,
+    /// True once shutdown was asked for: no new work starts.
+    pub draining: bool,
+    pub components: Vec<ComponentHealth>,
+}
+
+impl DaemonStatus {
+    fn of(handle: &Handle) -> DaemonStatus {
+        let uptime = handle.clock().now().duration_since(handle.started_at());
+        DaemonStatus {
+            pid: handle.pid(),
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            started_at: handle.started_at(),
+            uptime_seconds: uptime.as_secs().max(0) as u64,
+            config_path: handle.config_path().to_path_buf(),
+            state_dir: handle.ostler().state_dir(),
+            draining: handle.draining(),
+            components: handle.health(),
+        }
+    }
+}
+
+/// The body of every error the API answers (with a 4xx or 5xx status).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ApiError {
+    /// The error and its causes, on one line (a config's errors one per line).
+    pub error: String,
+    pub kind: ErrorKind,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hint: Option<String>,
+    /// A refused config's located errors, as `config check` gives them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+impl ApiError {
+    pub fn from_error(e: &Error) -> ApiError {
+        ApiError {
+            error: crate::error::chain(e).to_string(),
+            kind: e.kind(),
+            hint: e.hint().map(str::to_string),
+            diagnostics: match e {
+                Error::Config { diagnostics } => diagnostics.clone(),
+                _ => Vec::new(),
+            },
+        }
+    }
+
+    /// The error back on the client's side, of the kind it had in the daemon.
+    pub fn into_error(self) -> Error {
+        let (message, hint) = (self.error, self.hint);
+        match self.kind {
+            ErrorKind::User => Error::User { message, hint },
+            ErrorKind::Busy => Error::Busy { message, hint },
+            ErrorKind::Failed => Error::Failed { message, hint },
+            ErrorKind::Interrupted => Error::Interrupted,
+            ErrorKind::Config if !self.diagnostics.is_empty() => Error::Config {
+                diagnostics: self.diagnostics,
+            },
+            kind => Error::Remote {
+                kind,
+                message,
+                hint,
+            },
+        }
+    }
+
+    fn status(&self) -> StatusCode {
+        match self.kind {
+            ErrorKind::User => StatusCode::BAD_REQUEST,
+            ErrorKind::Config => StatusCode::UNPROCESSABLE_ENTITY,
+            ErrorKind::Busy => StatusCode::CONFLICT,
+            ErrorKind::Interrupted => StatusCode::SERVICE_UNAVAILABLE,
+            ErrorKind::Failed | ErrorKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+}
+
+/// A handler's failure, answered as an [`ApiError`].
+pub struct Reply(StatusCode, ApiError);
+
+impl From<Error> for Reply {
+    fn from(e: Error) -> Reply {
+        let body = ApiError::from_error(&e);
+        Reply(body.status(), body)
+    }
+}
+
+impl IntoResponse for Reply {
+    fn into_response(self) -> Response {
+        (self.0, Json(self.1)).into_response()
+    }
+}
+
+/// The control API as a component of the daemon.
+pub struct Control;
+
+impl Component for Control {
+    fn name(&self) -> &'static str {
+        "control"
+    }
+
+    fn run(&self, handle: Handle, shutdown: CancellationToken) -> BoxFuture<Result<()>> {
+        Box::pin(async move {
+            let path = socket_path(&handle.ostler().state_dir());
+            let listener = bind(&path)?;
+            tracing::info!(socket = %path.display(), "control API listening");
+            handle.set_ready("control");
+            let served = serve(handle, listener, shutdown).await;
+            let _ = std::fs::remove_file(&path);
+            served
+        })
+    }
+}
+
+/// Binds the socket, owner-only. A file left at `path` is stale: the daemon lock we
+/// hold says no other daemon serves this state dir.
+fn bind(path: &Path) -> Result<UnixListener> {
+    match std::fs::remove_file(path) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(Error::io_at("remove the stale socket", path, e)),
+    }
+    let listener = UnixListener::bind(path).map_err(|e| Error::io_at("bind", path, e))?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+        .map_err(|e| Error::io_at("make owner-only", path, e))?;
+    Ok(listener)
+}
+
+/// The routes. `POST /v1/reload` belongs to `daemon/reload.rs`, added here.
+fn routes(handle: Handle) -> Router {
+    Router::new()
+        .route("/v1/status", get(status))
+        .route("/v1/instances", get(instances))
+        .route("/v1/events", get(events))
+        .fallback(no_route)
+        .with_state(handle)
+}
+
+/// Accepts connections until `shutdown`, each served on its own task; then gives the
+/// open ones [`CONNECTIONS_GRACE`] to finish.
+async fn serve(handle: Handle, listener: UnixListener, shutdown: CancellationToken) -> Result<()> {
+    let app = routes(handle);
+    let own = nix::unistd::geteuid().as_raw();
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    loop {
+        let stream = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(e) => {
+                    // A full fd table or the like: refuse this one, keep serving.
+                    tracing::warn!(error = %e, "control API: accept failed");
+                    continue;
+                }
+            },
+        };
+        let peer = stream.peer_cred().map(|c| c.uid()).ok();
+        let router = match peer {
+            Some(uid) if uid == own || uid == 0 => app.clone(),
+            _ => refused(peer, own),
+        };
+        let connection = hyper::server::conn::http1::Builder::new()
+            .serve_connection(TokioIo::new(stream), TowerToHyperService::new(router));
+        let watched = graceful.watch(connection);
+        tokio::spawn(async move {
+            if let Err(e) = watched.await {
+                tracing::debug!(error = %e, "control API connection");
+            }
+        });
+    }
+    // A real-time bound on purpose: it is how long a client waits, not service time.
+    let _ = tokio::time::timeout(CONNECTIONS_GRACE, graceful.shutdown()).await;
+    Ok(())
+}
+
+/// What a connection from another user gets: 403 to everything.
+fn refused(peer: Option<u32>, own: u32) -> Router {
+    let who = peer.map_or("an unknown uid".to_string(), |uid| format!("uid {uid}"));
+    let body = ApiError {
+        error: format!(
+            "the daemon's control socket serves only uid {own} (the daemon's user) and root, not {who}"
+        ),
+        kind: ErrorKind::User,
+        hint: Some("run the command as the user that runs `ostler serve`".into()),
+        diagnostics: Vec::new(),
+    };
+    Router::new().fallback(move || {
+        let body = body.clone();
+        async move { Reply(StatusCode::FORBIDDEN, body) }
+    })
+}
+
+async fn no_route(method: Method, uri: Uri) -> Reply {
+    Reply(
+        StatusCode::NOT_FOUND,
+        ApiError::from_error(&Error::user(format!(
+            "the control API has no route {method} {} (see docs/CONTROL-API.md)",
+            uri.path()
+        ))),
+    )
+}
+
+async fn status(State(handle): State<Handle>) -> Json<DaemonStatus> {
+    Json(DaemonStatus::of(&handle))
+}
+
+async fn instances(
+    State(handle): State<Handle>,
+) -> std::result::Result<Json<Vec<InstanceStatus>>, Reply> {
+    let all = handle
+        .blocking(|ostler| ops::statuses(ostler, &ostler.config.instance_names()))
+        .await?;
+    Ok(Json(all))
+}
+
+/// The bus as server-sent events, one JSON [`super::Event`] per message; a subscriber
+/// that fell behind gets an `event: lagged` message saying how many it missed. The
+/// stream ends when the daemon shuts down.
+async fn events(
+    State(handle): State<Handle>,
+) -> Sse<impl Stream<Item = std::result::Result<sse::Event, Infallible>>> {
+    let receiver = handle.bus().subscribe();
+    let shutdown = handle.shutdown().clone();
+    let stream = futures_util::stream::unfold(
+        (receiver, shutdown),
+        |(mut receiver, shutdown)| async move {
+            let message = loop {
+                let got = tokio::select! {
+                    _ = shutdown.cancelled() => return None,
+                    got = receiver.recv() => got,
+                };
+                match got {
+                    Ok(event) => match sse::Event::default().json_data(&event) {
+                        Ok(message) => break message,
+                        Err(e) => tracing::warn!(error = %e, "event not serialized"),
+                    },
+                    Err(RecvError::Lagged(missed)) => {
+                        break sse::Event::default()
+                            .event("lagged")
+                            .data(missed.to_string())
+                    }
+                    Err(RecvError::Closed) => return None,
+                }
+            };
+            Some((Ok(message), (receiver, shutdown)))
+        },
+    );
+    Sse::new(stream).keep_alive(KeepAlive::default())
+}
