@@ -5,7 +5,6 @@
 
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
-use std::process::{Child, Stdio};
 use std::time::Duration;
 
 use nix::sys::signal::{kill, Signal};
@@ -24,42 +23,6 @@ fn config(dir: &str) -> String {
     )
 }
 
-struct Daemon(Child);
-
-impl Daemon {
-    /// Starts `ostler serve` and waits until `serve --status` says it is up.
-    fn start(svc: &Svc) -> Daemon {
-        let child = svc
-            .cmd(&["serve", "--tick", "100ms"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let daemon = Daemon(child);
-        wait_for(Duration::from_secs(20), "the daemon's control API", || {
-            svc.run(&["serve", "--status"]).status.code() == Some(0)
-        });
-        daemon
-    }
-
-    fn pid(&self) -> u32 {
-        self.0.id()
-    }
-
-    /// SIGTERM, and waits for it to exit.
-    fn terminate(mut self) {
-        kill(Pid::from_raw(self.0.id() as i32), Signal::SIGTERM).unwrap();
-        assert!(self.0.wait().unwrap().success());
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 #[test]
 fn status_says_whether_the_daemon_is_up_and_serve_status_exits_0_or_3() {
     let svc = Svc::new(&config("idle"));
@@ -76,7 +39,7 @@ fn status_says_whether_the_daemon_is_up_and_serve_status_exits_0_or_3() {
     );
     assert!(svc.status_all()["daemon"].is_null());
 
-    let daemon = Daemon::start(&svc);
+    let daemon = Daemon::start_up(&svc);
     let pid = daemon.pid();
     // Both components report in once they ran their first step.
     wait_for(Duration::from_secs(10), "both components running", || {
@@ -118,7 +81,8 @@ fn status_says_whether_the_daemon_is_up_and_serve_status_exits_0_or_3() {
     assert_eq!(mode & 0o777, 0o600, "{mode:o}");
 
     // SIGTERM: the socket goes with the daemon, and status says so.
-    daemon.terminate();
+    let (ok, err) = daemon.terminate();
+    assert!(ok, "{err}");
     assert!(!socket.exists());
     assert_eq!(svc.run(&["serve", "--status"]).status.code(), Some(3));
     assert!(svc.ok(&["status"]).starts_with("daemon: not running\n"));
@@ -128,7 +92,7 @@ fn status_says_whether_the_daemon_is_up_and_serve_status_exits_0_or_3() {
 fn a_socket_left_by_a_dead_daemon_reads_as_no_daemon() {
     let svc = Svc::new(&config("idle"));
     std::fs::create_dir_all(svc.path().join("idle")).unwrap();
-    let daemon = Daemon::start(&svc);
+    let daemon = Daemon::start_up(&svc);
     // SIGKILL leaves the socket file behind, with nobody listening.
     kill(Pid::from_raw(daemon.pid() as i32), Signal::SIGKILL).unwrap();
     drop(daemon);
@@ -136,8 +100,9 @@ fn a_socket_left_by_a_dead_daemon_reads_as_no_daemon() {
     assert_eq!(svc.run(&["serve", "--status"]).status.code(), Some(3));
     assert!(svc.ok(&["status"]).starts_with("daemon: not running\n"));
     // The next daemon binds over it.
-    let daemon = Daemon::start(&svc);
-    daemon.terminate();
+    let daemon = Daemon::start_up(&svc);
+    let (ok, err) = daemon.terminate();
+    assert!(ok, "{err}");
 }
 
 #[test]
@@ -148,7 +113,7 @@ fn the_control_socket_refuses_another_user() {
     }
     let svc = Svc::new(&config("idle"));
     std::fs::create_dir_all(svc.path().join("idle")).unwrap();
-    let daemon = Daemon::start(&svc);
+    let daemon = Daemon::start_up(&svc);
     let state_dir = svc.path().join(".ostler");
     // Let nobody reach the socket's directory (but read nothing in it), so that what
     // refuses is the socket itself, not the 0700 directories above it.
@@ -207,5 +172,6 @@ fn the_control_socket_refuses_another_user() {
     );
     // The owner is still served.
     assert!(svc.ok(&["status"]).starts_with("daemon: up"));
-    daemon.terminate();
+    let (ok, err) = daemon.terminate();
+    assert!(ok, "{err}");
 }

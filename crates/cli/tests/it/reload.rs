@@ -57,7 +57,8 @@ fn two_instances(ports: [u16; 2]) -> String {
 fn status_of(svc: &Svc, config: &str, name: &str) -> serde_json::Value {
     let out = svc.ok(&["--config", config, "status", "--json"]);
     let all: serde_json::Value = serde_json::from_str(&out).unwrap();
-    all.as_array()
+    all["instances"]
+        .as_array()
         .unwrap()
         .iter()
         .find(|s| s["name"] == name)

@@ -1,48 +1,12 @@
 //! `ostler serve`: restarts after SIGKILL, crash loops, one daemon per state, clean
 //! SIGTERM, and no fights with the CLI.
 
-use std::process::{Child, Stdio};
 use std::time::Duration;
 
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
 use crate::support::*;
-
-struct Daemon(Child);
-
-impl Daemon {
-    fn start(svc: &Svc) -> Daemon {
-        let child = svc
-            .cmd(&["serve", "--tick", "100ms"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        Daemon(child)
-    }
-
-    fn terminate(mut self) -> (bool, String) {
-        kill(Pid::from_raw(self.0.id() as i32), Signal::SIGTERM).unwrap();
-        let out = std::mem::replace(
-            &mut self.0,
-            std::process::Command::new("true").spawn().unwrap(),
-        )
-        .wait_with_output()
-        .unwrap();
-        (
-            out.status.success(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        )
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 /// Running, and no operation (such as the daemon's start with its health wait) holds
 /// the instance any more.

@@ -210,3 +210,56 @@ fn ostler_core_alive(pid: i32) -> bool {
         None => false,
     }
 }
+
+/// `ostler serve --tick 100ms` running in a service dir; killed when dropped, so no
+/// daemon outlives its test.
+pub struct Daemon(pub std::process::Child);
+
+impl Daemon {
+    pub fn start(svc: &Svc) -> Daemon {
+        let child = svc
+            .cmd(&["serve", "--tick", "100ms"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        Daemon(child)
+    }
+
+    /// Starts it and waits until its control API answers (`serve --status` exits 0).
+    pub fn start_up(svc: &Svc) -> Daemon {
+        let daemon = Daemon::start(svc);
+        wait_for(Duration::from_secs(20), "the daemon's control API", || {
+            svc.run(&["serve", "--status"]).status.code() == Some(0)
+        });
+        daemon
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.0.id()
+    }
+
+    /// SIGTERM, then waits: whether it exited 0, and its stderr.
+    pub fn terminate(mut self) -> (bool, String) {
+        use nix::sys::signal::{kill, Signal};
+        kill(
+            nix::unistd::Pid::from_raw(self.0.id() as i32),
+            Signal::SIGTERM,
+        )
+        .unwrap();
+        let out = std::mem::replace(&mut self.0, Command::new("true").spawn().unwrap())
+            .wait_with_output()
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
