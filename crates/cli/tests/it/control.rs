@@ -175,3 +175,37 @@ fn the_control_socket_refuses_another_user() {
     let (ok, err) = daemon.terminate();
     assert!(ok, "{err}");
 }
+
+#[test]
+fn the_event_stream_carries_the_supervisors_crashes() {
+    let svc = Svc::new(&format!(
+        "{}[instances.flaky]\ndir = \"f\"\nstart = \"sh -c 'sleep 0.3; exit 1'\"\nport = {}\nautostart = true\n",
+        service_header("[supervise]\nbackoff_initial = \"100ms\"\nbackoff_max = \"200ms\"\ncrash_limit = 50\ncrash_window = \"1m\"\n"),
+        free_port()
+    ));
+    std::fs::create_dir_all(svc.path().join("f")).unwrap();
+    let daemon = Daemon::start_up(&svc);
+    // A plain HTTP/1.1 request on the socket, read as the stream comes.
+    use std::io::{BufRead, Write};
+    let mut stream =
+        std::os::unix::net::UnixStream::connect(svc.path().join(".ostler/control.sock")).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    stream
+        .write_all(b"GET /v1/events HTTP/1.1\r\nHost: ostler\r\n\r\n")
+        .unwrap();
+    let mut lines = std::io::BufReader::new(stream).lines();
+    let head = lines.next().unwrap().unwrap();
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    let crash = lines
+        .map(|l| l.unwrap())
+        .filter_map(|l| l.strip_prefix("data: ").map(str::to_string))
+        .map(|data| serde_json::from_str::<serde_json::Value>(&data).unwrap())
+        .find(|event| event["event"] == "instance-crashed")
+        .unwrap();
+    assert_eq!(crash["instance"], "flaky", "{crash}");
+    assert!(crash["crashes"].as_u64().unwrap() >= 1, "{crash}");
+    let (ok, err) = daemon.terminate();
+    assert!(ok, "{err}");
+}

@@ -302,3 +302,47 @@ async fn events(
     );
     Sse::new(stream).keep_alive(KeepAlive::default())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What the client rebuilds from the JSON the server sent.
+    fn across(e: Error) -> Error {
+        let json = serde_json::to_string(&ApiError::from_error(&e)).unwrap();
+        serde_json::from_str::<ApiError>(&json)
+            .unwrap()
+            .into_error()
+    }
+
+    #[test]
+    fn errors_come_back_of_their_kind_with_message_hint_and_diagnostics() {
+        let busy = across(Error::busy("draining").with_hint("wait"));
+        assert_eq!(busy.kind(), ErrorKind::Busy);
+        assert_eq!(
+            (busy.to_string().as_str(), busy.hint()),
+            ("draining", Some("wait"))
+        );
+
+        let diagnostics = vec![Diagnostic {
+            file: "ostler.toml".into(),
+            line: 3,
+            column: 1,
+            message: "unknown field `prot`".into(),
+        }];
+        match across(Error::Config {
+            diagnostics: diagnostics.clone(),
+        }) {
+            Error::Config { diagnostics: back } => assert_eq!(back, diagnostics),
+            other => panic!("{other:?}"),
+        }
+
+        let internal = across(Error::Other(anyhow::anyhow!("a bug")));
+        assert_eq!(internal.kind(), ErrorKind::Internal);
+        assert_eq!(internal.to_string(), "a bug");
+        assert_eq!(
+            ApiError::from_error(&internal).status(),
+            StatusCode::INTERNAL_SERVER_ERROR
+        );
+    }
+}
