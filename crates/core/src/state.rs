@@ -477,7 +477,14 @@ impl State {
     /// lock, or one whose holder process is gone, is reclaimed and the reclaim journaled.
     pub fn lock(&self, instance: &str, purpose: &str, ttl: Duration) -> Result<()> {
         let now = self.clock.now();
-        let tx = self.conn.unchecked_transaction().map_err(self.err())?;
+        // Immediate: the write lock is taken (waiting out the busy timeout) before the
+        // read, so two takers at once queue; a deferred read upgraded to a write fails
+        // at once with "database is locked" when the other commits first.
+        let tx = rusqlite::Transaction::new_unchecked(
+            &self.conn,
+            rusqlite::TransactionBehavior::Immediate,
+        )
+        .map_err(self.err())?;
         tx.execute_batch("SAVEPOINT lock_take").ok();
         let existing: Option<LockInfo> = tx
             .query_row(

@@ -17,6 +17,8 @@ fn settled_running(svc: &Svc, name: &str) -> bool {
 
 const FAST: &str = "[supervise]\nbackoff_initial = \"100ms\"\nbackoff_max = \"400ms\"\ncrash_limit = 4\ncrash_window = \"1m\"\n";
 
+/// The tick is an hour: the kill is seen when the daemon's child exits (SIGCHLD) and
+/// the restart comes when the backoff ends, not at a tick.
 #[test]
 fn serve_starts_autostart_instances_and_restarts_one_killed_with_sigkill() {
     let port = free_port();
@@ -26,7 +28,7 @@ fn serve_starts_autostart_instances_and_restarts_one_killed_with_sigkill() {
         guestbook_instance("gb-1", port, "autostart = true")
     ));
     svc.ok(&["build", "gb-1"]);
-    let daemon = Daemon::start(&svc);
+    let daemon = Daemon::start_ticking(&svc, "1h");
     wait_for(Duration::from_secs(20), "serve to start gb-1", || {
         settled_running(&svc, "gb-1")
     });

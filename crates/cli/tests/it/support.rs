@@ -217,8 +217,13 @@ pub struct Daemon(pub std::process::Child);
 
 impl Daemon {
     pub fn start(svc: &Svc) -> Daemon {
+        Daemon::start_ticking(svc, "100ms")
+    }
+
+    /// With the supervisor's look every `tick` (and sooner when a child exits).
+    pub fn start_ticking(svc: &Svc, tick: &str) -> Daemon {
         let child = svc
-            .cmd(&["serve", "--tick", "100ms"])
+            .cmd(&["serve", "--tick", tick])
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::piped())
             .spawn()

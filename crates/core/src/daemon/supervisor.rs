@@ -4,16 +4,33 @@
 //! marks the instance `crash-loop` and stops trying, saying so in status, journal and
 //! on the bus ([`Event::InstanceCrashed`], [`Event::CrashLoop`]).
 //!
-//! It never fights the CLI: it acts only through `Ostler::operate` (the instance's
+//! What to do about an instance is decided in [`decide`], without I/O; this file does
+//! it. It never fights the CLI: it acts only through `Ostler::operate` (the instance's
 //! lock), only on instances whose desired state is `running`, and `ostler stop` sets
 //! that to `stopped`. A restore killed mid-way is settled first (`backup::recover`),
-//! which starts again what the restore had stopped. Each look at the instances runs on
-//! a blocking thread ([`Handle::blocking`]); the config is read afresh at each look,
-//! so a reload's new instances are supervised and its removed ones are not.
+//! which starts again what the restore had stopped.
+//!
+//! A look at the instances is quick (no waiting for health); each start (or settling)
+//! then runs as its own blocking task, at most one per instance, so one slow instance
+//! does not hold the restart of another, and a drain waits for the starts in flight.
+//! The supervisor looks every `tick`, at once when one of its children exits
+//! (SIGCHLD: an instance the daemon started was killed), when a backoff ends, when a
+//! start finishes, and when a reload added instances. Instances the CLI started are not
+//! the daemon's children: their end is seen at the next tick. The config is read
+//! afresh at each look, so a reload's removed instances are no longer looked at (and
+//! are not killed).
 
+pub mod decide;
+#[cfg(test)]
+mod tests;
+
+use std::collections::BTreeSet;
 use std::time::Duration;
 
-use jiff::{SignedDuration, Timestamp};
+use jiff::Timestamp;
+use tokio::signal::unix::{signal, Signal, SignalKind};
+use tokio::sync::broadcast::error::RecvError;
+use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use super::bus::Event;
@@ -22,9 +39,13 @@ use crate::backup::recover;
 use crate::error::{Error, Result};
 use crate::instance::{Instance, Ostler};
 use crate::ops;
-use crate::process::PidState;
+use crate::state::{Runtime, State};
+use decide::{AfterCrash, Crash, Decision};
 
-/// The supervisor, looking at the instances every `tick`.
+/// How long the supervisor's start of an instance may hold the instance's lock.
+const START_LEASE: Duration = Duration::from_secs(120);
+
+/// The supervisor, looking at the instances every `tick` (and sooner when told).
 pub struct Supervisor {
     pub tick: Duration,
 }
@@ -37,48 +58,139 @@ impl Component for Supervisor {
     fn run(&self, handle: Handle, shutdown: CancellationToken) -> BoxFuture<Result<()>> {
         let tick = self.tick;
         Box::pin(async move {
-            let mut bus = handle.bus().subscribe();
-            handle
-                .blocking(|ostler| want_autostart_running(ostler, None))
-                .await?;
-            while !shutdown.is_cancelled() {
-                let events = match handle.blocking(look).await {
-                    Ok(events) => events,
+            let mut run = Run {
+                bus: handle.bus().subscribe(),
+                children: signal(SignalKind::child())
+                    .map_err(|e| Error::io("listening for SIGCHLD", e))?,
+                jobs: JoinSet::new(),
+                in_flight: BTreeSet::new(),
+                handle,
+                shutdown,
+                tick,
+            };
+            run.handle.blocking(|o| want_running(o, None)).await?;
+            while !run.shutdown.is_cancelled() {
+                let skip = run.in_flight.clone();
+                let look = match run.handle.blocking(move |o| look(o, &skip)).await {
+                    Ok(look) => look,
                     // Shutting down between the check and the call.
-                    Err(Error::Busy { .. }) if handle.draining() => break,
+                    Err(Error::Busy { .. }) if run.handle.draining() => break,
                     Err(e) => return Err(e),
                 };
-                for event in events {
-                    handle.bus().publish(event);
+                for event in look.events {
+                    run.handle.bus().publish(event);
                 }
-                handle.set_ready("supervisor");
-                let added = tokio::select! {
-                    _ = handle.clock().sleep(tick) => Vec::new(),
-                    _ = shutdown.cancelled() => Vec::new(),
-                    Ok(Event::ConfigReloaded { added, .. }) = bus.recv() => added,
-                };
-                // A reload's new autostart instances are wanted running, as at start;
-                // the next look (now) starts them.
-                if !added.is_empty() {
-                    match handle
-                        .blocking(move |ostler| want_autostart_running(ostler, Some(&added)))
-                        .await
-                    {
-                        Ok(()) => {}
-                        Err(Error::Busy { .. }) if handle.draining() => break,
-                        Err(e) => return Err(e),
-                    }
+                for (name, job) in look.jobs {
+                    run.spawn(name, job);
                 }
+                // Serving once it made its first look (systemd's READY=1 waits for it).
+                run.handle.set_ready("supervisor");
+                run.wait(look.wake_at).await?;
+            }
+            // Draining: the jobs in flight finish (or are interrupted by the host at
+            // the drain's bound); what they did is still published.
+            while let Some(done) = run.jobs.join_next().await {
+                run.finished(done);
             }
             Ok(())
         })
     }
 }
 
-/// At daemon start, autostart instances are wanted running (that is what autostart
-/// means); a crash loop from an earlier run is forgotten. After a reload, only the
-/// instances it added (`only`).
-fn want_autostart_running(ostler: &Ostler, only: Option<&[String]>) -> Result<()> {
+/// One run of the supervisor component: what it listens to and what it has in flight.
+struct Run {
+    handle: Handle,
+    shutdown: CancellationToken,
+    tick: Duration,
+    bus: tokio::sync::broadcast::Receiver<Event>,
+    children: Signal,
+    /// The starts (and settlings) in flight, one per instance at most.
+    jobs: JoinSet<(String, Result<Option<Event>>)>,
+    in_flight: BTreeSet<String>,
+}
+
+impl Run {
+    fn spawn(&mut self, name: String, job: Job) {
+        self.in_flight.insert(name.clone());
+        let handle = self.handle.clone();
+        self.jobs.spawn(async move {
+            let instance = name.clone();
+            let done = handle.blocking(move |o| job.run(o, &instance)).await;
+            (name, done)
+        });
+    }
+
+    fn finished(
+        &mut self,
+        done: std::result::Result<(String, Result<Option<Event>>), tokio::task::JoinError>,
+    ) {
+        let Ok((name, done)) = done else {
+            // A job task never panics (its work runs in `blocking`, which returns
+            // the panic as an error) and is only aborted with the run.
+            return;
+        };
+        self.in_flight.remove(&name);
+        match done {
+            Ok(Some(event)) => self.handle.bus().publish(event),
+            Ok(None) => {}
+            // Refused because the daemon drains: not started, not a crash.
+            Err(Error::Busy { .. }) if self.handle.draining() => {}
+            Err(e) => self
+                .handle
+                .ostler()
+                .reporter
+                .warn(&name, &format!("supervision: {}", crate::error::chain(&e))),
+        }
+    }
+
+    /// Work refused because the daemon drains is no failure: the run ends next.
+    fn unless_draining(&self, result: Result<()>) -> Result<()> {
+        match result {
+            Err(Error::Busy { .. }) if self.handle.draining() => Ok(()),
+            other => other,
+        }
+    }
+
+    /// Until the next look is due: the tick, a backoff's end (`wake_at`), a child's
+    /// exit, a job's end, a reload that added instances, or shutdown.
+    async fn wait(&mut self, wake_at: Option<Timestamp>) -> Result<()> {
+        let clock = self.handle.clock().clone();
+        let next_tick = clock.after(self.tick);
+        let until = wake_at.map_or(next_tick, |t| t.min(next_tick));
+        let sleep = clock.sleep_until(until);
+        tokio::pin!(sleep);
+        loop {
+            tokio::select! {
+                _ = &mut sleep => return Ok(()),
+                _ = self.shutdown.cancelled() => return Ok(()),
+                _ = self.children.recv() => return Ok(()),
+                Some(done) = self.jobs.join_next() => {
+                    self.finished(done);
+                    return Ok(());
+                }
+                event = self.bus.recv() => match event {
+                    Ok(Event::ConfigReloaded { added, .. }) => {
+                        let wanted = self.handle.blocking(move |o| want_running(o, Some(&added)));
+                        return self.unless_draining(wanted.await);
+                    }
+                    Ok(_) => {}
+                    // Missed events might have been a reload: look at everything.
+                    Err(RecvError::Lagged(_)) => {
+                        let wanted = self.handle.blocking(|o| want_running(o, None));
+                        return self.unless_draining(wanted.await);
+                    }
+                    // The handle holds the sender: closed only as the daemon ends.
+                    Err(RecvError::Closed) => self.shutdown.cancelled().await,
+                },
+            }
+        }
+    }
+}
+
+/// Autostart instances are wanted running (that is what autostart means): at daemon
+/// start all of them, after a reload the ones it added (`only`). A crash loop from
+/// before is forgotten.
+fn want_running(ostler: &Ostler, only: Option<&[String]>) -> Result<()> {
     let state = ostler.state()?;
     for inst in ostler.instances()? {
         if inst.config.autostart && only.is_none_or(|names| names.contains(&inst.name)) {
@@ -95,84 +207,116 @@ fn want_autostart_running(ostler: &Ostler, only: Option<&[String]>) -> Result<()
     Ok(())
 }
 
-/// One look at every autostart instance: what happened, as events.
-fn look(ostler: &Ostler) -> Result<Vec<Event>> {
-    reap();
+/// What a look found: events to publish, jobs to start, and the earliest end of a
+/// backoff (when to look again at the latest).
+#[derive(Default)]
+struct Look {
+    events: Vec<Event>,
+    jobs: Vec<(String, Job)>,
+    wake_at: Option<Timestamp>,
+}
+
+/// Slow work for one instance, run as its own blocking task.
+enum Job {
+    /// Finish or undo a restore that was killed mid-way (which starts the instance
+    /// again if it was running).
+    Settle,
+    Start,
+}
+
+/// One look at every autostart instance but those with a job in flight: crashes are
+/// recorded at once, starts and settlings handed back as jobs.
+fn look(ostler: &Ostler, in_flight: &BTreeSet<String>) -> Result<Look> {
     let state = ostler.state()?;
-    let mut events = Vec::new();
+    let mut look = Look::default();
     for inst in ostler.instances()? {
-        if inst.config.autostart {
-            match tick_instance(ostler, &state, &inst) {
-                Ok(Some(event)) => events.push(event),
-                Ok(None) => {}
-                Err(e) => ostler.reporter.warn(
-                    &inst.name,
-                    &format!("supervision: {}", crate::error::chain(&e)),
-                ),
-            }
+        if !inst.config.autostart || in_flight.contains(&inst.name) {
+            continue;
         }
-    }
-    Ok(events)
-}
-
-/// Reaps exited children so that they do not linger as zombies (the daemon starts
-/// instances as its children).
-fn reap() {
-    use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
-    while let Ok(status) = waitpid(None, Some(WaitPidFlag::WNOHANG)) {
-        if status == WaitStatus::StillAlive {
-            break;
-        }
-    }
-}
-
-fn tick_instance(
-    ostler: &Ostler,
-    state: &crate::state::State,
-    inst: &Instance,
-) -> Result<Option<Event>> {
-    // A restore killed mid-way left the instance stopped (and `desired` stopped):
-    // settle it first, which starts the instance again if it was running. While the
-    // restore is alive it holds the lock, so this is busy and tried again next tick.
-    if recover::pending(ostler, &inst.name) {
-        match recover::recover(ostler, &inst.name) {
-            Ok(Some(o)) => ostler.reporter.info(
+        if let Err(e) = look_at(ostler, &state, &inst, &mut look) {
+            ostler.reporter.warn(
                 &inst.name,
-                &format!("settled the interrupted restore of backup {}", o.backup),
-            ),
-            Ok(None) | Err(Error::Busy { .. }) => {}
-            Err(e) => return Err(e),
+                &format!("supervision: {}", crate::error::chain(&e)),
+            );
         }
-        return Ok(None);
     }
-    let (mut rt, pid, ps) = ops::running_pid(state, inst)?;
-    if pid.is_some() || rt.desired != "running" || rt.supervision == "crash-loop" {
-        return Ok(None);
+    Ok(look)
+}
+
+fn look_at(ostler: &Ostler, state: &State, inst: &Instance, look: &mut Look) -> Result<()> {
+    // A restore killed mid-way left the instance stopped (and `desired` stopped):
+    // settle it first. While the restore is alive it holds the lock, so the settling
+    // is busy and tried again at the next look.
+    if recover::pending(ostler, &inst.name) {
+        look.jobs.push((inst.name.clone(), Job::Settle));
+        return Ok(());
     }
+    let rt = state.runtime(&inst.name)?;
+    if let Some(pid) = rt.pid {
+        reap(pid);
+    }
+    let (rt, _, process) = ops::running_pid(state, inst)?;
     let now = ostler.clock.now();
-    if rt.pid.is_some() {
-        // It was running and is not any more, and nobody asked it to stop: a crash.
-        let why = if ps == PidState::Reused {
-            "its pid was reused"
-        } else {
-            "exited"
+    match decide::decide(&rt, process, now, &ostler.config.supervise) {
+        Decision::Leave => {}
+        Decision::Start => look.jobs.push((inst.name.clone(), Job::Start)),
+        Decision::StartAt(at) => {
+            look.wake_at = Some(look.wake_at.map_or(at, |t| t.min(at)));
+        }
+        Decision::Crashed(crash) => {
+            let why = match process {
+                crate::process::PidState::Reused => "its pid was reused",
+                _ => "exited",
+            };
+            let event = record_crash(ostler, state, inst, rt, &crash, why)?;
+            if let AfterCrash::Restart { at, .. } = crash.then {
+                look.wake_at = Some(look.wake_at.map_or(at, |t| t.min(at)));
+            }
+            look.events.push(event);
+        }
+    }
+    Ok(())
+}
+
+/// Reaps the instance's process if it is the daemon's child and has exited, so that
+/// it does not linger as a zombie (which still counts as alive). Only recorded pids
+/// are waited for: another child (a database client a backup runs) is its owner's.
+fn reap(pid: i32) {
+    use nix::sys::wait::{waitpid, WaitPidFlag};
+    let _ = waitpid(nix::unistd::Pid::from_raw(pid), Some(WaitPidFlag::WNOHANG));
+}
+
+impl Job {
+    fn run(self, ostler: &Ostler, name: &str) -> Result<Option<Event>> {
+        // Removed by a reload since the look: no longer ours to act on.
+        let Ok(inst) = ostler.instance(name) else {
+            return Ok(None);
         };
-        let event = record_crash(ostler, inst, &mut rt, now, why)?;
-        state.set_runtime(&inst.name, &rt)?;
-        return Ok(Some(event));
+        match self {
+            Job::Settle => {
+                match recover::recover(ostler, &inst.name) {
+                    Ok(Some(o)) => ostler.reporter.info(
+                        &inst.name,
+                        &format!("settled the interrupted restore of backup {}", o.backup),
+                    ),
+                    Ok(None) | Err(Error::Busy { .. }) => {}
+                    Err(e) => return Err(e),
+                }
+                Ok(None)
+            }
+            Job::Start => start(ostler, &inst),
+        }
     }
-    if rt.next_restart_at.is_some_and(|t| t > now) {
-        return Ok(None);
-    }
-    // Start it, under the instance's lock like any CLI operation. A busy lock means an
-    // operator is acting on it: try again next tick.
-    let crashes = rt.crashes.clone();
-    let result = ostler.operate(
-        inst,
-        "supervise-start",
-        Duration::from_secs(120),
-        |runner| ops::start(ostler, inst, runner),
-    );
+}
+
+/// Starts the instance under its lock like any CLI operation. A busy lock means an
+/// operator acts on it (tried again at the next look); a failed start is a crash.
+fn start(ostler: &Ostler, inst: &Instance) -> Result<Option<Event>> {
+    let state = ostler.state()?;
+    let crashes = state.runtime(&inst.name)?.crashes;
+    let result = ostler.operate(inst, "supervise-start", START_LEASE, |runner| {
+        ops::start(ostler, inst, runner)
+    });
     let mut rt = state.runtime(&inst.name)?;
     rt.crashes = crashes;
     match result {
@@ -193,69 +337,54 @@ fn tick_instance(
         // the start launched is recorded and left running. Neither is a crash.
         Err(Error::Busy { .. } | Error::Interrupted) => Ok(None),
         Err(e) => {
-            let event = record_crash(
-                ostler,
-                inst,
-                &mut rt,
-                ostler.clock.now(),
-                &format!("start failed: {}", crate::error::chain(&e)),
-            )?;
-            state.set_runtime(&inst.name, &rt)?;
-            Ok(Some(event))
+            let crash = decide::crash(&rt.crashes, ostler.clock.now(), &ostler.config.supervise);
+            let why = format!("start failed: {}", crate::error::chain(&e));
+            record_crash(ostler, &state, inst, rt, &crash, &why).map(Some)
         }
     }
 }
 
+/// Writes a crash down (runtime, journal, reporter) and says it as an event.
 fn record_crash(
     ostler: &Ostler,
+    state: &State,
     inst: &Instance,
-    rt: &mut crate::state::Runtime,
-    now: Timestamp,
+    mut rt: Runtime,
+    crash: &Crash,
     why: &str,
 ) -> Result<Event> {
-    let policy = &ostler.config.supervise;
-    let window =
-        SignedDuration::try_from(policy.crash_window.0).unwrap_or(SignedDuration::from_secs(300));
-    rt.pid = None;
-    rt.pid_start_ticks = None;
-    rt.crashes.push(now);
-    rt.crashes.retain(|t| now.duration_since(*t) <= window);
-    let n = rt.crashes.len() as u32;
-    if n >= policy.crash_limit {
-        rt.supervision = "crash-loop".into();
-        rt.next_restart_at = None;
-        let msg = format!(
-            "{} crashed {n} times within {}; marked crash-loop, not restarting (last: {why}). Fix it, then `ostler start {}`",
-            inst.name,
-            humantime::format_duration(policy.crash_window.0),
-            inst.name
-        );
-        ostler.reporter.warn(&inst.name, &msg);
-        ostler.journal_event("crash-loop", Some(&inst.name), &msg)?;
-        Ok(Event::CrashLoop {
-            instance: inst.name.clone(),
-            crashes: n,
-            why: why.to_string(),
-        })
-    } else {
-        let factor = 1u32 << (n.saturating_sub(1)).min(16);
-        let delay = (policy.backoff_initial.0 * factor).min(policy.backoff_max.0);
-        let restart_at = now + crate::clock::signed(delay);
-        rt.supervision = "backoff".into();
-        rt.next_restart_at = Some(restart_at);
-        let msg = format!(
-            "{} {why} (crash {n} within {}); restarting in {}",
-            inst.name,
-            humantime::format_duration(policy.crash_window.0),
-            humantime::format_duration(delay)
-        );
-        ostler.reporter.warn(&inst.name, &msg);
-        ostler.journal_event("crash", Some(&inst.name), &msg)?;
-        Ok(Event::InstanceCrashed {
-            instance: inst.name.clone(),
-            why: why.to_string(),
-            crashes: n,
-            restart_at: Some(restart_at),
-        })
+    crash.apply(&mut rt);
+    state.set_runtime(&inst.name, &rt)?;
+    let n = crash.count();
+    let window = humantime::format_duration(ostler.config.supervise.crash_window.0);
+    match crash.then {
+        AfterCrash::CrashLoop => {
+            let msg = format!(
+                "{} crashed {n} times within {window}; marked crash-loop, not restarting (last: {why}). Fix it, then `ostler start {}`",
+                inst.name, inst.name
+            );
+            ostler.reporter.warn(&inst.name, &msg);
+            ostler.journal_event("crash-loop", Some(&inst.name), &msg)?;
+            Ok(Event::CrashLoop {
+                instance: inst.name.clone(),
+                crashes: n,
+                why: why.to_string(),
+            })
+        }
+        AfterCrash::Restart { at, delay } => {
+            let msg = format!(
+                "{} {why} (crash {n} within {window}); restarting in {}",
+                inst.name,
+                humantime::format_duration(delay)
+            );
+            ostler.reporter.warn(&inst.name, &msg);
+            ostler.journal_event("crash", Some(&inst.name), &msg)?;
+            Ok(Event::InstanceCrashed {
+                instance: inst.name.clone(),
+                why: why.to_string(),
+                crashes: n,
+                restart_at: Some(at),
+            })
+        }
     }
 }
