@@ -64,6 +64,7 @@ impl Component for Supervisor {
                     .map_err(|e| Error::io("listening for SIGCHLD", e))?,
                 jobs: JoinSet::new(),
                 in_flight: BTreeSet::new(),
+                ready: false,
                 handle,
                 shutdown,
                 tick,
@@ -83,8 +84,7 @@ impl Component for Supervisor {
                 for (name, job) in look.jobs {
                     run.spawn(name, job);
                 }
-                // Serving once it made its first look (systemd's READY=1 waits for it).
-                run.handle.set_ready("supervisor");
+                run.ready_once_settled();
                 run.wait(look.wake_at).await?;
             }
             // Draining: the jobs in flight finish (or are interrupted by the host at
@@ -107,9 +107,21 @@ struct Run {
     /// The starts (and settlings) in flight, one per instance at most.
     jobs: JoinSet<(String, Result<Option<Event>>)>,
     in_flight: BTreeSet<String>,
+    /// Said ready (systemd's READY=1 waits for it).
+    ready: bool,
 }
 
 impl Run {
+    /// Ready once the first look's starts all ended (started or failed): the
+    /// autostart instances are up when systemd hears READY=1, as the old one-look
+    /// supervisor had them. Later looks do not wait for each other's starts.
+    fn ready_once_settled(&mut self) {
+        if !self.ready && self.in_flight.is_empty() {
+            self.ready = true;
+            self.handle.set_ready("supervisor");
+        }
+    }
+
     fn spawn(&mut self, name: String, job: Job) {
         self.in_flight.insert(name.clone());
         let handle = self.handle.clone();
@@ -130,6 +142,7 @@ impl Run {
             return;
         };
         self.in_flight.remove(&name);
+        self.ready_once_settled();
         match done {
             Ok(Some(event)) => self.handle.bus().publish(event),
             Ok(None) => {}
