@@ -50,6 +50,8 @@ pub enum Command {
     Journal(commands::journal::Args),
     /// Run the daemon: supervise autostart instances.
     Serve(commands::serve::Args),
+    /// Ask the running daemon to re-read the config (as SIGHUP); exit 3 if none runs.
+    Reload(commands::reload::Args),
     /// Create the backup repository (or adopt the one there).
     Init(commands::init::Args),
     /// Back up an instance's database and stores.
@@ -182,6 +184,7 @@ fn dispatch(ctx: &Context, command: Command) -> ostler_core::Result<i32> {
         Command::Config(args) => commands::config::run(ctx, args),
         Command::Journal(args) => commands::journal::run(ctx, args),
         Command::Serve(args) => commands::serve::run(ctx, args),
+        Command::Reload(args) => commands::reload::run(ctx, args),
         Command::Demo(args) => commands::demo::run(ctx, args),
         Command::Jobs(args) => commands::jobs::run(ctx, args),
         Command::Init(args) => commands::init::run(ctx, args),

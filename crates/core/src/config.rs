@@ -365,6 +365,21 @@ impl Serialize for HumanDuration {
     }
 }
 
+/// The state dir a config file names, read from `[service] state_dir` alone (default
+/// `.ostler`, relative to the file's directory), so that a file with other mistakes
+/// still says where its daemon is (`ostler reload` tells the daemon it is refused).
+/// `None` when the file cannot be read or is not TOML.
+pub fn state_dir_of(path: &Path) -> Option<PathBuf> {
+    let text = std::fs::read_to_string(path).ok()?;
+    let table: toml::Table = text.parse().ok()?;
+    let named = table
+        .get("service")
+        .and_then(|s| s.get("state_dir"))
+        .and_then(|d| d.as_str())
+        .map_or_else(default_state_dir, PathBuf::from);
+    Some(path.parent().unwrap_or(Path::new(".")).join(named))
+}
+
 /// Finds the config file: an explicit `--config`, else `$OSTLER_CONFIG`, else
 /// `ostler.toml` in `cwd`.
 pub fn locate(

@@ -17,6 +17,7 @@ pub mod manage;
 pub mod mirror;
 pub mod prune;
 pub mod recover;
+pub mod reload;
 pub mod restore;
 pub mod role;
 pub mod serve;

@@ -3,42 +3,12 @@
 //! removes (left running) and restarts nothing, a changed instance taking its new
 //! settings at its next restart.
 
-use std::process::{Child, Stdio};
 use std::time::Duration;
 
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
 use crate::support::*;
-
-/// `ostler serve --tick 100ms`, killed when dropped.
-struct Serving(Child);
-
-impl Serving {
-    fn new(svc: &Svc) -> Serving {
-        let child = svc.cmd(&["serve", "--tick", "100ms"]);
-        Serving(spawn_quiet(child))
-    }
-
-    fn signal(&self, signal: Signal) {
-        kill(Pid::from_raw(self.0.id() as i32), signal).unwrap();
-    }
-}
-
-impl Drop for Serving {
-    fn drop(&mut self) {
-        self.signal(Signal::SIGKILL);
-        let _ = self.0.wait();
-    }
-}
-
-fn spawn_quiet(mut command: std::process::Command) -> Child {
-    command
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap()
-}
 
 const FAST: &str = "[supervise]\nbackoff_initial = \"100ms\"\nbackoff_max = \"400ms\"\ncrash_limit = 4\ncrash_window = \"1m\"\n";
 
@@ -102,12 +72,12 @@ fn journaled(
 
 /// Asks the running daemon to reload by `how`; returns the journal's `reload` entry it
 /// wrote (and, for the CLI, its exit status and output).
-fn ask_reload(svc: &Svc, daemon: &Serving, how: How) -> (serde_json::Value, Option<Asked>) {
+fn ask_reload(svc: &Svc, daemon: &Daemon, how: How) -> (serde_json::Value, Option<Asked>) {
     // The copy of the config that was valid before this reload.
     let before = journaled(svc, "before.toml", "reload", None).len();
     let asked = match how {
         How::Signal => {
-            daemon.signal(Signal::SIGHUP);
+            kill(Pid::from_raw(daemon.pid() as i32), Signal::SIGHUP).unwrap();
             None
         }
         How::Cli => {
@@ -132,13 +102,11 @@ fn ask_reload(svc: &Svc, daemon: &Serving, how: How) -> (serde_json::Value, Opti
 }
 
 #[derive(Clone, Copy)]
-#[allow(dead_code)]
 enum How {
     Signal,
     Cli,
 }
 
-#[allow(dead_code)]
 struct Asked {
     code: Option<i32>,
     stdout: String,
@@ -160,7 +128,7 @@ fn invalid_then_valid(how: How) {
     write("before.toml", &config);
     svc.ok(&["build", "gb-1"]);
     svc.ok(&["build", "gb-2"]);
-    let daemon = Serving::new(&svc);
+    let daemon = Daemon::start(&svc);
     let gb1 = wait_running(&svc, "before.toml", "gb-1");
     let mut gb2 = wait_running(&svc, "before.toml", "gb-2");
 
@@ -262,4 +230,31 @@ fn invalid_then_valid(how: How) {
 #[test]
 fn sighup_refuses_an_invalid_config_and_applies_a_valid_one_restarting_nothing() {
     invalid_then_valid(How::Signal);
+}
+
+#[test]
+fn ostler_reload_refuses_an_invalid_config_and_applies_a_valid_one_restarting_nothing() {
+    invalid_then_valid(How::Cli);
+}
+
+#[test]
+fn ostler_reload_without_a_daemon_checks_the_config_and_exits_3() {
+    let config = two_instances([free_port(), free_port()]);
+    let svc = Svc::new(&config);
+    let out = svc.run(&["reload"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    assert!(
+        stderr.contains("no daemon runs for this service"),
+        "{stderr}"
+    );
+    std::fs::write(
+        svc.path().join("ostler.toml"),
+        config.replacen("autostart = true", "autostrat = true", 1),
+    )
+    .unwrap();
+    let out = svc.run(&["reload"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(78), "{stderr}");
+    assert!(stderr.contains("unknown field `autostrat`"), "{stderr}");
 }

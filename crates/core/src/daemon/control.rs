@@ -16,7 +16,7 @@ use axum::extract::State;
 use axum::http::{Method, StatusCode, Uri};
 use axum::response::sse::{self, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use futures_util::Stream;
 use hyper_util::rt::TokioIo;
@@ -181,12 +181,13 @@ fn bind(path: &Path) -> Result<UnixListener> {
     Ok(listener)
 }
 
-/// The routes. `POST /v1/reload` belongs to `daemon/reload.rs`, added here.
+/// The routes.
 fn routes(handle: Handle) -> Router {
     Router::new()
         .route("/v1/status", get(status))
         .route("/v1/instances", get(instances))
         .route("/v1/events", get(events))
+        .route("/v1/reload", post(reload))
         .fallback(no_route)
         .with_state(handle)
 }
@@ -253,6 +254,13 @@ async fn no_route(method: Method, uri: Uri) -> Reply {
             uri.path()
         ))),
     )
+}
+
+/// Re-reads the config ([`super::reload::reload`]): what changed, or why it was refused.
+async fn reload(
+    State(handle): State<Handle>,
+) -> std::result::Result<Json<super::reload::ConfigChanges>, Reply> {
+    Ok(Json(super::reload::reload(&handle).await?))
 }
 
 async fn status(State(handle): State<Handle>) -> Json<DaemonStatus> {

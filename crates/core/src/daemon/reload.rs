@@ -427,6 +427,24 @@ mod tests {
     }
 
     #[test]
+    fn the_state_dir_of_a_refused_config_is_still_found() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ostler.toml");
+        let inst = instance("a", 8001, "");
+        std::fs::write(&path, format!("{HEAD}state_dir = \"st\"\n{inst}")).unwrap();
+        let found = crate::config::state_dir_of(&path);
+        assert_eq!(found, Some(Config::load(&path).unwrap().state_dir()));
+        std::fs::write(&path, format!("{HEAD}{inst}typo = 1\n")).unwrap();
+        assert!(Config::load(&path).is_err());
+        assert_eq!(
+            crate::config::state_dir_of(&path),
+            Some(dir.path().join(".ostler"))
+        );
+        std::fs::write(&path, "[service\n").unwrap();
+        assert_eq!(crate::config::state_dir_of(&path), None);
+    }
+
+    #[test]
     fn a_moved_state_dir_is_a_change_of_service() {
         let inst = instance("a", 8001, "");
         let old = parse(&format!("{HEAD}{inst}"));
