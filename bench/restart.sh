@@ -4,7 +4,9 @@
 # "0s"). Two numbers per kill:
 #   spawned: the new process's start time (/proc/PID/stat, clock ticks) minus the
 #            kill time (/proc/uptime): when the daemon launched the replacement;
-#   seen:    until `ostler status --json` shows the new pid (includes polling).
+#   seen:    until `ostler status --json` shows the new pid running (includes the
+#            polling, one `ostler status` a round, and the start's own check that
+#            the process is still alive 300 ms on, for an instance without health URL).
 #   bench/restart.sh [KILLS]       (default 10; prints each kill and the medians)
 # OSTLER_BIN=path/to/ostler skips the release build.
 set -euo pipefail
@@ -41,7 +43,7 @@ autostart = true
 TOML
 "$OSTLER" serve --tick 1s 2>serve.log &
 SERVE_PID=$!
-pid_of() { "$OSTLER" status --json | python3 -c 'import json,sys; s=[i for i in json.load(sys.stdin) if i["name"]=="app"][0]; print(s["pid"] if s["state"]=="running" and s["pid"] else "")'; }
+pid_of() { "$OSTLER" status --json | python3 -c 'import json,sys; d=json.load(sys.stdin); d=d["instances"] if isinstance(d, dict) else d; s=[i for i in d if i["name"]=="app"][0]; print(s["pid"] if s["state"]=="running" and s["pid"] else "")'; }
 for _ in $(seq 1 100); do pid=$(pid_of); [ -n "$pid" ] && break; sleep 0.1; done
 [ -n "$pid" ] || { echo "serve did not start app"; cat serve.log; exit 1; }
 hz=$(getconf CLK_TCK)
