@@ -32,6 +32,7 @@ use tokio::signal::unix::{signal, Signal, SignalKind};
 use tokio::sync::broadcast::error::RecvError;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 use super::bus::Event;
 use super::host::{BoxFuture, Component, Handle};
@@ -125,11 +126,14 @@ impl Run {
     fn spawn(&mut self, name: String, job: Job) {
         self.in_flight.insert(name.clone());
         let handle = self.handle.clone();
-        self.jobs.spawn(async move {
+        // A spawned task starts outside any span: the job's logs carry the
+        // component's span (and so say they are the supervisor's) only if given it.
+        let job = async move {
             let instance = name.clone();
             let done = handle.blocking(move |o| job.run(o, &instance)).await;
             (name, done)
-        });
+        };
+        self.jobs.spawn(job.in_current_span());
     }
 
     fn finished(
