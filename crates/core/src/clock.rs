@@ -4,10 +4,11 @@
 //! so that tests drive time by hand: a [`ManualClock`] moves only when the test says
 //! so, and whatever sleeps on it wakes at once when it passes the wake-up time.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -68,6 +69,11 @@ pub fn later(t: Timestamp, d: Duration) -> Timestamp {
     t.checked_add(signed(d)).unwrap_or(Timestamp::MAX)
 }
 
+/// `t` less `d`, saturating at the start of time.
+pub fn earlier(t: Timestamp, d: Duration) -> Timestamp {
+    t.checked_sub(signed(d)).unwrap_or(Timestamp::MIN)
+}
+
 /// A std duration as jiff's, saturating at jiff's largest span.
 pub fn signed(d: Duration) -> SignedDuration {
     SignedDuration::try_from(d).unwrap_or(SignedDuration::MAX)
@@ -107,7 +113,9 @@ pub struct ManualClock(Arc<Manual>);
 struct Manual {
     now: Mutex<Timestamp>,
     moved: watch::Sender<Timestamp>,
-    sleepers: Arc<AtomicUsize>,
+    /// Each pending sleep's deadline, by a number of its own.
+    sleepers: Arc<Mutex<BTreeMap<u64, Timestamp>>>,
+    next_sleeper: AtomicU64,
 }
 
 impl ManualClock {
@@ -115,7 +123,8 @@ impl ManualClock {
         ManualClock(Arc::new(Manual {
             now: Mutex::new(start),
             moved: watch::channel(start).0,
-            sleepers: Arc::new(AtomicUsize::new(0)),
+            sleepers: Arc::default(),
+            next_sleeper: AtomicU64::new(0),
         }))
     }
 
@@ -148,7 +157,13 @@ impl ManualClock {
     /// How many `sleep_until`s are waiting on this clock now. Tests wait until the code
     /// under test is asleep before they move time, so nothing races the move.
     pub fn sleepers(&self) -> usize {
-        self.0.sleepers.load(Ordering::SeqCst)
+        self.0.sleepers().len()
+    }
+
+    /// The earliest deadline a pending sleep waits for: where a test moves time to
+    /// next when it walks the code under test through its wake-ups.
+    pub fn earliest_sleeper(&self) -> Option<Timestamp> {
+        self.0.sleepers().values().min().copied()
     }
 
     /// Waits (yielding to the runtime) until at least `n` sleepers wait, or `limit`
@@ -173,7 +188,7 @@ impl Source for Manual {
     fn sleep_until(&self, t: Timestamp) -> Pin<Box<dyn Future<Output = ()> + Send + 'static>> {
         let mut moved = self.moved.subscribe();
         // Counted from now until the future resolves or is dropped.
-        let guard = Sleeper::new(self);
+        let guard = Sleeper::new(self, t);
         Box::pin(async move {
             let _guard = guard;
             loop {
@@ -193,19 +208,36 @@ impl Source for Manual {
     }
 }
 
-/// Counts one pending sleep on a manual clock for as long as it lives.
-struct Sleeper(Arc<AtomicUsize>);
+impl Manual {
+    fn sleepers(&self) -> std::sync::MutexGuard<'_, BTreeMap<u64, Timestamp>> {
+        self.sleepers.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// One pending sleep on a manual clock, listed with its deadline for as long as it
+/// lives.
+struct Sleeper {
+    sleepers: Arc<Mutex<BTreeMap<u64, Timestamp>>>,
+    id: u64,
+}
 
 impl Sleeper {
-    fn new(manual: &Manual) -> Sleeper {
-        manual.sleepers.fetch_add(1, Ordering::SeqCst);
-        Sleeper(manual.sleepers.clone())
+    fn new(manual: &Manual, deadline: Timestamp) -> Sleeper {
+        let id = manual.next_sleeper.fetch_add(1, Ordering::SeqCst);
+        manual.sleepers().insert(id, deadline);
+        Sleeper {
+            sleepers: manual.sleepers.clone(),
+            id,
+        }
     }
 }
 
 impl Drop for Sleeper {
     fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::SeqCst);
+        self.sleepers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&self.id);
     }
 }
 

@@ -97,6 +97,32 @@ const MIGRATIONS: &[&str] = &[
     "ALTER TABLE journal_commands ADD COLUMN pid INTEGER;",
     // 6: the plan an operation ran (JSON), recorded before it runs
     "ALTER TABLE journal ADD COLUMN plan TEXT;",
+    // 7: scheduled jobs: every run (one per job, scheduled time and attempt: never two
+    // for one time), and how far each job's schedule has been dealt with
+    "CREATE TABLE job_runs (
+        id INTEGER PRIMARY KEY,
+        job TEXT NOT NULL,
+        scheduled_for TEXT,
+        trigger TEXT NOT NULL,
+        attempt INTEGER NOT NULL DEFAULT 1,
+        state TEXT NOT NULL,
+        queued_at TEXT NOT NULL,
+        not_before TEXT,
+        started_at TEXT,
+        finished_at TEXT,
+        pid INTEGER,
+        exit_status INTEGER,
+        missed INTEGER NOT NULL DEFAULT 0,
+        detail TEXT,
+        output TEXT,
+        UNIQUE (job, scheduled_for, attempt)
+    );
+    CREATE INDEX job_runs_job ON job_runs(job, id);
+    CREATE INDEX job_runs_state ON job_runs(state);
+    CREATE TABLE job_cursor (
+        job TEXT PRIMARY KEY,
+        through TEXT NOT NULL
+    );",
 ];
 
 /// A handle on the state database. Cheap to open; each process opens its own.

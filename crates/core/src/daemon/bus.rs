@@ -51,6 +51,34 @@ pub enum Event {
         changed: Vec<String>,
     },
     /// SIGTERM (or a stop request): no new work starts from here on.
+    /// A run was queued to start now (`ostler jobs run`).
+    JobQueued {
+        job: String,
+        run: i64,
+    },
+    JobStarted {
+        job: String,
+        run: i64,
+        pid: i32,
+    },
+    JobFinished {
+        job: String,
+        run: i64,
+    },
+    /// A run failed: it is tried again at `retry_at`, or (none) it was the last try,
+    /// and then `alert` says whether the job wants it alerted.
+    JobFailed {
+        job: String,
+        run: i64,
+        why: String,
+        retry_at: Option<Timestamp>,
+        alert: bool,
+    },
+    JobSkipped {
+        job: String,
+        run: i64,
+        why: String,
+    },
     ShutdownRequested,
 }
 

@@ -4,6 +4,7 @@
 //!   keeper that restarts a failed component with backoff, and the drain on shutdown.
 //! - [`bus`]: typed [`Event`]s components publish and subscribe to.
 //! - [`supervisor`]: keeps autostart instances running (backoff, crash loops).
+//! - [`scheduler`]: runs `[[jobs]]` at their times and records every run.
 //! - [`notify`]: tells systemd READY, STATUS, STOPPING and pings its watchdog.
 //! - [`reload`]: SIGHUP (or `ostler reload`) puts an edited config in force.
 //! - [`control`]: the control API on `<state_dir>/control.sock`; [`client`] is the
@@ -20,6 +21,7 @@ pub mod control;
 pub mod host;
 pub mod notify;
 pub mod reload;
+pub mod scheduler;
 pub mod supervisor;
 
 use std::fs::OpenOptions;
@@ -99,13 +101,15 @@ pub fn serve(
         .build()
         .map_err(|e| Error::io("starting the daemon's runtime", e))?;
     let handle = Handle::new(ostler, config_path);
+    let launcher = crate::jobs::launch::Launcher::current(config_path)?;
     let drained = runtime.block_on(async {
         listen_for_signals(&handle)?;
         let mut components: Vec<Arc<dyn Component>> = vec![
             Arc::new(supervisor::Supervisor { tick: options.tick }),
+            Arc::new(scheduler::Scheduler { launcher }),
             Arc::new(control::Control),
         ];
-        components.extend(notify::components(&["supervisor", "control"]));
+        components.extend(notify::components(&["supervisor", "scheduler", "control"]));
         Ok::<_, Error>(host::run(handle.clone(), components, options.drain).await)
     })?;
     // Blocking threads still running an abandoned operation are not waited for.

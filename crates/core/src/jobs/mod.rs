@@ -4,7 +4,11 @@
 //! actions themselves live elsewhere; this module only knows times and the config's shape.
 
 pub mod config;
+pub mod due;
+pub mod launch;
+pub mod perform;
 mod rrule;
+pub mod runs;
 pub mod schedule;
 
 pub use config::{Action, JobConfig, Missed, Overlap};
