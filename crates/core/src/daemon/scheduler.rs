@@ -98,7 +98,11 @@ impl Component for Scheduler {
                 for (job, r) in look.start {
                     run.start(job, r);
                 }
-                run.wait(look.wake_at).await;
+                // What ended is said once the wait's sleep is gone: whoever hears it
+                // and looks at the clock sees the scheduler awake, not that sleep.
+                if let Some(done) = run.wait(look.wake_at).await {
+                    run.finished(done);
+                }
             }
             // Draining: the runs in flight finish, or are killed when the host's drain
             // bound interrupts them (the `Interrupt` the run's wait checks).
@@ -219,9 +223,12 @@ impl Loop {
         }
     }
 
-    /// Until the next look is due: `wake_at`, a run's end, a queued run, a reload,
-    /// or shutdown; at most [`MAX_SLEEP`].
-    async fn wait(&mut self, wake_at: Option<Timestamp>) {
+    /// Until the next look is due: `wake_at`, a run's end (returned), a queued run,
+    /// a reload, or shutdown; at most [`MAX_SLEEP`].
+    async fn wait(
+        &mut self,
+        wake_at: Option<Timestamp>,
+    ) -> Option<std::result::Result<Done, tokio::task::JoinError>> {
         let clock = self.handle.clock().clone();
         let latest = clock.after(MAX_SLEEP);
         let until = wake_at.map_or(latest, |t| t.min(latest));
@@ -229,16 +236,13 @@ impl Loop {
         tokio::pin!(sleep);
         loop {
             tokio::select! {
-                _ = &mut sleep => return,
-                _ = self.shutdown.cancelled() => return,
-                Some(done) = self.tasks.join_next() => {
-                    self.finished(done);
-                    return;
-                }
+                _ = &mut sleep => return None,
+                _ = self.shutdown.cancelled() => return None,
+                Some(done) = self.tasks.join_next() => return Some(done),
                 event = self.bus.recv() => match event {
-                    Ok(Event::JobQueued { .. } | Event::ConfigReloaded { .. }) => return,
+                    Ok(Event::JobQueued { .. } | Event::ConfigReloaded { .. }) => return None,
                     Ok(_) => {}
-                    Err(RecvError::Lagged(_)) => return,
+                    Err(RecvError::Lagged(_)) => return None,
                     Err(RecvError::Closed) => self.shutdown.cancelled().await,
                 },
             }
