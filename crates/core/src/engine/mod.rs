@@ -182,6 +182,12 @@ pub trait Engine: Sync {
         database: Option<&str>,
         sql: &str,
     ) -> Result<String>;
+    /// Runs a maintenance statement (one or several, `;`-separated) through the
+    /// engine's driver in one transaction, in the session the engine's own client
+    /// would have, and returns the rows it inserted, updated or deleted as the engine
+    /// counts them. On an error the transaction is rolled back and the error names the
+    /// database and carries the server's message.
+    fn execute(&self, db: &Database, runner: &Runner, statement: &str) -> Result<u64>;
     /// Writes a dump of everything in the database into `dest_dir` (created
     /// owner-only), for the safety copy taken before destructive steps.
     fn safety_dump(

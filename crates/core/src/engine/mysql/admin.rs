@@ -1,5 +1,6 @@
 //! Looking after a MySQL/MariaDB database outside backups, with the server's own
-//! tools: a maintenance statement through the `mariadb` client, the safety dump
+//! tools: a maintenance statement through the `mariadb` client (or, counting the rows
+//! it changed, through the driver), the safety dump
 //! (`mariadb-dump --single-transaction`), whether it exists or holds tables, nuking,
 //! removing, and swapping a restored database in (MariaDB cannot rename a database:
 //! one multi-table `RENAME TABLE`, which the server applies all or not at all).
@@ -7,7 +8,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use super::connect::url;
+use super::connect::{connect, my_err, url};
 use super::quote;
 use crate::engine::database::private_file;
 use crate::engine::Database;
@@ -29,6 +30,43 @@ pub(super) fn run_sql(
         .arg(database.unwrap_or(&url.database));
     cmd.envs(db.child_env());
     runner.run_with_input(&mut cmd, sql.as_bytes())
+}
+
+/// Runs a maintenance statement in one transaction and returns the rows it changed:
+/// the sum of each statement's affected rows. The session takes the server's global
+/// `sql_mode` and `time_zone`, as the `mariadb` client would, so `NOW()` and strictness
+/// are the service's. A statement MariaDB commits implicitly (DDL: `CREATE`, `ALTER`,
+/// `DROP`...) ends the transaction there, as it does in any client.
+pub(super) fn execute(db: &Database, runner: &Runner, statement: &str) -> Result<u64> {
+    use mysql::prelude::Queryable;
+
+    runner.interrupt().check()?;
+    let (mut conn, label) = connect(db, None)?;
+    let label = label.as_str();
+    conn.query_drop(
+        "SET SESSION sql_mode = @@GLOBAL.sql_mode, SESSION time_zone = @@GLOBAL.time_zone",
+    )
+    .map_err(my_err(label, "setting up the session"))?;
+    let mut tx = conn
+        .start_transaction(mysql::TxOpts::default())
+        .map_err(my_err(label, "starting the transaction"))?;
+    let e = my_err(label, "running the maintenance statement");
+    let mut changed = 0;
+    {
+        let mut result = tx.query_iter(statement).map_err(&e)?;
+        while let Some(mut set) = result.iter() {
+            // Read before the rows: reading them moves the set past its OK packet.
+            changed += set.affected_rows();
+            for row in set.by_ref() {
+                row.map_err(&e)?;
+            }
+        }
+    }
+    // Dropping the transaction rolls it back.
+    runner.interrupt().check()?;
+    tx.commit()
+        .map_err(my_err(label, "committing the maintenance statement"))?;
+    Ok(changed)
 }
 
 /// `mariadb-dump --single-transaction` of the database to `dest_dir/stem.sql`.

@@ -133,6 +133,10 @@ impl Engine for Mysql {
         admin::run_sql(db, runner, database, sql)
     }
 
+    fn execute(&self, db: &Database, runner: &Runner, statement: &str) -> Result<u64> {
+        admin::execute(db, runner, statement)
+    }
+
     fn safety_dump(
         &self,
         db: &Database,

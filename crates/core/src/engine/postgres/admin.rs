@@ -1,12 +1,13 @@
 //! Looking after a PostgreSQL database outside backups, with the server's own tools:
-//! a maintenance statement through `psql`, the safety dump (`pg_dump -Fc`), whether it
+//! a maintenance statement through `psql` (or, counting the rows it changed, through the
+//! driver), the safety dump (`pg_dump -Fc`), whether it
 //! exists, nuking (drop and create), removing, and swapping a restored database in
 //! (`ALTER DATABASE ... RENAME` twice in one transaction).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use super::connect::url;
+use super::connect::{connect, pg_err, url};
 use super::quote;
 use crate::engine::database::private_file;
 use crate::engine::Database;
@@ -38,6 +39,44 @@ pub(super) fn run_sql(
         .arg(database.unwrap_or(&url.database));
     cmd.envs(db.child_env());
     runner.run_with_input(&mut cmd, sql.as_bytes())
+}
+
+/// Runs a maintenance statement in one transaction and returns the rows it changed:
+/// the sum of its statements' command tags (`DELETE 3`), leaving out statements that
+/// returned rows (a `SELECT`'s count is of rows read; so is a `RETURNING` one's). The
+/// session is reset to the server's defaults for the database and role (`RESET
+/// ALL`), as `psql` would have it, so `now()` and casts read as the service's do.
+pub(super) fn execute(db: &Database, runner: &Runner, statement: &str) -> Result<u64> {
+    runner.interrupt().check()?;
+    let (mut client, label) = connect(db, None)?;
+    let label = label.as_str();
+    client
+        .batch_execute("RESET ALL")
+        .map_err(pg_err(label, "resetting the session"))?;
+    let mut tx = client
+        .transaction()
+        .map_err(pg_err(label, "starting the transaction"))?;
+    let messages = tx
+        .simple_query(statement)
+        .map_err(pg_err(label, "running the maintenance statement"))?;
+    let mut changed = 0;
+    let mut returned_rows = false;
+    for message in messages {
+        match message {
+            postgres::SimpleQueryMessage::CommandComplete(n) => {
+                if !returned_rows {
+                    changed += n;
+                }
+                returned_rows = false;
+            }
+            _ => returned_rows = true,
+        }
+    }
+    // Dropping the transaction rolls it back.
+    runner.interrupt().check()?;
+    tx.commit()
+        .map_err(pg_err(label, "committing the maintenance statement"))?;
+    Ok(changed)
 }
 
 /// `pg_dump -Fc` of the database to `dest_dir/stem.pgdump`.

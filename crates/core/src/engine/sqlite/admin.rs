@@ -1,11 +1,11 @@
 //! Looking after a SQLite file outside backups: a maintenance statement through the
-//! `sqlite3` shell, the safety copy (online backup API), whether it exists, nuking
+//! `sqlite3` shell (or, counting the rows it changed, through the driver), the safety copy (online backup API), whether it exists, nuking
 //! and removing it, and swapping a restored file in by renames.
 
 use std::path::Path;
 use std::process::Command;
 
-use super::connect::file;
+use super::connect::{file, sql_err};
 use crate::engine::database::{private_file, rename_if_exists, with_suffix};
 use crate::engine::Database;
 use crate::error::{Error, Result};
@@ -20,6 +20,35 @@ pub(super) fn run_sql(db: &Database, runner: &Runner, sql: &str) -> Result<Strin
     cmd.arg("-batch").arg("-bail").arg(file(db)?);
     cmd.envs(db.child_env());
     runner.run_with_input(&mut cmd, sql.as_bytes())
+}
+
+/// Runs a maintenance statement in one immediate transaction and returns the rows it
+/// changed: the difference of `total_changes()` (which counts rows changed by
+/// triggers too). Never creates the file.
+pub(super) fn execute(db: &Database, runner: &Runner, statement: &str) -> Result<u64> {
+    let path = file(db)?;
+    let e = sql_err(path);
+    runner.interrupt().check()?;
+    let mut conn = rusqlite::Connection::open_with_flags(
+        path,
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(&e)?;
+    conn.busy_timeout(std::time::Duration::from_secs(30))
+        .map_err(&e)?;
+    let tx = conn
+        .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+        .map_err(&e)?;
+    let total = |tx: &rusqlite::Transaction| {
+        tx.query_row("SELECT total_changes()", [], |row| row.get::<_, i64>(0))
+    };
+    let before = total(&tx).map_err(&e)?;
+    tx.execute_batch(statement).map_err(&e)?;
+    let after = total(&tx).map_err(&e)?;
+    // Dropping the transaction rolls it back.
+    runner.interrupt().check()?;
+    tx.commit().map_err(&e)?;
+    Ok(u64::try_from(after - before).unwrap_or(0))
 }
 
 /// Copies the database with the online backup API to `dest_dir/stem.sqlite`.

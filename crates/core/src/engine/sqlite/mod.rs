@@ -119,6 +119,10 @@ impl Engine for Sqlite {
         admin::run_sql(db, runner, sql)
     }
 
+    fn execute(&self, db: &Database, runner: &Runner, statement: &str) -> Result<u64> {
+        admin::execute(db, runner, statement)
+    }
+
     fn safety_dump(
         &self,
         db: &Database,
