@@ -3,6 +3,7 @@
 //! `ostler.toml` may say ([`config`]). The daemon's scheduler, the runs it records and the
 //! actions themselves live elsewhere; this module only knows times and the config's shape.
 
+pub mod cleanup;
 pub mod config;
 pub mod due;
 pub mod launch;
@@ -10,6 +11,8 @@ pub mod perform;
 mod rrule;
 pub mod runs;
 pub mod schedule;
+pub mod sql;
+pub mod watch;
 
 pub use config::{Action, JobConfig, Missed, Overlap};
 pub use rrule::RuleError;
