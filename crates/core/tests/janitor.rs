@@ -312,6 +312,55 @@ fn cleanup_refuses_a_missing_root_a_file_root_and_a_bad_glob_naming_them() {
     assert!(plain.exists());
 }
 
+/// Makes `path` immutable (`chattr +i`: not even root may unlink it) until dropped;
+/// `None` where the filesystem or the user cannot.
+struct Immutable(fs::File);
+
+impl Immutable {
+    fn set(path: &Path) -> Option<Immutable> {
+        let file = fs::File::open(path).unwrap();
+        let flags = rustix::fs::ioctl_getflags(&file).ok()?;
+        rustix::fs::ioctl_setflags(&file, flags | rustix::fs::IFlags::IMMUTABLE).ok()?;
+        Some(Immutable(file))
+    }
+}
+
+impl Drop for Immutable {
+    fn drop(&mut self) {
+        if let Ok(flags) = rustix::fs::ioctl_getflags(&self.0) {
+            let _ = rustix::fs::ioctl_setflags(&self.0, flags - rustix::fs::IFlags::IMMUTABLE);
+        }
+    }
+}
+
+#[test]
+fn cleanup_lists_what_it_could_not_remove_and_goes_on_with_the_rest() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let stuck = file(root, "a/stuck", 3, 2 * DAY);
+    file(root, "a/loose", 4, 2 * DAY);
+    file(root, "b/loose", 5, 2 * DAY);
+    age_itself(&root.join("a"), 2 * DAY);
+    age_itself(&root.join("b"), 2 * DAY);
+    let Some(_guard) = Immutable::set(&stuck) else {
+        eprintln!("skipped: cannot make a file immutable here (not root, or no chattr +i on this filesystem)");
+        return;
+    };
+
+    let report = cleanup(&spec(root, &[], &[]), now(), false).unwrap();
+
+    assert_eq!(report.problems.len(), 1, "{:?}", report.problems);
+    assert_eq!(report.problems[0].0, Path::new("a/stuck"));
+    assert!(
+        report.problems[0].1.contains("not permitted"),
+        "{:?}",
+        report.problems
+    );
+    // Its directory still holds it, so it stays; the rest went.
+    assert_eq!(removed_paths(&report), ["a/loose", "b", "b/loose"]);
+    assert_eq!(tree(root), ["a/", "a/stuck"]);
+}
+
 // ---- sql ----
 
 fn runner() -> Runner {
@@ -376,6 +425,14 @@ fn sql_on_sqlite_counts_the_rows_deleted_and_rolls_back_a_failure() {
         "{err}"
     );
     assert!(err.to_string().contains("no such table: nosuch"), "{err}");
+
+    // Once the operation is interrupted (the daemon shutting down), nothing runs.
+    let interrupt = Interrupt::new();
+    interrupt.set();
+    let interrupted = Runner::new(std::sync::Arc::new(Silent), interrupt);
+    let e = sql::run(&db, &interrupted, "DELETE FROM locks").unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Interrupted);
+    assert_eq!(names(), "live");
 
     // A missing file is an error, never a new empty database.
     let gone = Database::Sqlite {

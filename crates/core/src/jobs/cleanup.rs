@@ -387,3 +387,36 @@ impl Remover {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::symlink;
+
+    use super::*;
+
+    /// The walk saw `a/` as a directory; by the time of the removal it is a symlink
+    /// to elsewhere. The removal must fail there, not unlink the file behind it.
+    #[test]
+    fn a_directory_swapped_for_a_symlink_before_removal_stops_the_removal() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("root");
+        let outside = dir.path().join("outside");
+        std::fs::create_dir_all(root.join("a")).unwrap();
+        std::fs::create_dir_all(&outside).unwrap();
+        std::fs::write(outside.join("f"), b"keep").unwrap();
+        let remover = Remover::open(&root).unwrap();
+
+        std::fs::remove_dir(root.join("a")).unwrap();
+        symlink(&outside, root.join("a")).unwrap();
+
+        let errno = remover.remove(Path::new("a/f"), false).unwrap_err();
+        assert!(matches!(errno, Errno::LOOP | Errno::NOTDIR), "{errno:?}");
+        assert!(outside.join("f").exists());
+        // The link itself is an entry of the root like any other.
+        assert_eq!(remover.remove(Path::new("a"), false), Ok(true));
+        assert!(outside.join("f").exists());
+        // Gone already: not an error.
+        assert_eq!(remover.remove(Path::new("a"), false), Ok(false));
+        assert_eq!(remover.remove(Path::new("a/f"), false), Ok(false));
+    }
+}
