@@ -7,6 +7,7 @@ mod commands;
 mod logging;
 mod plans;
 mod reporter;
+mod table;
 
 fn main() {
     std::process::exit(cli::main());

@@ -27,6 +27,7 @@ use tokio::net::UnixListener;
 use tokio::sync::broadcast::error::RecvError;
 use tokio_util::sync::CancellationToken;
 
+use super::bus::Event;
 use super::host::{BoxFuture, Component, ComponentHealth, Handle};
 use crate::error::{Diagnostic, Error, ErrorKind, Result};
 use crate::ops::{self, InstanceStatus};
@@ -188,6 +189,9 @@ fn routes(handle: Handle) -> Router {
         .route("/v1/instances", get(instances))
         .route("/v1/events", get(events))
         .route("/v1/reload", post(reload))
+        .route("/v1/jobs", get(jobs))
+        .route("/v1/jobs/runs", get(job_runs))
+        .route("/v1/jobs/:name/run", post(run_job))
         .fallback(no_route)
         .with_state(handle)
 }
@@ -261,6 +265,46 @@ async fn reload(
     State(handle): State<Handle>,
 ) -> std::result::Result<Json<super::reload::ConfigChanges>, Reply> {
     Ok(Json(super::reload::reload(&handle).await?))
+}
+
+async fn jobs(
+    State(handle): State<Handle>,
+) -> std::result::Result<Json<Vec<crate::jobs::Overview>>, Reply> {
+    Ok(Json(handle.blocking(crate::jobs::overview).await?))
+}
+
+/// `?job=NAME&limit=N` of `GET /v1/jobs/runs`.
+#[derive(Debug, Deserialize)]
+struct RunsQuery {
+    job: Option<String>,
+    limit: Option<usize>,
+}
+
+async fn job_runs(
+    State(handle): State<Handle>,
+    axum::extract::Query(q): axum::extract::Query<RunsQuery>,
+) -> std::result::Result<Json<Vec<crate::jobs::runs::Run>>, Reply> {
+    let runs = handle
+        .blocking(move |o| {
+            crate::jobs::runs::history(&o.state()?, q.job.as_deref(), q.limit.unwrap_or(50))
+        })
+        .await?;
+    Ok(Json(runs))
+}
+
+/// Queues a run of the job now; answers the run as recorded (waiting).
+async fn run_job(
+    State(handle): State<Handle>,
+    axum::extract::Path(name): axum::extract::Path<String>,
+) -> std::result::Result<Json<crate::jobs::runs::Run>, Reply> {
+    let run = handle
+        .blocking(move |o| crate::jobs::queue(o, &name))
+        .await?;
+    handle.bus().publish(Event::JobQueued {
+        job: run.job.clone(),
+        run: run.id,
+    });
+    Ok(Json(run))
 }
 
 async fn status(State(handle): State<Handle>) -> Json<DaemonStatus> {

@@ -53,7 +53,10 @@ impl Launcher {
 
     /// The process a run of `job` is.
     pub fn command(&self, job: &JobConfig) -> Command {
-        let dir = config_dir(&self.config_path);
+        let dir = match self.config_path.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
         let mut cmd = match (job.action.as_ref().map(|a| *a.get_ref()), &job.command) {
             (None, Some(command)) => {
                 let mut cmd = Command::new("sh");
@@ -69,13 +72,6 @@ impl Launcher {
         };
         cmd.current_dir(dir);
         cmd
-    }
-}
-
-fn config_dir(config_path: &Path) -> PathBuf {
-    match config_path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => PathBuf::from("."),
     }
 }
 

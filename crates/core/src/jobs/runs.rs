@@ -10,13 +10,13 @@ use std::time::Duration;
 
 use jiff::Timestamp;
 use rusqlite::{params, OptionalExtension, Row};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::error::Result;
 use crate::state::State;
 
 /// Where a run is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum RunState {
     /// Queued: a manual run, a retry waiting for its backoff, or a run waiting for the
@@ -66,7 +66,7 @@ impl RunState {
 }
 
 /// Why a run exists.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Trigger {
     /// Its scheduled time came.
@@ -104,7 +104,7 @@ impl Trigger {
 }
 
 /// One run, as recorded.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Run {
     pub id: i64,
     pub job: String,
@@ -139,7 +139,7 @@ impl Run {
 }
 
 /// How many runs a job has in each state.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Counts {
     pub waiting: u64,
     pub running: u64,
