@@ -43,6 +43,9 @@ pub struct Config {
     /// `[[jobs]]`: scheduled work (`crate::jobs`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub jobs: Vec<crate::jobs::JobConfig>,
+    /// `[scheduler]`: how long the jobs' run history is kept.
+    #[serde(default)]
+    pub scheduler: crate::jobs::SchedulerConfig,
     /// Where the file was read from; every relative path is relative to its directory.
     #[serde(skip)]
     pub path: PathBuf,

@@ -38,10 +38,8 @@ use crate::jobs::{JobConfig, Overlap};
 /// without reload is not waited for forever).
 pub const MAX_SLEEP: Duration = Duration::from_secs(60);
 
-/// Runs that are over are kept, per job, this many at most, and not longer than
-/// [`KEEP_RUNS_FOR`]; pruned at most every [`PRUNE_EVERY`].
-pub const KEEP_RUNS: usize = 1000;
-pub const KEEP_RUNS_FOR: Duration = Duration::from_secs(90 * 24 * 3600);
+/// Runs that are over are pruned (`[scheduler] keep_runs`, `keep_runs_for`) at most
+/// this often.
 const PRUNE_EVERY: Duration = Duration::from_secs(3600);
 
 /// The scheduler, running built-in actions with `launcher`.
@@ -406,7 +404,8 @@ fn look(ostler: &Ostler, running: &BTreeMap<String, i64>, prune: bool) -> Result
         }
     }
     if prune {
-        runs::prune(&state, KEEP_RUNS, KEEP_RUNS_FOR)?;
+        let keep = &config.scheduler;
+        runs::prune(&state, keep.keep_runs, keep.keep_runs_for.0)?;
     }
     Ok(look)
 }

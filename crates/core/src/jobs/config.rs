@@ -85,6 +85,35 @@ pub struct JobConfig {
     pub on_change: Option<String>,
 }
 
+/// `[scheduler]`: the run history kept (runs that are over; pruned hourly).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct SchedulerConfig {
+    /// At most this many runs per job.
+    #[serde(default = "default_keep_runs")]
+    pub keep_runs: usize,
+    /// None older than this.
+    #[serde(default = "default_keep_runs_for")]
+    pub keep_runs_for: HumanDuration,
+}
+
+impl Default for SchedulerConfig {
+    fn default() -> Self {
+        SchedulerConfig {
+            keep_runs: default_keep_runs(),
+            keep_runs_for: default_keep_runs_for(),
+        }
+    }
+}
+
+fn default_keep_runs() -> usize {
+    1000
+}
+
+fn default_keep_runs_for() -> HumanDuration {
+    HumanDuration(std::time::Duration::from_secs(90 * 24 * 3600))
+}
+
 fn default_retry_backoff() -> HumanDuration {
     HumanDuration(std::time::Duration::from_secs(30))
 }

@@ -18,7 +18,7 @@ pub mod schedule;
 pub mod sql;
 pub mod watch;
 
-pub use config::{Action, JobConfig, Missed, Overlap};
+pub use config::{Action, JobConfig, Missed, Overlap, SchedulerConfig};
 pub use rrule::RuleError;
 pub use schedule::{Occurrences, Schedule, ScheduleError};
 

@@ -449,3 +449,81 @@ pub fn prune(state: &State, keep: usize, max_age: Duration) -> Result<usize> {
         .map_err(state.err())?;
     Ok(n)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::ManualClock;
+
+    fn run_and_end(state: &State, job: &str, at: Timestamp, end: RunState) -> i64 {
+        let id = record(state, &NewRun::scheduled(job, at)).unwrap().unwrap();
+        ended(
+            state,
+            id,
+            &Ended {
+                state: end,
+                exit_status: None,
+                detail: None,
+                output: None,
+            },
+        )
+        .unwrap();
+        id
+    }
+
+    #[test]
+    fn a_time_is_claimed_once_and_moves_the_cursor() {
+        let dir = tempfile::tempdir().unwrap();
+        let clock = ManualClock::at_new_year();
+        let state = State::open(dir.path(), clock.clock()).unwrap();
+        let at: Timestamp = "2026-01-01T01:00:00Z".parse().unwrap();
+        assert!(record(&state, &NewRun::scheduled("a", at))
+            .unwrap()
+            .is_some());
+        assert_eq!(record(&state, &NewRun::scheduled("a", at)).unwrap(), None);
+        assert_eq!(cursor(&state, "a").unwrap(), Some(at));
+        // Another job, or the same time's retry, is another run.
+        assert!(record(&state, &NewRun::scheduled("b", at))
+            .unwrap()
+            .is_some());
+        let retry = NewRun {
+            attempt: 2,
+            trigger: Trigger::Retry,
+            ..NewRun::scheduled("a", at)
+        };
+        assert!(record(&state, &retry).unwrap().is_some());
+        // Manual runs are never one another's duplicates, and leave the cursor.
+        assert!(record(&state, &NewRun::manual("a")).unwrap().is_some());
+        assert!(record(&state, &NewRun::manual("a")).unwrap().is_some());
+        assert_eq!(cursor(&state, "a").unwrap(), Some(at));
+    }
+
+    #[test]
+    fn history_is_pruned_by_count_per_job_and_by_age_but_never_a_run_not_over() {
+        let dir = tempfile::tempdir().unwrap();
+        let clock = ManualClock::at_new_year();
+        let state = State::open(dir.path(), clock.clock()).unwrap();
+        let hour = |h: i64| {
+            "2026-01-01T00:00:00Z".parse::<Timestamp>().unwrap()
+                + jiff::SignedDuration::from_hours(h)
+        };
+        let old = run_and_end(&state, "b", hour(0), RunState::Failed);
+        clock.advance(Duration::from_secs(10 * 24 * 3600));
+        let waiting = record(&state, &NewRun::scheduled("b", hour(1)))
+            .unwrap()
+            .unwrap();
+        let a: Vec<i64> = (0..5)
+            .map(|h| run_and_end(&state, "a", hour(h), RunState::Finished))
+            .collect();
+        let gone = prune(&state, 3, Duration::from_secs(7 * 24 * 3600)).unwrap();
+        assert_eq!(gone, 3);
+        let left: Vec<i64> = history(&state, None, 100)
+            .unwrap()
+            .iter()
+            .map(|r| r.id)
+            .collect();
+        assert_eq!(left, [a[4], a[3], a[2], waiting]);
+        assert!(get(&state, old).unwrap().is_none());
+        assert_eq!(counts(&state).unwrap()["a"].finished, 3);
+    }
+}
