@@ -137,6 +137,17 @@ pub fn group_members(pgid: i32) -> Vec<i32> {
     out
 }
 
+/// Whether `pid` runs with `key=value` in its environment (as it was started): how a
+/// job run's process is told from another that got its pid since.
+pub fn has_env(pid: i32, key: &str, value: &str) -> bool {
+    let Ok(environ) = procfs::process::Process::new(pid).and_then(|p| p.environ()) else {
+        return false;
+    };
+    environ
+        .get(std::ffi::OsStr::new(key))
+        .is_some_and(|v| v == value)
+}
+
 /// Who listens on a TCP port: (pid, program) when it can be found.
 pub fn port_holder(port: u16) -> Option<(i32, String)> {
     let mut inodes = Vec::new();

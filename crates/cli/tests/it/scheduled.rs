@@ -162,3 +162,47 @@ fn jobs_run_goes_through_the_daemon_when_it_is_up_and_runs_here_when_not() {
     let (ok, err) = daemon.terminate();
     assert!(ok, "{err}");
 }
+
+/// A daemon killed with SIGKILL leaves its run going (its own process group); the next
+/// daemon fails that run, says so, and kills the group.
+#[test]
+fn a_run_left_by_a_killed_daemon_is_failed_and_its_group_killed_by_the_next() {
+    let svc = svc("[[jobs]]\nname = \"long\"\nschedule = \"0 0 1 1 *\"\ncommand = \"sleep 300\"\n");
+    let mut daemon = Daemon::start_up(&svc);
+    svc.ok(&["jobs", "run", "long", "--no-wait"]);
+    wait_for(Duration::from_secs(30), "a run in flight", || {
+        counts(&svc, "long")["running"].as_u64() == Some(1)
+    });
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(daemon.pid() as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    daemon.0.wait().unwrap();
+    let left = history(&svc, "long")
+        .into_iter()
+        .find(|r| r["state"] == "running")
+        .expect("the run left running");
+    let pid = left["pid"].as_i64().unwrap() as i32;
+    assert!(nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None).is_ok());
+
+    let again = Daemon::start_up(&svc);
+    wait_for(Duration::from_secs(10), "the left run failed", || {
+        history(&svc, "long")
+            .iter()
+            .any(|r| r["id"] == left["id"] && r["state"] == "failed")
+    });
+    let run = history(&svc, "long")
+        .into_iter()
+        .find(|r| r["id"] == left["id"])
+        .unwrap();
+    assert_eq!(
+        run["detail"],
+        format!("the daemon ended while it ran; its process group {pid} was killed")
+    );
+    wait_for(Duration::from_secs(5), "its process gone", || {
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None).is_err()
+    });
+    let (ok, err) = again.terminate();
+    assert!(ok, "{err}");
+}

@@ -248,22 +248,30 @@ impl Loop {
     }
 }
 
-/// Fails the runs a dead daemon left `running` (killing their groups if still there).
+/// Fails the runs a dead daemon left `running`, killing a group whose leader is still
+/// that run (its environment says `OSTLER_RUN=<id>`; a pid taken since is left alone).
 fn settle_leftovers(ostler: &Ostler) -> Result<()> {
     let state = ostler.state()?;
     for run in runs::in_state(&state, RunState::Running)? {
-        if let Some(pid) = run.pid {
+        let ours = run
+            .pid
+            .filter(|pid| crate::process::has_env(*pid, "OSTLER_RUN", &run.id.to_string()));
+        if let Some(pid) = ours {
             crate::jobs::launch::signal_group(pid, nix::sys::signal::Signal::SIGKILL);
         }
+        let detail = match ours {
+            Some(pid) => {
+                format!("the daemon ended while it ran; its process group {pid} was killed")
+            }
+            None => "the daemon ended while it ran".to_string(),
+        };
         runs::ended(
             &state,
             run.id,
             &Ended {
                 state: RunState::Failed,
                 exit_status: None,
-                detail: Some(
-                    "the daemon ended while it ran (its process group was killed)".to_string(),
-                ),
+                detail: Some(detail),
                 output: run.output.clone(),
             },
         )?;
