@@ -14,8 +14,8 @@
 //! the `[[logs]]` entries, as logrotate's global options are. A file named by a
 //! `[[logs]]` entry is rotated by that entry only.
 //!
-//! When: logrotate's rules, on `ostler.clock`'s time in the system's zone (as
-//! logrotate's `localtime`): the last rotation of each file is kept in
+//! When: logrotate's rules, on `ostler.clock`'s time in the service's zone (`[service]
+//! timezone`, the jobs' zone; else the system's, as logrotate's `localtime`): the last rotation of each file is kept in
 //! `<state_dir>/logrotate.json` (logrotate's `/var/lib/logrotate/status`); a file seen
 //! for the first time is recorded, not rotated, unless it is due by size or forced.
 //!
@@ -214,7 +214,7 @@ pub fn rotate(ostler: &Ostler, options: &RotateOptions) -> Result<RotationReport
     let _lock = state::lock(&state_dir)?;
     let mut state = state::Status::load(&state_dir)?;
     let now = ostler.clock.now();
-    let zone = TimeZone::system();
+    let zone = ostler.config.timezone();
     let mut journal = Journal::default();
     let mut files = Vec::new();
     let mut seen: Vec<(PathBuf, Source)> = Vec::new();
