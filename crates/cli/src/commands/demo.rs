@@ -93,6 +93,9 @@ pub fn config_text(guestbook: &Path, ports: [u16; 2]) -> String {
             auto = i == 0,
         );
     }
+    text += "\n# `ostler serve` runs these; `ostler jobs` shows them.\n\
+             [[jobs]]\nname = \"hourly-backup\"\nschedule = \"0 * * * *\"\naction = \"backup\"\ninstance = \"production\"\n\n\
+             [[jobs]]\nname = \"rotate-logs\"\nschedule = \"@hourly\"\naction = \"rotate-logs\"\n";
     text
 }
 
@@ -160,6 +163,8 @@ pub fn run(ctx: &Context, args: Args) -> Result<i32> {
          \x20 ostler backup gb-1 && ostler verify --all\n\
          \x20 ostler restore gb-1 --into gb-2     # a copy of production in gb-2\n\
          \x20 ostler journal\n\
+         \x20 ostler jobs                         # the hourly backup: next run, last result, runs per state\n\
+         \x20 ostler jobs run hourly-backup       # now (through the daemon when it runs)\n\
          \x20 ostler serve                        # supervise: kill -9 gb-1's pid and watch it come back\n\
          \x20 ostler stop gb-1                    # when you are done\n",
         port = gb1.port,
