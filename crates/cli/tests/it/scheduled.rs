@@ -206,3 +206,36 @@ fn a_run_left_by_a_killed_daemon_is_failed_and_its_group_killed_by_the_next() {
     let (ok, err) = again.terminate();
     assert!(ok, "{err}");
 }
+
+/// SIGTERM drains: no new run starts, and a run still going at `--drain`'s bound is
+/// killed with its group and recorded as interrupted; the daemon exits 0.
+#[test]
+fn sigterm_interrupts_a_run_still_going_at_the_drain_bound() {
+    let svc = svc("[[jobs]]\nname = \"long\"\nschedule = \"0 0 1 1 *\"\ncommand = \"sleep 300\"\n");
+    let daemon = Daemon(
+        svc.cmd(&["serve", "--drain", "1s"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    wait_for(Duration::from_secs(20), "the daemon's control API", || {
+        svc.run(&["serve", "--status"]).status.code() == Some(0)
+    });
+    svc.ok(&["jobs", "run", "long", "--no-wait"]);
+    wait_for(Duration::from_secs(20), "the run in flight", || {
+        counts(&svc, "long")["running"].as_u64() == Some(1)
+    });
+    let (ok, err) = daemon.terminate();
+    assert!(ok, "{err}");
+    let run = &history(&svc, "long")[0];
+    assert_eq!(run["state"], "failed", "{run}");
+    assert_eq!(
+        run["detail"],
+        "interrupted: killed with its process group as the daemon stopped (or on Ctrl-C)"
+    );
+    let pid = run["pid"].as_i64().unwrap() as i32;
+    wait_for(Duration::from_secs(5), "the run's process gone", || {
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None).is_err()
+    });
+}
