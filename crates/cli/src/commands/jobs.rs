@@ -103,6 +103,12 @@ fn list(ctx: &Context) -> Result<i32> {
         outln!("no [[jobs]] in {}", ostler.config.path.display());
         return Ok(0);
     }
+    // Jobs run only under the daemon: say whether it is there to run them.
+    let daemon = super::status::daemon_status(&ostler)?;
+    match &daemon {
+        Some(_) => outln!("{}", super::status::daemon_line(daemon.as_ref())),
+        None => outln!("daemon: not running: these jobs run only under `ostler serve`"),
+    }
     let rows: Vec<Vec<String>> = jobs
         .iter()
         .map(|job| {
