@@ -13,8 +13,9 @@ pub struct Args {
     #[arg(long, conflicts_with = "id")]
     pub all: bool,
     /// Restore this backup into a scratch database of the same engine and compare
-    /// every table's row count and content hash with the catalog.
-    #[arg(long, value_name = "ID", conflicts_with_all = ["id", "all"])]
+    /// every table's row count and content hash with the catalog. `latest`: the
+    /// newest good backup that holds a database, of any instance.
+    #[arg(long, value_name = "ID|latest", conflicts_with_all = ["id", "all"])]
     pub restore_test: Option<String>,
 }
 
@@ -23,7 +24,12 @@ pub fn run(ctx: &Context, args: Args) -> Result<i32> {
     // A reader: prune must not remove what is being read or restored.
     let repo = OpenRepository::open(&ostler, Access::Shared)?;
     if let Some(id) = &args.restore_test {
-        let m = procedures::pick(&ostler, "", &procedures::Pick::Id(id.clone()))?;
+        // Backup ids are hex: `latest` is never one's prefix.
+        let m = if id == "latest" {
+            procedures::newest_with_database(&ostler)?
+        } else {
+            procedures::pick(&ostler, "", &procedures::Pick::Id(id.clone()))?
+        };
         let inst = ostler.instance(&m.instance)?;
         let checks = restore::restore_test(&ostler, &repo, &m, &inst)?;
         let ok = checks

@@ -90,6 +90,28 @@ pub fn pick(ostler: &Ostler, instance: &str, pick: &Pick) -> Result<Manifest> {
     })
 }
 
+/// The newest good backup in the repository that holds a database, of any instance:
+/// what `ostler verify --restore-test latest` tests (a nightly job's "the newest
+/// backup", whichever instance took it).
+pub fn newest_with_database(ostler: &Ostler) -> Result<Manifest> {
+    let state = ostler.state()?;
+    let good = catalog::list(&state, None)?
+        .into_iter()
+        .rev()
+        .filter(|b| b.status == "good");
+    for b in good {
+        if let Some(m) = catalog::manifest(&state, &b.id)? {
+            if m.database.is_some() {
+                return Ok(m);
+            }
+        }
+    }
+    Err(
+        Error::user("the repository has no good backup that holds a database")
+            .with_hint("`ostler backup INSTANCE` takes one; `ostler backups` lists them"),
+    )
+}
+
 /// What was kept of an instance before a restore replaced it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "status", rename_all = "kebab-case")]
