@@ -25,6 +25,7 @@ mod progress;
 mod reload;
 mod restore;
 mod rotate;
+mod runbook_jobs;
 mod scheduled;
 mod serve_logs;
 mod supervise;
