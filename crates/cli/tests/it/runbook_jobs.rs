@@ -1,8 +1,8 @@
 //! The runbooks' own jobs, exactly as `examples/ostler.toml` writes them, run through
 //! `ostler jobs run NAME` on a real SQLite guestbook with a real repository: Chandler's
 //! hourly backup and off-host copy, the nightly restore test of the newest backup,
-//! Indico's prune and cache/tmp cleanup, CRDS's expired-lock SQL and Chandler's RAID
-//! watch. What a user would notice is asserted: the backups listed, the copy's
+//! Indico's prune, cache/tmp cleanup and log rotation, CRDS's expired-lock SQL and
+//! Chandler's RAID watch. What a user would notice is asserted: the backups listed, the copy's
 //! contents, the files and rows left, the run's recorded state (`ostler jobs history`).
 //! And a backup job that finds its instance locked by another operation says so: it is
 //! skipped (`overlap = "skip"`) or waits (`overlap = "queue"`).
@@ -15,12 +15,16 @@ use serde_json::Value;
 use crate::databases::{native_sql, Engine};
 use crate::support::*;
 
-/// The `[[jobs]]` of `examples/ostler.toml` (they come last in it), with the RAID
-/// monitor's MegaCli command pointed at a file the test writes.
-fn example_jobs() -> String {
+/// The `[[logs]]` and `[[jobs]]` of `examples/ostler.toml` (they come last in it), with
+/// the RAID monitor's MegaCli command pointed at a file the test writes.
+fn example_logs_and_jobs() -> String {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/ostler.toml");
     let text = std::fs::read_to_string(&path).unwrap();
-    let start = text.find("\n[[jobs]]").expect("the example has [[jobs]]");
+    let start = text.find("\n[[logs]]").expect("the example has [[logs]]");
+    assert!(
+        text[..start].find("\n[[jobs]]").is_none(),
+        "the example's [[jobs]] come after its [[logs]]"
+    );
     let jobs = &text[start..];
     let line = jobs
         .lines()
@@ -38,7 +42,7 @@ fn runbook_svc(extra_jobs: &str) -> (Svc, u16) {
         "{}[repository]\npath = \"repo\"\n\n[[repository.copies]]\nname = \"offsite\"\nkind = \"dir\"\npath = \"offsite\"\n\n[retention]\nkeep_last = 2\n\n[roles]\nproduction = \"gb-1\"\n{}{}{}",
         service_header(""),
         guestbook_instance("gb-1", port, ""),
-        example_jobs(),
+        example_logs_and_jobs(),
         extra_jobs
     );
     let svc = Svc::new(&text);
@@ -125,6 +129,20 @@ fn runbook_backup_verify_prune_and_copy_jobs_keep_the_newest_backups_tested_off_
     }
     let taken = good_backups(&svc);
     assert_eq!(taken.len(), 3, "three hourly backups listed: {taken:?}");
+    // Each one journaled on gb-1 as the CLI's `ostler backup` is (under its lock), and
+    // each run as a `job` entry of its own.
+    let count = |args: &[&str], op: &str| {
+        let journal: Value = serde_json::from_str(&svc.ok(args)).unwrap();
+        journal
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["operation"] == op && e["status"] == "ok")
+            .count()
+    };
+    let on_gb1 = ["--json", "journal", "--instance", "gb-1"];
+    assert_eq!(count(&on_gb1, "backup"), 3);
+    assert_eq!(count(&["--json", "journal"], "job"), 3);
 
     // The nightly restore test takes the newest of them and finds it whole.
     let run = run_finished(&svc, "nightly-restore-test");
@@ -417,4 +435,45 @@ overlap = "skip"
     };
     assert_eq!(counts("backup-or-skip")["skipped"], 1);
     assert_eq!(counts("hourly-backup")["waiting"], 1);
+}
+
+#[test]
+fn runbook_log_rotation_job_rotates_the_examples_logs_into_their_backups_folder_when_due() {
+    let (svc, _) = runbook_svc("");
+    // The example's [[logs]]: instances/gb-1/logs/*.log, daily, into logs/backups.
+    std::fs::create_dir_all(svc.path().join("instances/gb-1/logs/backups")).unwrap();
+    let log = svc.path().join("instances/gb-1/logs/indico.log");
+    std::fs::write(&log, "GET /event/1 200\n").unwrap();
+
+    // First seen: recorded, not rotated (logrotate's first sight of a daily log).
+    let run = run_finished(&svc, "rotate-logs");
+    assert!(
+        run["output"].as_str().unwrap().contains("not due"),
+        "{run:#}"
+    );
+    assert!(!svc
+        .path()
+        .join("instances/gb-1/logs/backups/indico.log.1.gz")
+        .exists());
+
+    // A day and more later (the recorded rotation moved back, as a user may edit it).
+    let status = svc.path().join(".ostler/logrotate.json");
+    let mut stored: Value =
+        serde_json::from_str(&std::fs::read_to_string(&status).unwrap()).unwrap();
+    for (_, when) in stored["files"].as_object_mut().unwrap() {
+        *when = Value::from("2026-01-01T00:00:00Z");
+    }
+    std::fs::write(&status, stored.to_string()).unwrap();
+    run_finished(&svc, "rotate-logs");
+    assert!(
+        svc.path()
+            .join("instances/gb-1/logs/backups/indico.log.1.gz")
+            .exists(),
+        "rotated and compressed into backups/"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&log).unwrap(),
+        "",
+        "copied and truncated in place"
+    );
 }
