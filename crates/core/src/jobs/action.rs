@@ -96,7 +96,7 @@ pub fn run(ostler: &Ostler, job: &JobConfig, dry_run: bool) -> Result<Done> {
                     }
                     None => ostler.journal_event(
                         "watch-changed",
-                        job.instance.as_ref().map(|i| i.get_ref().as_str()),
+                        job.instance_in(&ostler.config).as_deref(),
                         &format!("{name}: the output of `{command}` changed:\n{diff}"),
                     )?,
                 }

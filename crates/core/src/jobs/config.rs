@@ -61,7 +61,7 @@ pub struct JobConfig {
     #[serde(default = "default_true")]
     pub alert_on_failure: bool,
     /// Built-in actions: their command-line arguments (`["--restore-test"]` for verify,
-    /// `["--to", "offsite"]` for copy).
+    /// `["offsite"]`, a copy's name, for copy).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub args: Vec<String>,
     /// `sql`: the statement, run in a transaction against the instance's database.
@@ -185,6 +185,13 @@ pub enum Missed {
 }
 
 impl JobConfig {
+    /// The instance its action works on, a role resolved to the instance behind it
+    /// now (what the journal files its runs under).
+    pub fn instance_in(&self, config: &Config) -> Option<String> {
+        let named = self.instance.as_ref()?.get_ref();
+        Some(config.resolve(named).unwrap_or_else(|_| named.clone()))
+    }
+
     /// The zone its schedule is read in: its own `timezone`, else the service's.
     /// (Both are checked when the config is read; an unknown name here falls back to
     /// the service's zone.)

@@ -41,7 +41,8 @@ pub fn perform(
     on_line: impl FnMut(&str) + Send + 'static,
 ) -> Result<Performed> {
     let state = ostler.state()?;
-    let instance = job.instance.as_ref().map(|i| i.get_ref().as_str());
+    let instance = job.instance_in(&ostler.config);
+    let instance = instance.as_deref();
     let name = job.name.get_ref();
     let journal = state.journal_begin(
         "job",
@@ -80,7 +81,7 @@ pub fn perform(
             }
         }
     };
-    let end = judge(job, &executed);
+    let end = judge(job, instance, &executed);
     let waits_again = end.state == RunState::Waiting;
     if waits_again {
         let not_before = crate::clock::later(ostler.clock.now(), BUSY_WAIT);
@@ -140,7 +141,7 @@ pub fn perform(
 }
 
 /// How the run's end is recorded.
-fn judge(job: &JobConfig, executed: &Executed) -> Ended {
+fn judge(job: &JobConfig, instance: Option<&str>, executed: &Executed) -> Ended {
     let output = Some(executed.output.clone());
     let failed = |detail: String| Ended {
         state: RunState::Failed,
@@ -162,12 +163,7 @@ fn judge(job: &JobConfig, executed: &Executed) -> Ended {
         // The ostler command of a built-in action says "busy" with this exit status:
         // the instance (or the repository) is locked by another operation.
         Exit::Code(code) if builtin && code == ErrorKind::Busy.exit_code() => {
-            let what = job
-                .instance
-                .as_ref()
-                .map_or("the repository".to_string(), |i| {
-                    format!("instance {}", i.get_ref())
-                });
+            let what = instance.map_or("the repository".to_string(), |i| format!("instance {i}"));
             let (state, then) = if job.overlap == Overlap::Queue {
                 (RunState::Waiting, "waiting for it (overlap = \"queue\")")
             } else {
