@@ -402,7 +402,7 @@ overlap = "skip"
     assert_eq!(run["state"], "waiting", "{run:#}");
     let detail = run["detail"].as_str().unwrap();
     assert!(
-        detail.contains("instance production is locked") && detail.contains("waiting"),
+        detail.contains("instance gb-1 is locked") && detail.contains("waiting"),
         "{detail}"
     );
     assert!(run["not_before"].is_string(), "{run:#}");
