@@ -357,6 +357,11 @@ fn look(ostler: &Ostler, running: &BTreeMap<String, i64>, prune: bool) -> Result
     let mut starting: BTreeMap<String, ()> = BTreeMap::new();
     let mut waiting_per_job: BTreeMap<String, usize> = BTreeMap::new();
     for run in runs::in_state(&state, RunState::Waiting)? {
+        // Started by an earlier look, not yet marked running by its task: it is the
+        // run in flight, not one waiting behind it.
+        if running.get(&run.job) == Some(&run.id) {
+            continue;
+        }
         let Some(job) = config.job(&run.job) else {
             skip(
                 &state,
@@ -418,17 +423,10 @@ fn look(ostler: &Ostler, running: &BTreeMap<String, i64>, prune: bool) -> Result
     Ok(look)
 }
 
+/// Skips a waiting run (one that started meanwhile is left alone).
 fn skip(state: &crate::state::State, look: &mut Look, run: &Run, why: String) -> Result<()> {
-    runs::ended(
-        state,
-        run.id,
-        &Ended {
-            state: RunState::Skipped,
-            exit_status: None,
-            detail: Some(why.clone()),
-            output: None,
-        },
-    )?;
-    look.skipped.push(((run.job.clone(), run.id), why));
+    if runs::skip_waiting(state, run.id, &why)? {
+        look.skipped.push(((run.job.clone(), run.id), why));
+    }
     Ok(())
 }

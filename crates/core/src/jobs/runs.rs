@@ -296,15 +296,36 @@ pub fn record(state: &State, run: &NewRun) -> Result<Option<i64>> {
     Ok(Some(id))
 }
 
-/// Marks a waiting run running, as process group `pid`.
-pub fn started(state: &State, id: i64, pid: i32) -> Result<()> {
-    state
+/// Marks a waiting run skipped, with why; false when it is no longer waiting (it
+/// started meanwhile), which leaves it as it is.
+pub fn skip_waiting(state: &State, id: i64, why: &str) -> Result<bool> {
+    let n = state
         .conn()
         .execute(
-            "UPDATE job_runs SET state = 'running', started_at = ?2, pid = ?3 WHERE id = ?1",
+            "UPDATE job_runs SET state = 'skipped', finished_at = ?2, detail = ?3
+             WHERE id = ?1 AND state = 'waiting'",
+            params![id, state.clock().now().to_string(), why],
+        )
+        .map_err(state.err())?;
+    Ok(n == 1)
+}
+
+/// Marks a waiting run running, as process group `pid`. A run no longer waiting
+/// (skipped meanwhile) is not started: an error, which has the launch killed.
+pub fn started(state: &State, id: i64, pid: i32) -> Result<()> {
+    let n = state
+        .conn()
+        .execute(
+            "UPDATE job_runs SET state = 'running', started_at = ?2, pid = ?3
+             WHERE id = ?1 AND state = 'waiting'",
             params![id, state.clock().now().to_string(), pid],
         )
         .map_err(state.err())?;
+    if n == 0 {
+        return Err(crate::Error::failed(format!(
+            "run {id} is no longer waiting; not started"
+        )));
+    }
     Ok(())
 }
 

@@ -569,3 +569,45 @@ async fn a_daily_0230_job_runs_once_on_both_dst_days_in_zurich() {
         daemon.stop().await;
     }
 }
+
+/// A run an earlier look started is still `waiting` in the state until its task marks
+/// it running: a look meanwhile (another run's end woke it) must see it as the run in
+/// flight, not skip it or kill it as a second one.
+#[test]
+fn a_look_leaves_alone_the_run_it_started_before_it_is_marked_running() {
+    for overlap in ["skip", "kill-previous", "queue"] {
+        let dir = tempfile::tempdir().unwrap();
+        let clock = ManualClock::at_new_year();
+        let (ostler, _) = service(
+            dir.path(),
+            &clock,
+            &job(
+                "j",
+                "* * * * *",
+                "true",
+                &format!("overlap = \"{overlap}\""),
+            ),
+        );
+        let state = ostler.state().unwrap();
+        let id = runs::record(&state, &NewRun::scheduled("j", at("2026-01-01T00:00:00Z")))
+            .unwrap()
+            .unwrap();
+        let in_flight = std::collections::BTreeMap::from([("j".to_string(), id)]);
+        let look = super::look(&ostler, &in_flight, false).unwrap();
+        assert!(look.start.is_empty(), "{overlap}");
+        assert!(look.kill.is_empty(), "{overlap}: its own run killed");
+        assert!(look.skipped.is_empty(), "{overlap}: its own run skipped");
+        assert_eq!(
+            runs::get(&state, id).unwrap().unwrap().state,
+            RunState::Waiting
+        );
+        // And a skip never overwrites a run that started meanwhile.
+        runs::started(&state, id, 4242).unwrap();
+        assert!(!runs::skip_waiting(&state, id, "late").unwrap());
+        assert_eq!(
+            runs::get(&state, id).unwrap().unwrap().state,
+            RunState::Running
+        );
+        assert!(runs::started(&state, id, 4243).is_err(), "started twice");
+    }
+}
