@@ -16,7 +16,9 @@
 #                                                130 (two of the scheduler's 60 s looks),
 #                                                lateness 1000 10, lateness 1000 10 --load, next
 #
-# Release build unless OSTLER_BIN is set. Each mode works in its own temp dir, removed at
+# Environment: OSTLER_BIN (default a release build made here), SERVE_NICE (the daemon's
+# niceness, default 0; e.g. -5, as root, to see how much of the lateness under load is
+# the CPU scheduler's). Release build unless OSTLER_BIN is set. Each mode works in its own temp dir, removed at
 # exit with the daemon and the load stopped. Everything printed goes to
 # bench/results/jobs-DATE.log, the numbers to bench/results/jobs-DATE.json and each
 # lateness run's per-run times to bench/results/jobs-DATE-lateness[-load].csv.
@@ -52,12 +54,12 @@ trap cleanup EXIT
 
 echo "+ bench/jobs.sh $MODE $*   ($(date -u +%FT%TZ), $(nproc) cores, $(uname -r))"
 echo "  binary: $OSTLER ($("$OSTLER" --version 2>/dev/null || echo '?')); commit $(git rev-parse --short HEAD)$(git diff --quiet HEAD -- crates || echo ' (crates dirty)')"
-echo "  load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "  load average at start: $(cut -d' ' -f1-3 /proc/loadavg); the daemon's niceness: ${SERVE_NICE:-0}"
 
 # serve_up DIR: starts `ostler serve` in DIR (stderr to DIR/serve.log) and waits until it
 # answers on its control socket.
 serve_up() {
-    (cd "$1" && exec "$OSTLER" serve 2>serve.log) &
+    (cd "$1" && exec nice -n "${SERVE_NICE:-0}" "$OSTLER" serve 2>serve.log) &
     SERVE_PID=$!
     for _ in $(seq 1 200); do
         if (cd "$1" && "$OSTLER" serve --status >/dev/null 2>&1); then return 0; fi
@@ -301,6 +303,7 @@ import glob, json, os, platform, sys
 parts = [json.load(open(p)) for p in sorted(glob.glob(os.path.join(sys.argv[2], "*.json")))]
 meta = {"command": f"bench/jobs.sh {sys.argv[3]}".strip(), "host": platform.node(), "cpus": os.cpu_count(),
         "kernel": platform.release()}
+meta["serve_nice"] = int(os.environ.get("SERVE_NICE", "0"))
 json.dump({"meta": meta, "results": parts}, open(sys.argv[1], "w"), indent=1)
 PY
 echo
