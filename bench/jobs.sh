@@ -4,12 +4,13 @@
 #   bench/jobs.sh idle [N] [SECONDS]             the daemon's RSS and CPU with N idle jobs
 #                                                (default 200, sampled 30 s), and how long
 #                                                `ostler jobs` takes with them and the daemon up
-#   bench/jobs.sh lateness [RUNS] [JOBS] [--load]
+#   bench/jobs.sh lateness [RUNS] [JOBS] [--load] [--overlap MODE]
 #                                                how late RUNS runs (default 1000) of JOBS
 #                                                every-second jobs (default 10, `command =
 #                                                "true"`) start: started_at - scheduled_for
 #                                                from job_runs, p50/p90/p99/max; --load runs
-#                                                one `yes > /dev/null` per core meanwhile
+#                                                one `yes > /dev/null` per core meanwhile;
+#                                                --overlap sets the jobs' `overlap` (skip)
 #   bench/jobs.sh next                           bench/jobs-next.sh --no-build (issue 11's
 #                                                `jobs next --count 10000`)
 #   bench/jobs.sh all                            idle 0 10 (baseline), idle 200 30, idle 200
@@ -30,7 +31,7 @@ MODE=${1:-all}
 [ $# -gt 0 ] && shift
 case "$MODE" in
     idle | lateness | next | all) ;;
-    *) sed -n '2,17p' "$0" >&2; exit 2 ;;
+    *) sed -n '2,18p' "$0" >&2; exit 2 ;;
 esac
 if [ -z "${OSTLER_BIN:-}" ]; then cargo build --release -p ostler >/dev/null 2>&1 || cargo build --release -p ostler; fi
 OSTLER=${OSTLER_BIN:-$ROOT/target/release/ostler}
@@ -153,18 +154,19 @@ mib() { python3 -c "print(f'{$1/1024:.1f}')"; }
 
 # lateness RUNS JOBS LOAD(0|1)
 lateness() {
-    local runs=$1 jobs=$2 load=$3 work tag=""
+    local runs=$1 jobs=$2 load=$3 overlap=${4:-skip} work tag=""
     [ "$load" = 1 ] && tag="-load"
+    [ "$overlap" != skip ] && tag="$tag-$overlap"
     work=$(mktemp -d /tmp/ostler-bench-jobs-late.XXXXXX)
     WORKS+=("$work")
     {
         printf '[service]\nname = "bench"\ntimezone = "UTC"\n'
         for i in $(seq 1 "$jobs"); do
-            printf '\n[[jobs]]\nname = "every-second-%d"\nschedule = "* * * * * *"\ncommand = "true"\n' "$i"
+            printf '\n[[jobs]]\nname = "every-second-%d"\nschedule = "* * * * * *"\ncommand = "true"\noverlap = "%s"\n' "$i" "$overlap"
         done
     } >"$work/ostler.toml"
     echo
-    echo "== lateness: $runs runs of $jobs jobs \`* * * * * *\` (command = \"true\"), $([ "$load" = 1 ] && echo "under load: $(nproc) x \`yes > /dev/null\`" || echo "no added load")"
+    echo "== lateness: $runs runs of $jobs jobs \`* * * * * *\` (command = \"true\", overlap = \"$overlap\"), $([ "$load" = 1 ] && echo "under load: $(nproc) x \`yes > /dev/null\`" || echo "no added load")"
     if [ "$load" = 1 ]; then
         for _ in $(seq 1 "$(nproc)"); do
             yes >/dev/null &
@@ -219,6 +221,11 @@ rows = sqlite3.connect(db).execute(
     " FROM job_runs ORDER BY scheduled_for, id").fetchall()
 states = collections.Counter((r[3], r[4]) for r in rows)
 print("runs recorded, by (trigger, state):", dict(sorted(states.items())))
+for state, n in sqlite3.connect(db).execute(
+        "SELECT state, count(*) FROM job_runs WHERE state IN ('failed', 'skipped') GROUP BY state"):
+    why = sqlite3.connect(db).execute(
+        "SELECT detail FROM job_runs WHERE state = ? ORDER BY id LIMIT 1", (state,)).fetchone()
+    print(f"  {n} {state}, the first saying: {why[0]}")
 # The first RUNS scheduled runs that started, in order of their time.
 picked = [r for r in rows if r[3] == "schedule" and r[6] is not None][:want]
 if not picked:
@@ -284,9 +291,16 @@ next_bench() {
 case "$MODE" in
     idle) idle "${1:-200}" "${2:-30}" ;;
     lateness)
-        load=0 args=()
-        for a in "$@"; do if [ "$a" = --load ]; then load=1; else args+=("$a"); fi; done
-        lateness "${args[0]:-1000}" "${args[1]:-10}" "$load"
+        load=0 overlap=skip args=()
+        while [ $# -gt 0 ]; do
+            case "$1" in
+                --load) load=1 ;;
+                --overlap) overlap=$2; shift ;;
+                *) args+=("$1") ;;
+            esac
+            shift
+        done
+        lateness "${args[0]:-1000}" "${args[1]:-10}" "$load" "$overlap"
         ;;
     next) next_bench ;;
     all)
