@@ -6,6 +6,7 @@
 //! one instance) → `instance` (the model: `Ostler` handle, `Instance`) → drivers
 //! (`engine`, `process`, `exec`) and `state` (SQLite: journal, locks, runtime).
 
+pub mod alerts;
 pub mod backup;
 pub mod clock;
 pub mod config;

@@ -1,0 +1,4 @@
+//! Alerts: what is raised (a probe's hard state, a job's last failure, a crash loop),
+//! who hears it and when ([`escalation`]), and how it is delivered.
+
+pub mod escalation;
