@@ -123,6 +123,36 @@ const MIGRATIONS: &[&str] = &[
         job TEXT PRIMARY KEY,
         through TEXT NOT NULL
     );",
+    // 8: alerts (one open per key: a repeat is counted on it), who was told when, and
+    // silences for planned work
+    "CREATE TABLE alerts (
+        id INTEGER PRIMARY KEY,
+        key TEXT NOT NULL,
+        source TEXT NOT NULL,
+        name TEXT NOT NULL,
+        instance TEXT,
+        severity TEXT NOT NULL,
+        summary TEXT NOT NULL,
+        opened_at TEXT NOT NULL,
+        last_seen_at TEXT NOT NULL,
+        occurrences INTEGER NOT NULL DEFAULT 1,
+        acked_at TEXT,
+        acked_by TEXT,
+        ack_note TEXT,
+        resolved_at TEXT,
+        told TEXT NOT NULL DEFAULT '[]',
+        last_told_at TEXT,
+        resolution_told INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE UNIQUE INDEX alerts_open ON alerts(key) WHERE resolved_at IS NULL;
+    CREATE TABLE silences (
+        id INTEGER PRIMARY KEY,
+        target TEXT NOT NULL,
+        starts_at TEXT NOT NULL,
+        ends_at TEXT NOT NULL,
+        created_by TEXT NOT NULL,
+        reason TEXT
+    );",
 ];
 
 /// A handle on the state database. Cheap to open; each process opens its own.

@@ -2,3 +2,4 @@
 //! who hears it and when ([`escalation`]), and how it is delivered.
 
 pub mod escalation;
+pub mod store;
