@@ -11,8 +11,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use jiff::Timestamp;
-use nix::sys::signal::{killpg, Signal};
-use nix::unistd::Pid;
+use nix::sys::signal::Signal;
 use serde::Serialize;
 
 use crate::engine::Address;
@@ -203,7 +202,7 @@ pub fn start(ostler: &Ostler, inst: &Instance, runner: &Runner) -> Result<Starte
         Err(Error::Interrupted) => Err(Error::Interrupted),
         Err(e) => {
             // Leave nothing half-started behind.
-            if signal_group(pid, Signal::SIGKILL).is_ok() {
+            if process::signal_group(pid, Signal::SIGKILL).is_ok() {
                 child.wait();
             }
             let mut rt = state.runtime(&inst.name)?;
@@ -282,10 +281,6 @@ fn wait_ready(
     }
 }
 
-fn signal_group(pgid: i32, sig: Signal) -> nix::Result<()> {
-    killpg(Pid::from_raw(pgid), sig)
-}
-
 /// Stops the instance: SIGTERM to its process group, then SIGKILL after
 /// `stop_timeout`. Says which it took. A recorded pid now owned by another program is
 /// not touched.
@@ -325,7 +320,7 @@ pub fn stop(ostler: &Ostler, inst: &Instance, _runner: &Runner) -> Result<Stoppe
         PidState::Ours => {}
     }
     let timeout = inst.config.stop_timeout.0;
-    let _ = signal_group(pid, Signal::SIGTERM);
+    let _ = process::signal_group(pid, Signal::SIGTERM);
     let started = Instant::now();
     let how = loop {
         if process::group_members(pid).is_empty() && !process::pid_alive(pid) {
@@ -334,7 +329,7 @@ pub fn stop(ostler: &Ostler, inst: &Instance, _runner: &Runner) -> Result<Stoppe
             };
         }
         if started.elapsed() >= timeout {
-            let _ = signal_group(pid, Signal::SIGKILL);
+            let _ = process::signal_group(pid, Signal::SIGKILL);
             let killed_at = Instant::now();
             while (process::pid_alive(pid) || !process::group_members(pid).is_empty())
                 && killed_at.elapsed() < Duration::from_secs(5)

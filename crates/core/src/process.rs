@@ -122,6 +122,11 @@ pub fn tree(root: i32) -> Vec<ProcessInfo> {
     out
 }
 
+/// Signals process group `pgid` (an instance's, a job run's: each is its own group).
+pub fn signal_group(pgid: i32, signal: nix::sys::signal::Signal) -> nix::Result<()> {
+    nix::sys::signal::killpg(nix::unistd::Pid::from_raw(pgid), signal)
+}
+
 /// Pids of every live process in process group `pgid`.
 pub fn group_members(pgid: i32) -> Vec<i32> {
     let mut out = Vec::new();

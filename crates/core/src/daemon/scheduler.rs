@@ -257,7 +257,7 @@ fn settle_leftovers(ostler: &Ostler) -> Result<()> {
             .pid
             .filter(|pid| crate::process::has_env(*pid, "OSTLER_RUN", &run.id.to_string()));
         if let Some(pid) = ours {
-            crate::jobs::launch::signal_group(pid, nix::sys::signal::Signal::SIGKILL);
+            let _ = crate::process::signal_group(pid, nix::sys::signal::Signal::SIGKILL);
         }
         let detail = match ours {
             Some(pid) => {
@@ -318,8 +318,16 @@ fn look(ostler: &Ostler, running: &BTreeMap<String, i64>, prune: bool) -> Result
         };
         let new = match due(&job.schedule, &zone, job.missed, through, now) {
             Due::Nothing => None,
-            Due::OnTime(at) => Some(NewRun {
+            Due::OnTime { at, superseded } => Some(NewRun {
                 not_before: Some(crate::clock::later(at, jitter(job, at))),
+                missed: superseded,
+                detail: (superseded > 0).then(|| {
+                    format!(
+                        "{superseded} earlier time{} came while the scheduler was late; this run stands for {}",
+                        if superseded == 1 { "" } else { "s" },
+                        if superseded == 1 { "it" } else { "them" },
+                    )
+                }),
                 ..NewRun::scheduled(name, at)
             }),
             Due::Missed { latest, count, run } => Some(NewRun {
@@ -331,7 +339,7 @@ fn look(ostler: &Ostler, running: &BTreeMap<String, i64>, prune: bool) -> Result
                     RunState::Skipped
                 },
                 detail: Some(format!(
-                    "{count}{} scheduled time{} passed unseen (the daemon was down); {} (missed = \"{}\")",
+                    "{count}{} scheduled time{} passed unseen (the daemon was down or the machine slept); {} (missed = \"{}\")",
                     if count >= crate::jobs::due::MISSED_COUNT_CAP { " or more" } else { "" },
                     if count == 1 { "" } else { "s" },
                     if run { "run once for them" } else { "skipped" },

@@ -21,10 +21,13 @@ pub const MISSED_COUNT_CAP: u64 = 100_000;
 pub enum Due {
     /// Nothing passed.
     Nothing,
-    /// One time passed, just now: run it.
-    OnTime(Timestamp),
-    /// Times passed unseen: `count` of them, the last at `latest`. One run stands for
-    /// all (`missed = "run-once"`), or none (`"skip"`).
+    /// The newest time passed just now: run it. `superseded` earlier times came too,
+    /// all within [`ON_TIME`] (the scheduler woke late, a run of a seconds-level job
+    /// held a core): the run stands for them; none of them was missed.
+    OnTime { at: Timestamp, superseded: u64 },
+    /// Times passed unseen (the daemon was down, the machine slept): `count` of them,
+    /// the last at `latest`. One run stands for all (`missed = "run-once"`), or none
+    /// (`"skip"`).
     Missed {
         latest: Timestamp,
         count: u64,
@@ -41,20 +44,26 @@ pub fn due(
     now: Timestamp,
 ) -> Due {
     let mut count = 0u64;
+    let mut first = None;
     let mut latest = None;
     for t in schedule.after(through, zone) {
         if t > now || count >= MISSED_COUNT_CAP {
             break;
         }
         count += 1;
+        first.get_or_insert(t);
         latest = Some(t);
     }
-    let Some(latest) = latest else {
+    let (Some(first), Some(latest)) = (first, latest) else {
         return Due::Nothing;
     };
-    let late = now.duration_since(latest) > crate::clock::signed(ON_TIME);
-    if count == 1 && !late {
-        Due::OnTime(latest)
+    // The oldest time decides: seen within ON_TIME, every time since the cursor came
+    // while the scheduler was watching.
+    if now.duration_since(first) <= crate::clock::signed(ON_TIME) {
+        Due::OnTime {
+            at: latest,
+            superseded: count - 1,
+        }
     } else {
         Due::Missed {
             latest,
@@ -109,7 +118,13 @@ mod tests {
             at("2026-01-01T09:00:00Z"),
             at("2026-01-01T10:00:00.020Z"),
         );
-        assert_eq!(d, Due::OnTime(at("2026-01-01T10:00:00Z")));
+        assert_eq!(
+            d,
+            Due::OnTime {
+                at: at("2026-01-01T10:00:00Z"),
+                superseded: 0
+            }
+        );
     }
 
     #[test]
@@ -163,6 +178,27 @@ mod tests {
             at("2026-01-01T10:05:00Z"),
         );
         assert!(matches!(d, Due::Missed { count: 1, .. }), "{d:?}");
+    }
+
+    /// A seconds-level job whose scheduler woke 2.5 s late: three times came while it
+    /// watched; one run for the newest, standing for the two before, none "missed".
+    #[test]
+    fn times_that_came_while_the_scheduler_was_late_are_on_time() {
+        let every_second = Schedule::parse("* * * * * *").unwrap();
+        let d = due(
+            &every_second,
+            &TimeZone::UTC,
+            Missed::Skip,
+            at("2026-01-01T10:00:00Z"),
+            at("2026-01-01T10:00:03.500Z"),
+        );
+        assert_eq!(
+            d,
+            Due::OnTime {
+                at: at("2026-01-01T10:00:03Z"),
+                superseded: 2
+            }
+        );
     }
 
     #[test]

@@ -24,6 +24,7 @@ use super::{Action, JobConfig};
 use crate::error::{Error, Result};
 use crate::exec::Runner;
 use crate::instance::Ostler;
+use crate::process::signal_group;
 
 /// How much of a run's output is kept.
 pub const TAIL_BYTES: usize = 16 * 1024;
@@ -57,16 +58,18 @@ impl Launcher {
             Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
             _ => PathBuf::from("."),
         };
-        let mut cmd = match (job.action.as_ref().map(|a| *a.get_ref()), &job.command) {
-            (None, Some(command)) => {
-                let mut cmd = Command::new("sh");
-                cmd.arg("-c").arg(command);
-                cmd
-            }
-            (action, _) => {
+        // A built-in action is ostler's own command (a watch's `command` is run by it);
+        // else the job's shell command.
+        let mut cmd = match job.action.as_ref().map(|a| *a.get_ref()) {
+            Some(action) => {
                 let mut cmd = Command::new(&self.exe);
                 cmd.arg("--config").arg(&self.config_path);
-                cmd.args(action_args(job, action.unwrap_or(Action::Watch)));
+                cmd.args(action_args(job, action));
+                cmd
+            }
+            None => {
+                let mut cmd = Command::new("sh");
+                cmd.arg("-c").arg(job.command.as_deref().unwrap_or(""));
                 cmd
             }
         };
@@ -227,13 +230,13 @@ fn execute(
                 None
             };
             if let Some(reason) = reason {
-                signal_group(pid, nix::sys::signal::Signal::SIGTERM);
+                let _ = signal_group(pid, nix::sys::signal::Signal::SIGTERM);
                 killing = Some((reason, Some(crate::clock::later(now, KILL_GRACE))));
             }
         }
         if let Some((_, grace_end)) = &mut killing {
             if grace_end.is_some_and(|end| now >= end) {
-                signal_group(pid, nix::sys::signal::Signal::SIGKILL);
+                let _ = signal_group(pid, nix::sys::signal::Signal::SIGKILL);
                 *grace_end = None;
             }
         }
@@ -254,11 +257,6 @@ fn execute(
     };
     let output = tail.lock().expect("tail").text();
     Ok(Executed { exit, output })
-}
-
-/// Signals process group `pgid`, if it still exists.
-pub fn signal_group(pgid: i32, signal: nix::sys::signal::Signal) {
-    let _ = nix::sys::signal::killpg(nix::unistd::Pid::from_raw(pgid), signal);
 }
 
 /// The last [`TAIL_BYTES`] of a run's output, cut at a line start.
