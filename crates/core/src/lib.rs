@@ -23,6 +23,7 @@ pub mod logrotate;
 pub mod ops;
 pub mod pause;
 pub mod plan;
+pub mod probes;
 pub mod process;
 pub mod report;
 pub mod state;

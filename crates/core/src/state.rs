@@ -153,6 +153,23 @@ const MIGRATIONS: &[&str] = &[
         created_by TEXT NOT NULL,
         reason TEXT
     );",
+    // 9: every notice owed to a channel, until it is delivered (tried again with
+    // backoff, and shown by `ostler alerts` while it is not: never dropped silently)
+    "CREATE TABLE alert_deliveries (
+        id INTEGER PRIMARY KEY,
+        alert INTEGER NOT NULL REFERENCES alerts(id),
+        channel TEXT NOT NULL,
+        reason TEXT NOT NULL,
+        tier INTEGER NOT NULL,
+        created_at TEXT NOT NULL,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        next_attempt_at TEXT NOT NULL,
+        delivered_at TEXT,
+        gave_up_at TEXT,
+        last_error TEXT
+    );
+    CREATE INDEX alert_deliveries_pending ON alert_deliveries(next_attempt_at)
+        WHERE delivered_at IS NULL AND gave_up_at IS NULL;",
 ];
 
 /// A handle on the state database. Cheap to open; each process opens its own.

@@ -2,4 +2,5 @@
 //! who hears it and when ([`escalation`]), and how it is delivered.
 
 pub mod escalation;
+pub mod message;
 pub mod store;

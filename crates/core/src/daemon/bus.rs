@@ -6,6 +6,8 @@ use jiff::Timestamp;
 use serde::Serialize;
 use tokio::sync::broadcast;
 
+use crate::probes::Status;
+
 /// Something that happened in the daemon. Serialized with its kind as `event`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "event", rename_all = "kebab-case")]
@@ -50,7 +52,6 @@ pub enum Event {
         removed: Vec<String>,
         changed: Vec<String>,
     },
-    /// SIGTERM (or a stop request): no new work starts from here on.
     /// A run was queued to start now (`ostler jobs run`).
     JobQueued {
         job: String,
@@ -79,6 +80,45 @@ pub enum Event {
         run: i64,
         why: String,
     },
+    /// A probe's hard state changed (after its retries: Nagios' soft then hard states).
+    ProbeChanged {
+        probe: String,
+        instance: Option<String>,
+        from: Status,
+        to: Status,
+        summary: String,
+    },
+    /// A probe started (or stopped) flapping: its alerts are held while it flaps.
+    ProbeFlapping {
+        probe: String,
+        instance: Option<String>,
+        flapping: bool,
+        /// The weighted percent of state changes over its last results.
+        percent: f64,
+    },
+    /// An alert was opened (or, `repeated`, raised again while open).
+    AlertRaised {
+        id: i64,
+        key: String,
+        repeated: bool,
+    },
+    AlertResolved {
+        id: i64,
+        key: String,
+    },
+    /// A notice about alert `id` reached `channel`.
+    AlertDelivered {
+        id: i64,
+        channel: String,
+    },
+    /// It did not: tried again at `retry_at`, or (none) given up on and shown.
+    AlertUndelivered {
+        id: i64,
+        channel: String,
+        error: String,
+        retry_at: Option<Timestamp>,
+    },
+    /// SIGTERM (or a stop request): no new work starts from here on.
     ShutdownRequested,
 }
 

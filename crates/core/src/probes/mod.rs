@@ -1,0 +1,67 @@
+//! Probes: `[[probes]]` checks of the service (HTTP, TCP, a Nagios plugin, disk,
+//! process, SQL, TLS), each giving a Nagios [`Status`]. The daemon's prober runs them
+//! on their intervals; `ostler probe` runs them once.
+
+use serde::{Deserialize, Serialize};
+
+/// A probe's outcome, as Nagios plugins exit: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Ok,
+    Warning,
+    Critical,
+    Unknown,
+}
+
+impl Status {
+    /// The plugin exit code.
+    pub fn code(self) -> i32 {
+        match self {
+            Status::Ok => 0,
+            Status::Warning => 1,
+            Status::Critical => 2,
+            Status::Unknown => 3,
+        }
+    }
+
+    /// A plugin's exit code read as Nagios does (anything past 3 is UNKNOWN).
+    pub fn from_code(code: i32) -> Status {
+        match code {
+            0 => Status::Ok,
+            1 => Status::Warning,
+            2 => Status::Critical,
+            _ => Status::Unknown,
+        }
+    }
+
+    /// As serialized: `ok`, `warning`, `critical`, `unknown`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Ok => "ok",
+            Status::Warning => "warning",
+            Status::Critical => "critical",
+            Status::Unknown => "unknown",
+        }
+    }
+
+    /// As a plugin line says it: `OK`, `WARNING`, `CRITICAL`, `UNKNOWN`.
+    pub fn nagios_word(self) -> &'static str {
+        match self {
+            Status::Ok => "OK",
+            Status::Warning => "WARNING",
+            Status::Critical => "CRITICAL",
+            Status::Unknown => "UNKNOWN",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Status> {
+        match text {
+            "ok" => Some(Status::Ok),
+            "warning" => Some(Status::Warning),
+            "critical" => Some(Status::Critical),
+            "unknown" => Some(Status::Unknown),
+            _ => None,
+        }
+    }
+}
