@@ -230,6 +230,24 @@ pub fn list(state: &State, all: bool, limit: usize) -> Result<Vec<Alert>> {
     Ok(alerts)
 }
 
+/// The alerts escalation still has something to say about: the open ones, and the
+/// resolved ones whose resolution is not told yet to the tiers that were told.
+pub fn owing(state: &State) -> Result<Vec<Alert>> {
+    let mut stmt = state
+        .conn()
+        .prepare(&format!(
+            "SELECT {COLUMNS} FROM alerts WHERE resolved_at IS NULL
+                OR (resolution_told = 0 AND told != '[]') ORDER BY id"
+        ))
+        .map_err(state.err())?;
+    let alerts = stmt
+        .query_map([], from_row)
+        .map_err(state.err())?
+        .collect::<rusqlite::Result<_>>()
+        .map_err(state.err())?;
+    Ok(alerts)
+}
+
 /// Acknowledges open alert `id`: its escalation stops. Refused when there is no
 /// such alert, or it is resolved or acknowledged already (saying by whom).
 pub fn acknowledge(state: &State, id: i64, who: &str, note: Option<&str>) -> Result<Alert> {
