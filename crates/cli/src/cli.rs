@@ -80,6 +80,8 @@ pub enum Command {
     Prune(commands::prune::Args),
     /// Scheduled jobs: when they run next.
     Jobs(commands::jobs::Args),
+    /// The proxy's maintenance page: `on`, `off`, or whether it is on.
+    Maintenance(commands::maintenance::Args),
     /// Make a working demo of the bundled sample service and start it.
     Demo(commands::demo::Args),
     /// Instance command chains: `ostler CMD[,CMD...] INSTANCE[,INSTANCE...]`.
@@ -187,6 +189,7 @@ fn dispatch(ctx: &Context, command: Command) -> ostler_core::Result<i32> {
         Command::Reload(args) => commands::reload::run(ctx, args),
         Command::Demo(args) => commands::demo::run(ctx, args),
         Command::Jobs(args) => commands::jobs::run(ctx, args),
+        Command::Maintenance(args) => commands::maintenance::run(ctx, args),
         Command::Init(args) => commands::init::run(ctx, args),
         Command::Backup(args) => commands::backup::run(ctx, args),
         Command::Backups(args) => commands::backups::run(ctx, args),

@@ -46,6 +46,9 @@ pub struct Config {
     /// `[scheduler]`: how long the jobs' run history is kept.
     #[serde(default)]
     pub scheduler: crate::jobs::SchedulerConfig,
+    /// `[proxy]`: the daemon's HTTP proxy in front of the service (`crate::proxy`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proxy: Option<crate::proxy::ProxyConfig>,
     /// Where the file was read from; every relative path is relative to its directory.
     #[serde(skip)]
     pub path: PathBuf,
@@ -537,6 +540,9 @@ impl Config {
             out.push(at(offset, message));
         }
         for (offset, message) in crate::jobs::config::problems(self) {
+            out.push(at(offset, message));
+        }
+        for (offset, message) in crate::proxy::config::problems(self) {
             out.push(at(offset, message));
         }
         if let Some(r) = &self.retention {

@@ -25,6 +25,7 @@ pub mod pause;
 pub mod plan;
 pub mod probes;
 pub mod process;
+pub mod proxy;
 pub mod report;
 pub mod state;
 pub mod time;

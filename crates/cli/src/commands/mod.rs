@@ -13,6 +13,7 @@ pub mod jobs;
 pub mod journal;
 pub mod logs;
 pub mod logs_rotate;
+pub mod maintenance;
 pub mod manage;
 pub mod mirror;
 pub mod prune;

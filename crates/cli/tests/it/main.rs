@@ -22,6 +22,7 @@ mod manage;
 mod plans;
 mod processes;
 mod progress;
+mod proxy;
 mod reload;
 mod restore;
 mod rotate;

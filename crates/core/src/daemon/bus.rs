@@ -118,6 +118,9 @@ pub enum Event {
         error: String,
         retry_at: Option<Timestamp>,
     },
+    /// The proxy's routing was changed (maintenance, a switch): `<state_dir>/proxy.json`
+    /// holds the new one.
+    RoutingChanged,
     /// SIGTERM (or a stop request): no new work starts from here on.
     ShutdownRequested,
 }

@@ -192,6 +192,8 @@ fn routes(handle: Handle) -> Router {
         .route("/v1/jobs", get(jobs))
         .route("/v1/jobs/runs", get(job_runs))
         .route("/v1/jobs/:name/run", post(run_job))
+        .route("/v1/proxy", get(proxy))
+        .route("/v1/proxy/maintenance", post(maintenance))
         .fallback(no_route)
         .with_state(handle)
 }
@@ -305,6 +307,50 @@ async fn run_job(
         run: run.id,
     });
     Ok(Json(run))
+}
+
+/// What the proxy routes to, as `GET /v1/proxy` answers.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ProxyStatus {
+    pub routing: crate::proxy::Routing,
+    pub backend: Option<crate::proxy::routing::Backend>,
+}
+
+async fn proxy(State(handle): State<Handle>) -> std::result::Result<Json<ProxyStatus>, Reply> {
+    let status = handle
+        .blocking(|o| {
+            let routing = crate::proxy::Routing::load(&o.state_dir())?;
+            let backend = routing.backend(&o.config);
+            Ok(ProxyStatus { routing, backend })
+        })
+        .await?;
+    Ok(Json(status))
+}
+
+/// The body of `POST /v1/proxy/maintenance`.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct MaintenanceRequest {
+    pub on: bool,
+    pub by: String,
+    pub reason: Option<String>,
+}
+
+async fn maintenance(
+    State(handle): State<Handle>,
+    Json(request): Json<MaintenanceRequest>,
+) -> std::result::Result<Json<crate::proxy::Routing>, Reply> {
+    let routing = handle
+        .blocking(move |o| {
+            crate::proxy::routing::set_maintenance(
+                o,
+                request.on,
+                &request.by,
+                request.reason.as_deref(),
+            )
+        })
+        .await?;
+    handle.bus().publish(Event::RoutingChanged);
+    Ok(Json(routing))
 }
 
 async fn status(State(handle): State<Handle>) -> Json<DaemonStatus> {

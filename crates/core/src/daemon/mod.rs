@@ -7,6 +7,8 @@
 //! - [`scheduler`]: runs `[[jobs]]` at their times and records every run.
 //! - [`notify`]: tells systemd READY, STATUS, STOPPING and pings its watchdog.
 //! - [`reload`]: SIGHUP (or `ostler reload`) puts an edited config in force.
+//! - [`proxy`]: forwards HTTP to the instance behind `[proxy] role`, with a
+//!   maintenance page.
 //! - [`control`]: the control API on `<state_dir>/control.sock`; [`client`] is the
 //!   CLI's side of it.
 //!
@@ -20,6 +22,7 @@ pub mod client;
 pub mod control;
 pub mod host;
 pub mod notify;
+pub mod proxy;
 pub mod reload;
 pub mod scheduler;
 pub mod supervisor;
@@ -108,8 +111,14 @@ pub fn serve(
             Arc::new(supervisor::Supervisor { tick: options.tick }),
             Arc::new(scheduler::Scheduler { launcher }),
             Arc::new(control::Control),
+            Arc::new(proxy::Proxy),
         ];
-        components.extend(notify::components(&["supervisor", "scheduler", "control"]));
+        components.extend(notify::components(&[
+            "supervisor",
+            "scheduler",
+            "control",
+            "proxy",
+        ]));
         Ok::<_, Error>(host::run(handle.clone(), components, options.drain).await)
     })?;
     // Blocking threads still running an abandoned operation are not waited for.

@@ -1,0 +1,190 @@
+//! `[proxy]` under `ostler serve`: requests reach the instance behind the role with
+//! X-Forwarded-* added, bodies stream both ways (a 20 MiB upload, a 5 MiB download),
+//! the proxy writes its own access log, and `ostler maintenance on` (or a backend that
+//! does not answer) gives the maintenance page with 503 and Retry-After, kept across a
+//! daemon restart. The backend is a real HTTP server run as the instance.
+
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::support::{free_port, service_header, wait_for, Daemon, Svc};
+
+/// An HTTP/1.1 server (keep-alive) that answers what the proxy sent it.
+const BACKEND: &str = r#"
+import http.server, json, sys, hashlib
+class H(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    def answer(self, code, body, kind="application/json"):
+        self.send_response(code)
+        self.send_header("Content-Type", kind)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+    def do_GET(self):
+        if self.path == "/health":
+            return self.answer(200, b"ok", "text/plain")
+        if self.path == "/big":
+            body = bytes(range(256)) * (5 * 4096)
+            return self.answer(200, body, "application/octet-stream")
+        seen = {"path": self.path, "headers": {k.lower(): v for k, v in self.headers.items()},
+                "peer_port": self.client_address[1]}
+        self.answer(200, json.dumps(seen).encode())
+    def do_PUT(self):
+        left, digest, n = int(self.headers["Content-Length"]), hashlib.sha256(), 0
+        while left > 0:
+            chunk = self.rfile.read(min(left, 65536))
+            if not chunk:
+                break
+            digest.update(chunk); n += len(chunk); left -= len(chunk)
+        self.answer(201, json.dumps({"bytes": n, "sha256": digest.hexdigest()}).encode())
+    def log_message(self, *a):
+        pass
+http.server.ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), H).serve_forever()
+"#;
+
+struct Proxied {
+    svc: Svc,
+    proxy: u16,
+}
+
+fn proxied(extra: &str) -> Proxied {
+    let (proxy, port) = (free_port(), free_port());
+    let svc = Svc::new(&format!(
+        "{}[roles]\nproduction = \"web\"\n\n[instances.web]\ndir = \"web\"\nstart = \"python3 backend.py {{port}}\"\nport = {port}\nhealth = \"http://127.0.0.1:{{port}}/health\"\nautostart = true\n\n[proxy]\nlisten = \"127.0.0.1:{proxy}\"\n{extra}",
+        service_header("timezone = \"UTC\""),
+    ));
+    std::fs::create_dir_all(svc.path().join("web")).unwrap();
+    std::fs::write(svc.path().join("web/backend.py"), BACKEND).unwrap();
+    Proxied { svc, proxy }
+}
+
+fn get(agent: &ureq::Agent, port: u16, path: &str) -> (u16, ureq::Response) {
+    match agent.get(&format!("http://127.0.0.1:{port}{path}")).call() {
+        Ok(r) => (r.status(), r),
+        Err(ureq::Error::Status(code, r)) => (code, r),
+        Err(e) => panic!("GET {path}: {e}"),
+    }
+}
+
+fn serving(p: &Proxied) -> ureq::Agent {
+    let agent = ureq::AgentBuilder::new()
+        .timeout(Duration::from_secs(20))
+        .build();
+    wait_for(
+        Duration::from_secs(30),
+        "the backend through the proxy",
+        || {
+            agent
+                .get(&format!("http://127.0.0.1:{}/health", p.proxy))
+                .call()
+                .is_ok()
+        },
+    );
+    agent
+}
+
+#[test]
+fn requests_reach_the_role_s_instance_with_forwarded_headers_and_stream_both_ways() {
+    let p = proxied("");
+    let daemon = Daemon::start_up(&p.svc);
+    let agent = serving(&p);
+    let (status, r) = get(&agent, p.proxy, "/hello?x=1");
+    assert_eq!(status, 200);
+    let seen: Value = serde_json::from_str(&r.into_string().unwrap()).unwrap();
+    assert_eq!(seen["path"], "/hello?x=1");
+    assert_eq!(seen["headers"]["x-forwarded-for"], "127.0.0.1");
+    assert_eq!(seen["headers"]["x-forwarded-proto"], "http");
+    assert_eq!(
+        seen["headers"]["x-forwarded-host"],
+        format!("127.0.0.1:{}", p.proxy)
+    );
+    // The proxy keeps its connection to the backend: the next request comes from the
+    // same port.
+    let (_, r) = get(&agent, p.proxy, "/again");
+    let again: Value = serde_json::from_str(&r.into_string().unwrap()).unwrap();
+    assert_eq!(again["peer_port"], seen["peer_port"]);
+
+    let upload: Vec<u8> = (0..20 * 1024 * 1024).map(|i| (i % 251) as u8).collect();
+    let r = agent
+        .put(&format!("http://127.0.0.1:{}/upload", p.proxy))
+        .send_bytes(&upload)
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let stored: Value = serde_json::from_str(&r.into_string().unwrap()).unwrap();
+    assert_eq!(stored["bytes"], upload.len());
+
+    let (status, r) = get(&agent, p.proxy, "/big");
+    assert_eq!(status, 200);
+    let mut body = Vec::new();
+    std::io::Read::read_to_end(&mut r.into_reader(), &mut body).unwrap();
+    let expected: Vec<u8> = (0..=255u8).cycle().take(5 * 1024 * 1024).collect();
+    assert!(body == expected, "the download arrives whole and in order");
+
+    let (ok, err) = daemon.terminate();
+    assert!(ok, "{err}");
+    let log = std::fs::read_to_string(p.svc.path().join(".ostler/logs/proxy-access.log")).unwrap();
+    let line = log
+        .lines()
+        .find(|l| l.contains("/hello?x=1"))
+        .unwrap_or_else(|| panic!("{log}"));
+    assert!(line.starts_with("127.0.0.1 - - ["), "{line}");
+    assert!(line.contains("\"GET /hello?x=1 HTTP/1.1\" 200 "), "{line}");
+    assert!(log.contains("\"PUT /upload HTTP/1.1\" 201"), "{log}");
+}
+
+#[test]
+fn maintenance_and_a_backend_that_does_not_answer_give_the_page_with_503_and_retry_after() {
+    let p = proxied("maintenance_page = \"down.html\"\nretry_after = \"2m\"\n");
+    std::fs::write(p.svc.path().join("down.html"), "<p>Back at noon.</p>\n").unwrap();
+    let daemon = Daemon::start_up(&p.svc);
+    let agent = serving(&p);
+    let on = p
+        .svc
+        .ok(&["maintenance", "on", "--reason", "schema change"]);
+    assert!(on.contains("maintenance: on since"), "{on}");
+    assert!(on.contains(": schema change"), "{on}");
+    wait_for(Duration::from_secs(10), "the maintenance page", || {
+        get(&agent, p.proxy, "/").0 == 503
+    });
+    let (_, r) = get(&agent, p.proxy, "/entries");
+    assert_eq!(r.header("retry-after"), Some("120"));
+    assert_eq!(r.into_string().unwrap(), "<p>Back at noon.</p>\n");
+    assert!(p.svc.ok(&["maintenance"]).contains("maintenance: on"));
+
+    // The routing outlives the daemon: a new one starts in maintenance.
+    let (ok, err) = daemon.terminate();
+    assert!(ok, "{err}");
+    let daemon = Daemon::start_up(&p.svc);
+    wait_for(Duration::from_secs(20), "the proxy again", || {
+        agent
+            .get(&format!("http://127.0.0.1:{}/", p.proxy))
+            .call()
+            .is_err_and(|e| matches!(e, ureq::Error::Status(503, _)))
+    });
+    let off = p.svc.ok(&["maintenance", "off"]);
+    assert!(off.contains("maintenance: off"), "{off}");
+    wait_for(Duration::from_secs(10), "service again", || {
+        get(&agent, p.proxy, "/health").0 == 200
+    });
+
+    // The backend stops: the page, not a connection error.
+    p.svc.ok(&["stop", "web"]);
+    let (status, r) = get(&agent, p.proxy, "/entries");
+    assert_eq!(status, 503);
+    assert_eq!(r.header("x-ostler-proxy"), Some("backend down"));
+    let (ok, err) = daemon.terminate();
+    assert!(ok, "{err}");
+    assert!(p.svc.ok(&["journal"]).contains("maintenance on by"));
+}
+
+#[test]
+fn a_proxy_role_that_names_nothing_is_refused_at_its_line() {
+    let p = proxied("role = \"nosuch\"\n");
+    let err = p.svc.fails(&["config", "check"]);
+    assert!(
+        err.contains("[proxy] role `nosuch` is no role or instance"),
+        "{err}"
+    );
+    assert!(err.contains("ostler.toml:"), "{err}");
+}

@@ -1,0 +1,397 @@
+//! The proxy component: HTTP/1.1 from `[proxy] listen` to the instance behind its role
+//! ([`Routing::backend`]), with keep-alive on both sides and bodies streamed (a large
+//! upload is never held in memory). It adds X-Forwarded-For/-Proto/-Host, writes its
+//! own access log in the combined format, and answers 503 with the maintenance page and
+//! Retry-After while in maintenance or when the backend does not answer.
+//!
+//! The routing is read from `<state_dir>/proxy.json` at start and again whenever the
+//! bus says it changed ([`Event::RoutingChanged`]) or the config was reloaded: a
+//! switch is one swap of an `Arc`, requests in flight finish where they began.
+
+use std::convert::Infallible;
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use axum::body::Bytes;
+use axum::http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use axum::http::{Request, Response, StatusCode, Uri};
+use http_body_util::combinators::BoxBody;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use super::bus::Event;
+use super::host::{BoxFuture, Component, Handle};
+use crate::error::{Error, Result};
+use crate::proxy::routing::Backend;
+use crate::proxy::{ProxyConfig, Routing};
+
+type Body = BoxBody<Bytes, hyper::Error>;
+
+/// How long a connection's requests in flight may take to finish once the daemon
+/// shuts down.
+const DRAIN: Duration = Duration::from_secs(10);
+
+pub struct Proxy;
+
+impl Component for Proxy {
+    fn name(&self) -> &'static str {
+        "proxy"
+    }
+
+    fn run(&self, handle: Handle, shutdown: CancellationToken) -> BoxFuture<Result<()>> {
+        Box::pin(async move {
+            let Some(config) = handle.ostler().config.proxy.clone() else {
+                // No [proxy]: nothing to serve (a reload that adds one takes a restart).
+                handle.set_ready("proxy");
+                shutdown.cancelled().await;
+                return Ok(());
+            };
+            let listener = TcpListener::bind(config.listen)
+                .await
+                .map_err(|e| Error::io(format!("[proxy] listening on {}", config.listen), e))?;
+            tracing::info!(listen = %config.listen, "proxy listening");
+            let shared = Arc::new(Shared::new(&handle, &config)?);
+            tokio::spawn(follow_routing(
+                handle.clone(),
+                shared.clone(),
+                shutdown.clone(),
+            ));
+            handle.set_ready("proxy");
+            let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+            loop {
+                let (stream, peer) = tokio::select! {
+                    _ = shutdown.cancelled() => break,
+                    accepted = listener.accept() => match accepted {
+                        Ok(accepted) => accepted,
+                        Err(e) => {
+                            tracing::warn!(error = %e, "proxy: accept failed");
+                            continue;
+                        }
+                    },
+                };
+                let _ = stream.set_nodelay(true);
+                let shared = shared.clone();
+                let service = hyper::service::service_fn(move |req| {
+                    let shared = shared.clone();
+                    async move { Ok::<_, Infallible>(shared.forward(req, peer).await) }
+                });
+                let conn = hyper::server::conn::http1::Builder::new()
+                    .keep_alive(true)
+                    .serve_connection(TokioIo::new(stream), service);
+                let conn = graceful.watch(conn);
+                tokio::spawn(async move {
+                    if let Err(e) = conn.await {
+                        tracing::debug!(error = %e, %peer, "proxy connection ended");
+                    }
+                });
+            }
+            drop(listener);
+            if tokio::time::timeout(DRAIN, graceful.shutdown())
+                .await
+                .is_err()
+            {
+                tracing::warn!("proxy: requests still in flight after {DRAIN:?}; left");
+            }
+            Ok(())
+        })
+    }
+}
+
+/// What every request reads.
+struct Shared {
+    handle: Handle,
+    client: Client<HttpConnector, Incoming>,
+    routing: RwLock<Arc<Routing>>,
+    access_log: Mutex<Option<std::fs::File>>,
+    maintenance_page: Bytes,
+    retry_after: String,
+    timeout: Duration,
+}
+
+/// The page served with 503 when none is configured.
+const DEFAULT_PAGE: &str = "<!doctype html>\n<title>Down for maintenance</title>\n<h1>Down for maintenance</h1>\n<p>The service is being worked on and will be back shortly.</p>\n";
+
+impl Shared {
+    fn new(handle: &Handle, proxy: &ProxyConfig) -> Result<Shared> {
+        let ostler = handle.ostler();
+        let config = &ostler.config;
+        let log_path = proxy.access_log_in(config);
+        let access_log = open_log(&log_path)?;
+        let maintenance_page = match proxy.maintenance_page_in(config) {
+            Some(path) => {
+                Bytes::from(std::fs::read(&path).map_err(|e| Error::io_at("read", &path, e))?)
+            }
+            None => Bytes::from_static(DEFAULT_PAGE.as_bytes()),
+        };
+        let mut connector = HttpConnector::new();
+        connector.set_nodelay(true);
+        connector.set_connect_timeout(Some(Duration::from_secs(5)));
+        let client = Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(Duration::from_secs(30))
+            .build(connector);
+        Ok(Shared {
+            handle: handle.clone(),
+            client,
+            routing: RwLock::new(Arc::new(Routing::load(&ostler.state_dir())?)),
+            access_log: Mutex::new(Some(access_log)),
+            maintenance_page,
+            retry_after: proxy.retry_after.0.as_secs().to_string(),
+            timeout: proxy.timeout.0,
+        })
+    }
+
+    fn routing(&self) -> Arc<Routing> {
+        self.routing
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    async fn forward(&self, req: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
+        let started = Instant::now();
+        let line = RequestLine::of(&req, peer);
+        let routing = self.routing();
+        let ostler = self.handle.ostler();
+        let response = match (&routing.maintenance, routing.backend(&ostler.config)) {
+            (Some(_), _) => self.unavailable("maintenance"),
+            (None, None) => self.unavailable("no backend"),
+            (None, Some(backend)) => self.to_backend(req, peer, &backend).await,
+        };
+        self.log(&line, &response, started);
+        response
+    }
+
+    async fn to_backend(
+        &self,
+        mut req: Request<Incoming>,
+        peer: SocketAddr,
+        backend: &Backend,
+    ) -> Response<Body> {
+        let path = req
+            .uri()
+            .path_and_query()
+            .map_or("/", |p| p.as_str())
+            .to_string();
+        let uri: Uri = match format!("http://127.0.0.1:{}{path}", backend.port).parse() {
+            Ok(uri) => uri,
+            Err(_) => return plain(StatusCode::BAD_REQUEST, "bad request target\n"),
+        };
+        let host = req.headers().get(header::HOST).cloned();
+        *req.uri_mut() = uri;
+        let headers = req.headers_mut();
+        strip_hop_by_hop(headers);
+        forwarded_for(headers, peer, host);
+        match tokio::time::timeout(self.timeout, self.client.request(req)).await {
+            Ok(Ok(mut response)) => {
+                strip_hop_by_hop(response.headers_mut());
+                response.map(|b| b.boxed())
+            }
+            Ok(Err(e)) if e.is_connect() => {
+                tracing::warn!(instance = %backend.instance, port = backend.port, error = %e, "proxy: backend does not answer");
+                self.unavailable("backend down")
+            }
+            Ok(Err(e)) => {
+                tracing::warn!(instance = %backend.instance, error = %e, "proxy: backend failed");
+                plain(StatusCode::BAD_GATEWAY, "the backend failed to answer\n")
+            }
+            Err(_) => {
+                tracing::warn!(instance = %backend.instance, timeout = ?self.timeout, "proxy: backend too slow");
+                plain(StatusCode::GATEWAY_TIMEOUT, "the backend took too long\n")
+            }
+        }
+    }
+
+    /// 503 with the maintenance page and Retry-After.
+    fn unavailable(&self, why: &'static str) -> Response<Body> {
+        let mut response = Response::new(
+            Full::new(self.maintenance_page.clone())
+                .map_err(|never| match never {})
+                .boxed(),
+        );
+        *response.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
+        let headers = response.headers_mut();
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/html; charset=utf-8"),
+        );
+        if let Ok(v) = HeaderValue::from_str(&self.retry_after) {
+            headers.insert(header::RETRY_AFTER, v);
+        }
+        headers.insert(
+            HeaderName::from_static("x-ostler-proxy"),
+            HeaderValue::from_static(why),
+        );
+        response
+    }
+
+    fn log(&self, line: &RequestLine, response: &Response<Body>, started: Instant) {
+        let ostler = self.handle.ostler();
+        let when = jiff::Zoned::new(self.handle.clock().now(), ostler.config.timezone())
+            .strftime("%d/%b/%Y:%H:%M:%S %z")
+            .to_string();
+        let bytes = response
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("-");
+        // Combined format, and the time taken in microseconds (Apache's %D).
+        let text = format!(
+            "{} - - [{when}] \"{}\" {} {bytes} \"{}\" \"{}\" {}\n",
+            line.client,
+            line.request,
+            response.status().as_u16(),
+            line.referer,
+            line.agent,
+            started.elapsed().as_micros()
+        );
+        let mut log = self.access_log.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(file) = log.as_mut() {
+            if let Err(e) = file.write_all(text.as_bytes()) {
+                tracing::warn!(error = %e, "proxy: access log not written");
+            }
+        }
+    }
+
+    /// Reads the routing again (it was switched, or the config reloaded).
+    fn reload_routing(&self) {
+        let state_dir = self.handle.ostler().state_dir();
+        match Routing::load(&state_dir) {
+            Ok(routing) => {
+                let routing = Arc::new(routing);
+                let backend = routing.backend(&self.handle.ostler().config);
+                *self.routing.write().unwrap_or_else(|p| p.into_inner()) = routing.clone();
+                tracing::info!(
+                    backend = backend.as_ref().map_or("none", |b| b.instance.as_str()),
+                    maintenance = routing.maintenance.is_some(),
+                    "proxy routing"
+                );
+            }
+            Err(e) => {
+                tracing::error!(error = %crate::error::chain(&e), "proxy: routing not read; kept as it was")
+            }
+        }
+    }
+}
+
+/// Reloads the routing whenever it changes, until shutdown.
+async fn follow_routing(handle: Handle, shared: Arc<Shared>, shutdown: CancellationToken) {
+    let mut bus = handle.bus().subscribe();
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            event = bus.recv() => match event {
+                Ok(Event::RoutingChanged | Event::ConfigReloaded { .. })
+                | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => shared.reload_routing(),
+                Ok(_) => {}
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+            },
+        }
+    }
+}
+
+fn open_log(path: &PathBuf) -> Result<std::fs::File> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| Error::io_at("create", dir, e))?;
+    }
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .map_err(|e| Error::io_at("open", path, e))
+}
+
+/// What the access log says of a request, taken before it is forwarded.
+struct RequestLine {
+    client: String,
+    request: String,
+    referer: String,
+    agent: String,
+}
+
+impl RequestLine {
+    fn of(req: &Request<Incoming>, peer: SocketAddr) -> RequestLine {
+        let header = |name: HeaderName| {
+            req.headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("-")
+                .replace('"', "\\\"")
+        };
+        RequestLine {
+            client: peer.ip().to_string(),
+            request: format!(
+                "{} {} {:?}",
+                req.method(),
+                req.uri()
+                    .path_and_query()
+                    .map_or("/", |p| p.as_str())
+                    .replace('"', "%22"),
+                req.version()
+            ),
+            referer: header(header::REFERER),
+            agent: header(header::USER_AGENT),
+        }
+    }
+}
+
+/// Headers that belong to one connection, not to the message (RFC 9110 7.6.1).
+fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    let named: Vec<HeaderName> = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(',').map(|s| s.trim().to_ascii_lowercase()))
+        .filter_map(|s| HeaderName::from_bytes(s.as_bytes()).ok())
+        .collect();
+    for name in named {
+        headers.remove(name);
+    }
+    for name in [
+        header::CONNECTION,
+        HeaderName::from_static("keep-alive"),
+        header::PROXY_AUTHENTICATE,
+        header::PROXY_AUTHORIZATION,
+        header::TE,
+        header::TRAILER,
+        header::UPGRADE,
+    ] {
+        headers.remove(name);
+    }
+}
+
+/// X-Forwarded-For (the client appended to what came), -Proto and -Host.
+fn forwarded_for(headers: &mut HeaderMap, peer: SocketAddr, host: Option<HeaderValue>) {
+    let client = peer.ip().to_string();
+    let chain = match headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
+        Some(before) => format!("{before}, {client}"),
+        None => client,
+    };
+    if let Ok(v) = HeaderValue::from_str(&chain) {
+        headers.insert(HeaderName::from_static("x-forwarded-for"), v);
+    }
+    headers.insert(
+        HeaderName::from_static("x-forwarded-proto"),
+        HeaderValue::from_static("http"),
+    );
+    if let Some(host) = host {
+        headers.insert(HeaderName::from_static("x-forwarded-host"), host);
+    }
+}
+
+fn plain(status: StatusCode, text: &'static str) -> Response<Body> {
+    let mut response = Response::new(
+        Full::new(Bytes::from_static(text.as_bytes()))
+            .map_err(|never| match never {})
+            .boxed(),
+    );
+    *response.status_mut() = status;
+    response
+}
