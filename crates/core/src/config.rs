@@ -49,6 +49,9 @@ pub struct Config {
     /// `[proxy]`: the daemon's HTTP proxy in front of the service (`crate::proxy`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub proxy: Option<crate::proxy::ProxyConfig>,
+    /// `[alerts]`: channels, escalation tiers, renotify and delivery (`crate::alerts::config`).
+    #[serde(default)]
+    pub alerts: crate::alerts::config::AlertsConfig,
     /// Where the file was read from; every relative path is relative to its directory.
     #[serde(skip)]
     pub path: PathBuf,
@@ -543,6 +546,9 @@ impl Config {
             out.push(at(offset, message));
         }
         for (offset, message) in crate::proxy::config::problems(self) {
+            out.push(at(offset, message));
+        }
+        for (offset, message) in crate::alerts::config::problems(self) {
             out.push(at(offset, message));
         }
         if let Some(r) = &self.retention {
