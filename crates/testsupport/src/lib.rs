@@ -13,12 +13,17 @@
 //! (`PGPASSWORD`, `MYSQL_PWD`), never in argv, and never in the URLs given out.
 
 mod command;
+mod loopback;
 mod mariadb;
 mod pg;
 mod port;
 mod process;
 mod secret;
+pub mod smtp;
+pub mod webhook;
 
 pub use mariadb::MariaDbServer;
 pub use pg::PgServer;
 pub use port::free_port;
+pub use smtp::{Mail, SmtpSink};
+pub use webhook::{Request, WebhookSink};

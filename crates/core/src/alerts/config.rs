@@ -421,7 +421,12 @@ pub fn problems(config: &Config) -> Vec<Problem> {
             }
         }
     }
-    let known: Vec<&str> = alerts.channels.iter().map(|c| c.name()).collect();
+    let mut known: Vec<&str> = Vec::new();
+    for name in alerts.channels.iter().map(ChannelConfig::name) {
+        if !known.contains(&name) {
+            known.push(name);
+        }
+    }
     for (i, tier) in alerts.tiers.iter().enumerate() {
         let n = i + 1;
         if tier.channels.get_ref().is_empty() {
