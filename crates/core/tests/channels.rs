@@ -736,3 +736,22 @@ channels = ["third-tier"]
 "#;
     insta::assert_snapshot!(parse(text).unwrap_err());
 }
+
+#[test]
+fn starttls_against_a_server_without_it_sends_nothing_in_clear() {
+    let sink = SmtpSink::start();
+    let channel = channel(&email_channel(
+        &sink.addr(),
+        "starttls = true\nusername = \"alerts\"\npassword = \"hunter2\"",
+    ));
+    let e = failed(deliver(&channel, &firing(), Path::new(".")));
+    assert!(!e.is_transient(), "the server must change first: {e}");
+    assert_eq!(
+        e.to_string(),
+        format!(
+            "channel `second-tier`: SMTP with {} failed: internal client error: STARTTLS is not supported on this server",
+            sink.addr()
+        )
+    );
+    assert!(sink.mails().is_empty());
+}

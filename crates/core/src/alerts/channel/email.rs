@@ -125,6 +125,17 @@ fn failure(
             true,
         );
     }
+    if e.is_client() {
+        // lettre refused on our side: STARTTLS asked of a server that does not offer
+        // it, no login mechanism in common. The server must change first.
+        return (
+            Cause::Smtp {
+                addr: addr.to_string(),
+                message: chain(e),
+            },
+            false,
+        );
+    }
     if let Some(io) = io_cause(e) {
         return (network(addr, io, after, chain(e)), true);
     }
