@@ -354,11 +354,11 @@ fn a_refused_connection_is_worth_retrying_and_names_the_channel_and_the_address(
 
 #[test]
 fn http_500_408_and_429_are_worth_retrying_and_400_is_not() {
-    let sink = WebhookSink::answering(&[500, 408, 429, 400]);
+    let sink = WebhookSink::answering(&[500, 408, 429, 400, 301]);
     let url = sink.url("/hook");
     let channel = channel(&webhook_channel(&url, ""));
     let mut got = Vec::new();
-    for _ in 0..4 {
+    for _ in 0..5 {
         let e = failed(deliver(&channel, &firing(), Path::new(".")));
         let Cause::Status { status, .. } = e.cause else {
             panic!("{e}")
@@ -371,10 +371,20 @@ fn http_500_408_and_429_are_worth_retrying_and_400_is_not() {
             );
         }
     }
-    assert_eq!(got, [(500, true), (408, true), (429, true), (400, false)]);
+    // A redirect is not followed: a webhook set up wrong, not worth retrying.
+    assert_eq!(
+        got,
+        [
+            (500, true),
+            (408, true),
+            (429, true),
+            (400, false),
+            (301, false)
+        ]
+    );
     // The retry after them gets through.
     deliver(&channel, &firing(), Path::new(".")).unwrap();
-    assert_eq!(sink.requests().len(), 5);
+    assert_eq!(sink.requests().len(), 6);
 }
 
 #[test]
@@ -390,6 +400,22 @@ fn a_webhook_that_never_answers_fails_at_the_timeout_and_is_worth_retrying() {
     );
     assert!(e.is_transient());
     assert!(matches!(e.cause, Cause::TimedOut { .. }), "{e}");
+    // As the alerter would keep it (JSON), the cause says its kind and the wait.
+    let kept = serde_json::to_value(&e).unwrap();
+    assert_eq!(
+        (
+            &kept["channel"],
+            &kept["cause"]["kind"],
+            &kept["cause"]["after"],
+            &kept["transient"]
+        ),
+        (
+            &"oncall".into(),
+            &"timed-out".into(),
+            &"300ms".into(),
+            &true.into()
+        )
+    );
     assert!(
         e.to_string()
             .starts_with("channel `oncall`: no answer from 127.0.0.1:"),
@@ -643,14 +669,25 @@ fn renotify_is_also_read_as_repeat_interval_and_never_or_0s_turn_it_off() {
 }
 
 #[test]
-fn config_show_never_shows_the_smtp_password() {
-    let config = config(&email_channel(
-        "127.0.0.1:2525",
-        "username = \"alerts\"\npassword = \"hunter2\"",
+fn config_show_never_shows_the_smtp_password_or_a_webhook_header() {
+    let config = config(&format!(
+        "{}{}",
+        email_channel(
+            "127.0.0.1:2525",
+            "username = \"alerts\"\npassword = \"hunter2\"",
+        ),
+        webhook_channel(
+            "http://127.0.0.1:9000/hook",
+            "headers = { Authorization = \"Bearer t0ken\" }"
+        )
     ));
     let shown = config.show();
     assert!(!shown.contains("hunter2"), "{shown}");
+    assert!(!shown.contains("t0ken"), "{shown}");
     assert!(shown.contains("password = \"********\""), "{shown}");
+    assert!(shown.contains("Authorization = \"********\""), "{shown}");
+    // What is shown parses back.
+    Config::parse(&shown, Path::new("shown.toml")).unwrap();
 }
 
 #[test]

@@ -72,7 +72,11 @@ pub enum Cause {
     #[error("connection refused by {addr}")]
     Refused { addr: String },
     #[error("no answer from {addr} within {}", human(*.after))]
-    TimedOut { addr: String, after: Duration },
+    TimedOut {
+        addr: String,
+        #[serde(serialize_with = "as_human")]
+        after: Duration,
+    },
     #[error("cannot reach {addr}: {message}")]
     Unreachable { addr: String, message: String },
     /// The SMTP server answered with an error code.
@@ -100,7 +104,10 @@ pub enum Cause {
         stderr: String,
     },
     #[error("the command was still running after {}; killed with its process group", human(*.after))]
-    Killed { after: Duration },
+    Killed {
+        #[serde(serialize_with = "as_human")]
+        after: Duration,
+    },
     #[error("cannot run the command: {message}")]
     Spawn { message: String },
     /// The channel lacks something it needs, or has it wrong (a mail address that does
@@ -111,6 +118,10 @@ pub enum Cause {
 
 fn human(d: Duration) -> String {
     humantime::format_duration(d).to_string()
+}
+
+fn as_human<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&human(*d))
 }
 
 fn exit_text(code: Option<i32>, signal: Option<i32>) -> String {

@@ -184,8 +184,13 @@ pub struct ChannelConfig {
     /// webhook: the URL POSTed to (http or https).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub url: Option<Spanned<String>>,
-    /// webhook: extra request headers (`Authorization = "Bearer ..."`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// webhook: extra request headers (`Authorization = "Bearer ..."`); their values
+    /// are never shown by `config show`.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "masked_values"
+    )]
     pub headers: Option<Spanned<BTreeMap<String, String>>>,
 
     /// command: run with `sh -c` in the config file's directory.
@@ -225,6 +230,16 @@ fn masked<S: serde::Serializer>(
 ) -> std::result::Result<S::Ok, S::Error> {
     match value {
         Some(_) => s.serialize_str("********"),
+        None => s.serialize_none(),
+    }
+}
+
+fn masked_values<S: serde::Serializer>(
+    value: &Option<Spanned<BTreeMap<String, String>>>,
+    s: S,
+) -> std::result::Result<S::Ok, S::Error> {
+    match value {
+        Some(headers) => s.collect_map(headers.get_ref().keys().map(|k| (k, "********"))),
         None => s.serialize_none(),
     }
 }
