@@ -445,6 +445,19 @@ fn an_smtp_server_that_never_greets_fails_at_the_timeout() {
 }
 
 #[test]
+fn a_slow_smtp_conversation_is_cut_off_at_the_timeout_though_each_answer_is_in_time() {
+    // Eight answers 250 ms apart (2 s): each within 500 ms, the whole not.
+    let sink = SmtpSink::slow(Duration::from_millis(250));
+    let channel = channel(&email_channel(&sink.addr(), "timeout = \"500ms\""));
+    let started = Instant::now();
+    let e = failed(deliver(&channel, &firing(), Path::new(".")));
+    let took = started.elapsed();
+    assert!(took < Duration::from_millis(1500), "{took:?}");
+    assert!(matches!(e.cause, Cause::TimedOut { .. }), "{e}");
+    assert!(e.is_transient());
+}
+
+#[test]
 fn an_smtp_4xx_is_worth_retrying_and_a_5xx_is_not() {
     for (code, transient) in [(451, true), (550, false)] {
         let sink = SmtpSink::refusing(code);

@@ -11,6 +11,7 @@
 //!
 //! Secrets travel the way ostler itself passes them: in the environment
 //! (`PGPASSWORD`, `MYSQL_PWD`), never in argv, and never in the URLs given out.
+//! [`SmtpSink`] and [`WebhookSink`] are loopback servers recording what alert channels send.
 
 mod command;
 mod loopback;

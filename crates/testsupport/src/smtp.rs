@@ -75,6 +75,8 @@ enum Behaviour {
     Refuse(u16),
     /// Connections are held open and never greeted.
     Silent,
+    /// Every line answered after this wait.
+    Slow(Duration),
 }
 
 /// A loopback SMTP server for one test; stops when dropped.
@@ -99,6 +101,12 @@ impl SmtpSink {
     /// A sink that accepts connections and never says a word.
     pub fn silent() -> SmtpSink {
         SmtpSink::with(Behaviour::Silent)
+    }
+
+    /// A sink that takes every mail but waits `each` before every line it answers: no
+    /// single answer is late, the whole conversation is.
+    pub fn slow(each: Duration) -> SmtpSink {
+        SmtpSink::with(Behaviour::Slow(each))
     }
 
     /// No server: an address on which connections are refused.
@@ -149,7 +157,12 @@ fn converse(stream: TcpStream, seen: &Seen<Mail>, behaviour: Behaviour) -> std::
     }
     let mut out = stream.try_clone()?;
     let mut lines = BufReader::new(stream);
-    let mut say = |text: &str| out.write_all(format!("{text}\r\n").as_bytes());
+    let mut say = |text: &str| {
+        if let Behaviour::Slow(each) = behaviour {
+            std::thread::sleep(each);
+        }
+        out.write_all(format!("{text}\r\n").as_bytes())
+    };
     say("220 sink.test ESMTP ostler test sink")?;
     let mut from: Option<String> = None;
     let mut to: Vec<String> = Vec::new();

@@ -64,8 +64,25 @@ pub(super) fn send(
             password(channel, dir)?,
         ));
     }
+    // lettre's timeout bounds each read and write, not the conversation: one server
+    // answering slowly line by line could hold a delivery for many timeouts. So the
+    // conversation has its own thread and is waited for `timeout`; one cut off ends
+    // in its thread at its next socket timeout.
     let transport = builder.build();
-    match transport.send(&mail) {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(transport.send(&mail));
+    });
+    let sent = rx.recv_timeout(channel.timeout.0).map_err(|_| {
+        (
+            Cause::TimedOut {
+                addr: addr.clone(),
+                after: channel.timeout.0,
+            },
+            true,
+        )
+    })?;
+    match sent {
         Ok(response) => Ok(Delivered::Mailed {
             to,
             reply: format!(
