@@ -131,3 +131,48 @@ impl<T> Drop for Loopback<T> {
         }
     }
 }
+
+/// A loopback port held bound but not listening: connections to it are refused, and
+/// no other server (of this test process or another) can be given it meanwhile, as
+/// could happen to a port that was only free when asked.
+pub(crate) struct Refusing {
+    _socket: std::os::fd::OwnedFd,
+    port: u16,
+}
+
+impl Refusing {
+    pub(crate) fn bind() -> Refusing {
+        use std::os::fd::FromRawFd;
+        // SAFETY: plain socket calls on a fresh descriptor that we own from here on;
+        // the address structs are zeroed and filled as the kernel expects.
+        unsafe {
+            let fd = libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0);
+            assert!(fd >= 0, "socket: {}", std::io::Error::last_os_error());
+            let socket = std::os::fd::OwnedFd::from_raw_fd(fd);
+            let mut addr: libc::sockaddr_in = std::mem::zeroed();
+            addr.sin_family = libc::AF_INET as libc::sa_family_t;
+            addr.sin_addr.s_addr = u32::from(Ipv4Addr::LOCALHOST).to_be();
+            addr.sin_port = 0;
+            let len = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+            let bound = libc::bind(fd, &addr as *const _ as *const libc::sockaddr, len);
+            assert!(bound == 0, "bind: {}", std::io::Error::last_os_error());
+            let mut got: libc::sockaddr_in = std::mem::zeroed();
+            let mut got_len = len;
+            let named =
+                libc::getsockname(fd, &mut got as *mut _ as *mut libc::sockaddr, &mut got_len);
+            assert!(
+                named == 0,
+                "getsockname: {}",
+                std::io::Error::last_os_error()
+            );
+            Refusing {
+                _socket: socket,
+                port: u16::from_be(got.sin_port),
+            }
+        }
+    }
+
+    pub(crate) fn port(&self) -> u16 {
+        self.port
+    }
+}

@@ -8,7 +8,7 @@ use std::io::{BufRead, BufReader, Write};
 use std::net::TcpStream;
 use std::time::Duration;
 
-use crate::loopback::{Loopback, Seen};
+use crate::loopback::{Loopback, Refusing, Seen};
 
 /// One mail as the sink received it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -82,7 +82,8 @@ enum Behaviour {
 /// A loopback SMTP server for one test; stops when dropped.
 pub struct SmtpSink {
     server: Option<Loopback<Mail>>,
-    /// For [`SmtpSink::down`]: a port nothing listens on.
+    /// For [`SmtpSink::down`]: the port held so that nothing listens on it.
+    _down: Option<Refusing>,
     port: u16,
 }
 
@@ -111,9 +112,11 @@ impl SmtpSink {
 
     /// No server: an address on which connections are refused.
     pub fn down() -> SmtpSink {
+        let down = Refusing::bind();
         SmtpSink {
             server: None,
-            port: crate::free_port(),
+            port: down.port(),
+            _down: Some(down),
         }
     }
 
@@ -124,6 +127,7 @@ impl SmtpSink {
         let port = server.addr().port();
         SmtpSink {
             server: Some(server),
+            _down: None,
             port,
         }
     }
