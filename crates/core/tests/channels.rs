@@ -598,6 +598,12 @@ command = "true"
         &alert(1, "dav-put", Some("gb-1"), Severity::Critical)
     ));
 
+    // An alert filed under the role's name is the instance behind it too.
+    assert!(pager.accepts(
+        &config,
+        &alert(1, "dav-put", Some("production"), Severity::Critical)
+    ));
+
     assert!(pager.wants(Reason::Firing) && pager.wants(Reason::Renotify));
     assert!(!pager.wants(Reason::Resolved), "send_resolved = false");
     assert!(everything.wants(Reason::Resolved));

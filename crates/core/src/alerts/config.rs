@@ -325,10 +325,13 @@ impl ChannelConfig {
         let Some(instance) = alert.instance.as_deref() else {
             return false;
         };
-        self.instances.iter().any(|named| {
-            let named = named.get_ref();
-            named == instance || config.resolve(named).is_ok_and(|i| i == instance)
-        })
+        // Either side may be written as a role: both are compared as the instance
+        // they stand for now.
+        let resolved = |name: &str| config.resolve(name).unwrap_or_else(|_| name.to_string());
+        let instance = resolved(instance);
+        self.instances
+            .iter()
+            .any(|named| resolved(named.get_ref()) == instance)
     }
 
     /// Whether this channel is sent messages of `reason` (a resolution only with
