@@ -598,58 +598,21 @@ fn channel_problems(channel: &ChannelConfig) -> Vec<Problem> {
         }
     }
     // Each kind's own keys, and where they are written when given.
-    let span = |s: Option<std::ops::Range<usize>>| s.map(|s| s.start);
-    let own: [(&str, ChannelKind, Option<usize>); 10] = [
-        (
-            "to",
-            ChannelKind::Email,
-            span(channel.to.as_ref().map(Spanned::span)),
-        ),
-        (
-            "from",
-            ChannelKind::Email,
-            span(channel.from.as_ref().map(Spanned::span)),
-        ),
-        (
-            "smtp",
-            ChannelKind::Email,
-            span(channel.smtp.as_ref().map(Spanned::span)),
-        ),
-        (
-            "starttls",
-            ChannelKind::Email,
-            span(channel.starttls.as_ref().map(Spanned::span)),
-        ),
-        (
-            "username",
-            ChannelKind::Email,
-            span(channel.username.as_ref().map(Spanned::span)),
-        ),
-        (
-            "password",
-            ChannelKind::Email,
-            span(channel.password.as_ref().map(Spanned::span)),
-        ),
-        (
-            "password_file",
-            ChannelKind::Email,
-            span(channel.password_file.as_ref().map(Spanned::span)),
-        ),
-        (
-            "url",
-            ChannelKind::Webhook,
-            span(channel.url.as_ref().map(Spanned::span)),
-        ),
-        (
-            "headers",
-            ChannelKind::Webhook,
-            span(channel.headers.as_ref().map(Spanned::span)),
-        ),
-        (
-            "command",
-            ChannelKind::Command,
-            span(channel.command.as_ref().map(Spanned::span)),
-        ),
+    fn at<T>(value: &Option<Spanned<T>>) -> Option<usize> {
+        value.as_ref().map(|v| v.span().start)
+    }
+    use ChannelKind::{Command, Email, Webhook};
+    let own = [
+        ("to", Email, at(&channel.to)),
+        ("from", Email, at(&channel.from)),
+        ("smtp", Email, at(&channel.smtp)),
+        ("starttls", Email, at(&channel.starttls)),
+        ("username", Email, at(&channel.username)),
+        ("password", Email, at(&channel.password)),
+        ("password_file", Email, at(&channel.password_file)),
+        ("url", Webhook, at(&channel.url)),
+        ("headers", Webhook, at(&channel.headers)),
+        ("command", Command, at(&channel.command)),
     ];
     for (key, belongs, at) in own {
         if let Some(at) = at.filter(|_| belongs != kind) {
