@@ -82,6 +82,10 @@ pub enum Command {
     Jobs(commands::jobs::Args),
     /// The proxy's maintenance page: `on`, `off`, or whether it is on.
     Maintenance(commands::maintenance::Args),
+    /// Alerts: open ones, who was told, undelivered notices; `ack` one.
+    Alerts(commands::alerts::Args),
+    /// Hold back alert notices about an instance, probe or job for planned work.
+    Silence(commands::alerts::SilenceArgs),
     /// Make a working demo of the bundled sample service and start it.
     Demo(commands::demo::Args),
     /// Instance command chains: `ostler CMD[,CMD...] INSTANCE[,INSTANCE...]`.
@@ -190,6 +194,8 @@ fn dispatch(ctx: &Context, command: Command) -> ostler_core::Result<i32> {
         Command::Demo(args) => commands::demo::run(ctx, args),
         Command::Jobs(args) => commands::jobs::run(ctx, args),
         Command::Maintenance(args) => commands::maintenance::run(ctx, args),
+        Command::Alerts(args) => commands::alerts::run(ctx, args),
+        Command::Silence(args) => commands::alerts::silence(ctx, args),
         Command::Init(args) => commands::init::run(ctx, args),
         Command::Backup(args) => commands::backup::run(ctx, args),
         Command::Backups(args) => commands::backups::run(ctx, args),

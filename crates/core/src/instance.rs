@@ -149,8 +149,24 @@ impl Ostler {
                 return Err(e);
             }
         };
+        // A plan silences its own instance's alerts while it runs (a restore takes the
+        // instance down on purpose), for at most its lock's time.
+        let silence = plan.and_then(|_| {
+            crate::alerts::store::silence(
+                &state,
+                &instance.name,
+                ttl,
+                &format!("plan:{operation}"),
+                Some("a planned operation runs on it"),
+            )
+            .map_err(|e| tracing::warn!(error = %crate::error::chain(&e), "instance not silenced"))
+            .ok()
+        });
         let runner = self.runner().journaled(&state, id);
         let result = f(&runner);
+        if let Some(silence) = silence {
+            let _ = crate::alerts::store::end_silence(&state, silence.id);
+        }
         let (status, detail) = match &result {
             Ok(_) => ("ok", None),
             Err(Error::Interrupted) => ("interrupted", Some("interrupted".to_string())),

@@ -1,5 +1,6 @@
 //! One module per command: an `Args` struct (its doc comment is the help) and one `run`.
 
+pub mod alerts;
 pub mod backup;
 pub mod backups;
 pub mod config;

@@ -4,6 +4,7 @@
 
 mod support;
 
+mod alerts;
 mod backups;
 mod bytes;
 mod chaos;

@@ -8,14 +8,14 @@ use std::collections::BTreeMap;
 
 use jiff::Timestamp;
 use rusqlite::{params, OptionalExtension, Row};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::message::Reason;
 use crate::error::Result;
 use crate::state::State;
 
 /// One notice owed to one channel.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Delivery {
     pub id: i64,
     pub alert: i64,

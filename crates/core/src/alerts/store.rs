@@ -334,6 +334,18 @@ pub fn silence(
     })
 }
 
+/// Ends silence `id` now (a plan that silenced its instance is over).
+pub fn end_silence(state: &State, id: i64) -> Result<()> {
+    state
+        .conn()
+        .execute(
+            "UPDATE silences SET ends_at = ?2 WHERE id = ?1 AND ends_at > ?2",
+            params![id, state.clock().now().to_string()],
+        )
+        .map_err(state.err())?;
+    Ok(())
+}
+
 /// The silences in force now.
 pub fn silences(state: &State) -> Result<Vec<Silence>> {
     let now = state.clock().now().to_string();

@@ -194,6 +194,9 @@ fn routes(handle: Handle) -> Router {
         .route("/v1/jobs/:name/run", post(run_job))
         .route("/v1/proxy", get(proxy))
         .route("/v1/proxy/maintenance", post(maintenance))
+        .route("/v1/alerts", get(alerts))
+        .route("/v1/alerts/:id/ack", post(acknowledge))
+        .route("/v1/silences", post(silence))
         .fallback(no_route)
         .with_state(handle)
 }
@@ -351,6 +354,53 @@ async fn maintenance(
         .await?;
     handle.bus().publish(Event::RoutingChanged);
     Ok(Json(routing))
+}
+
+/// `?all=true&limit=N` of `GET /v1/alerts`.
+#[derive(Debug, Deserialize)]
+struct AlertsQuery {
+    #[serde(default)]
+    all: bool,
+    limit: Option<usize>,
+}
+
+async fn alerts(
+    State(handle): State<Handle>,
+    axum::extract::Query(q): axum::extract::Query<AlertsQuery>,
+) -> std::result::Result<Json<crate::alerts::Overview>, Reply> {
+    let overview = handle
+        .blocking(move |o| crate::alerts::overview(o, q.all, q.limit.unwrap_or(100)))
+        .await?;
+    Ok(Json(overview))
+}
+
+/// The body of `POST /v1/alerts/:id/ack`.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Acknowledgement {
+    pub by: String,
+    pub note: Option<String>,
+}
+
+async fn acknowledge(
+    State(handle): State<Handle>,
+    axum::extract::Path(id): axum::extract::Path<i64>,
+    Json(ack): Json<Acknowledgement>,
+) -> std::result::Result<Json<crate::alerts::store::Alert>, Reply> {
+    let alert = handle
+        .blocking(move |o| crate::alerts::acknowledge(o, id, &ack.by, ack.note.as_deref()))
+        .await?;
+    Ok(Json(alert))
+}
+
+async fn silence(
+    State(handle): State<Handle>,
+    Json(request): Json<crate::alerts::SilenceRequest>,
+) -> std::result::Result<Json<crate::alerts::store::Silence>, Reply> {
+    Ok(Json(
+        handle
+            .blocking(move |o| crate::alerts::silence(o, &request))
+            .await?,
+    ))
 }
 
 async fn status(State(handle): State<Handle>) -> Json<DaemonStatus> {

@@ -7,6 +7,8 @@
 //! - [`scheduler`]: runs `[[jobs]]` at their times and records every run.
 //! - [`notify`]: tells systemd READY, STATUS, STOPPING and pings its watchdog.
 //! - [`reload`]: SIGHUP (or `ostler reload`) puts an edited config in force.
+//! - [`alerter`]: raises alerts from probes, jobs and crash loops, and tells them to
+//!   the channels of their escalation tiers.
 //! - [`proxy`]: forwards HTTP to the instance behind `[proxy] role`, with a
 //!   maintenance page.
 //! - [`control`]: the control API on `<state_dir>/control.sock`; [`client`] is the
@@ -17,6 +19,7 @@
 //! interrupted within the drain's bound, and the instances keep running: supervision
 //! stops, service does not.
 
+pub mod alerter;
 pub mod bus;
 pub mod client;
 pub mod control;
@@ -112,12 +115,14 @@ pub fn serve(
             Arc::new(scheduler::Scheduler { launcher }),
             Arc::new(control::Control),
             Arc::new(proxy::Proxy),
+            Arc::new(alerter::Alerter),
         ];
         components.extend(notify::components(&[
             "supervisor",
             "scheduler",
             "control",
             "proxy",
+            "alerter",
         ]));
         Ok::<_, Error>(host::run(handle.clone(), components, options.drain).await)
     })?;

@@ -1,0 +1,164 @@
+//! Alerts under `ostler serve`, as an operator meets them: a job that fails raises one
+//! alert, told to tier 1 at once and to tier 2 when nobody acknowledges it in time;
+//! `ostler alerts ack` stops the escalation; the job's next success resolves it and
+//! every tier told hears so; `ostler silence` holds notices back; a channel that cannot
+//! take the notice is tried again, then shown and journaled, never dropped silently.
+//! Channels here are `command` channels appending the message JSON to a file.
+
+use std::path::Path;
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::support::{service_header, wait_for, Daemon, Svc};
+
+/// Every message a command channel wrote to `file` (one JSON per line).
+fn messages(dir: &Path, file: &str) -> Vec<Value> {
+    std::fs::read_to_string(dir.join(file))
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect()
+}
+
+fn channel(name: &str, file: &str) -> String {
+    format!(
+        "[[alerts.channels]]\nname = \"{name}\"\nkind = \"command\"\ncommand = \"(cat; echo) >> {file}\"\n"
+    )
+}
+
+/// A job failing every 2 s while the file `failing` exists.
+const FLAKY_JOB: &str =
+    "[[jobs]]\nname = \"nightly\"\nschedule = \"*/2 * * * * *\"\ncommand = \"test ! -e failing\"\n";
+
+fn alerts(svc: &Svc) -> Value {
+    serde_json::from_str(&svc.ok(&["alerts", "--all", "--json"])).unwrap()
+}
+
+#[test]
+fn a_failing_job_is_told_to_tier_one_then_tier_two_and_its_success_resolves_it_for_both() {
+    let svc = Svc::new(&format!(
+        "{}{FLAKY_JOB}[alerts]\ngroup_wait = \"0s\"\nrenotify = \"0s\"\n{}{}\
+         [[alerts.tiers]]\nchannels = [\"oncall\"]\n[[alerts.tiers]]\nafter = \"3s\"\nchannels = [\"lead\"]\n",
+        service_header("timezone = \"UTC\""),
+        channel("oncall", "oncall.jsonl"),
+        channel("lead", "lead.jsonl"),
+    ));
+    std::fs::write(svc.path().join("failing"), "").unwrap();
+    let daemon = Daemon::start_up(&svc);
+    wait_for(Duration::from_secs(30), "tier 1 told", || {
+        !messages(svc.path(), "oncall.jsonl").is_empty()
+    });
+    let first = &messages(svc.path(), "oncall.jsonl")[0];
+    assert_eq!(first["reason"], "firing");
+    assert_eq!(first["tier"], 0);
+    assert_eq!(first["alerts"][0]["key"], "job:nightly");
+    assert!(
+        messages(svc.path(), "lead.jsonl").is_empty(),
+        "tier 2 waits its 3 s"
+    );
+    wait_for(Duration::from_secs(30), "tier 2 told", || {
+        !messages(svc.path(), "lead.jsonl").is_empty()
+    });
+    // One alert however many times the job failed: the repeats are counted on it.
+    wait_for(Duration::from_secs(30), "a repeat counted", || {
+        alerts(&svc)["alerts"][0]["occurrences"].as_u64() >= Some(2)
+    });
+    let listed = alerts(&svc);
+    assert_eq!(listed["alerts"].as_array().unwrap().len(), 1, "{listed}");
+    // The job works again: the alert resolves and both tiers hear it once.
+    std::fs::remove_file(svc.path().join("failing")).unwrap();
+    wait_for(
+        Duration::from_secs(30),
+        "both tiers told of the resolution",
+        || {
+            let resolved = |file| {
+                messages(svc.path(), file)
+                    .iter()
+                    .filter(|m| m["reason"] == "resolved")
+                    .count()
+            };
+            resolved("oncall.jsonl") == 1 && resolved("lead.jsonl") == 1
+        },
+    );
+    let listed = alerts(&svc);
+    assert!(listed["alerts"][0]["resolved_at"].is_string(), "{listed}");
+    let (ok, err) = daemon.terminate();
+    assert!(ok, "{err}");
+    let journal = svc.ok(&["journal"]);
+    assert!(journal.contains("alert-resolved"), "{journal}");
+}
+
+#[test]
+fn an_acknowledged_alert_goes_no_further_and_a_silence_holds_notices_back() {
+    let svc = Svc::new(&format!(
+        "{}{FLAKY_JOB}[alerts]\ngroup_wait = \"0s\"\n{}{}\
+         [[alerts.tiers]]\nchannels = [\"oncall\"]\n[[alerts.tiers]]\nafter = \"5s\"\nchannels = [\"lead\"]\n",
+        service_header("timezone = \"UTC\""),
+        channel("oncall", "oncall.jsonl"),
+        channel("lead", "lead.jsonl"),
+    ));
+    // Silenced before anything fails: nothing is told while it lasts.
+    let silenced = svc.ok(&["silence", "nightly", "6s", "--reason", "planned"]);
+    assert!(silenced.contains("nightly until"), "{silenced}");
+    std::fs::write(svc.path().join("failing"), "").unwrap();
+    let daemon = Daemon::start_up(&svc);
+    wait_for(Duration::from_secs(30), "an open alert", || {
+        !alerts(&svc)["alerts"].as_array().unwrap().is_empty()
+    });
+    let shown = svc.ok(&["alerts"]);
+    assert!(shown.contains("silenced: nightly until"), "{shown}");
+    assert!(
+        messages(svc.path(), "oncall.jsonl").is_empty(),
+        "held by the silence"
+    );
+    wait_for(
+        Duration::from_secs(30),
+        "tier 1 told once the silence ended",
+        || !messages(svc.path(), "oncall.jsonl").is_empty(),
+    );
+    let id = alerts(&svc)["alerts"][0]["id"].as_i64().unwrap();
+    let acked = svc.ok(&["alerts", "ack", &id.to_string(), "--note", "on it"]);
+    assert!(acked.contains("acknowledged by"), "{acked}");
+    let twice = svc.fails(&["alerts", "ack", &id.to_string()]);
+    assert!(twice.contains("was acknowledged by"), "{twice}");
+    // Past tier 2's 5 s: nobody more is paged.
+    std::thread::sleep(Duration::from_secs(6));
+    assert!(messages(svc.path(), "lead.jsonl").is_empty());
+    let listed = alerts(&svc);
+    assert_eq!(listed["alerts"][0]["ack_note"], "on it", "{listed}");
+    let (ok, err) = daemon.terminate();
+    assert!(ok, "{err}");
+    let nothing = svc.fails(&["silence", "nosuch", "1h"]);
+    assert!(nothing.contains("nothing called nosuch"), "{nothing}");
+    let bad = svc.fails(&["silence", "nightly", "soon"]);
+    assert!(bad.contains("DURATION"), "{bad}");
+}
+
+#[test]
+fn a_notice_a_channel_refuses_is_tried_again_then_shown_and_journaled() {
+    let svc = Svc::new(&format!(
+        "{}{FLAKY_JOB}[alerts]\ngroup_wait = \"0s\"\ndelivery_retries = 2\ndelivery_backoff = \"1s\"\n\
+         [[alerts.channels]]\nname = \"broken\"\nkind = \"command\"\ncommand = \"echo relay down >&2; echo x >> tries; exit 1\"\n",
+        service_header("timezone = \"UTC\""),
+    ));
+    std::fs::write(svc.path().join("failing"), "").unwrap();
+    let daemon = Daemon::start_up(&svc);
+    wait_for(Duration::from_secs(30), "the notice given up on", || {
+        alerts(&svc)["undelivered"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|d| d["gave_up_at"].is_string())
+    });
+    let tries = std::fs::read_to_string(svc.path().join("tries")).unwrap();
+    assert_eq!(tries.lines().count(), 3, "the first try and two retries");
+    let shown = svc.ok(&["alerts"]);
+    assert!(shown.contains("notices not delivered"), "{shown}");
+    assert!(shown.contains("to broken"), "{shown}");
+    assert!(shown.contains("relay down"), "{shown}");
+    let (ok, err) = daemon.terminate();
+    assert!(ok, "{err}");
+    assert!(svc.ok(&["journal"]).contains("alert-undelivered"));
+}
