@@ -162,3 +162,41 @@ fn a_notice_a_channel_refuses_is_tried_again_then_shown_and_journaled() {
     assert!(ok, "{err}");
     assert!(svc.ok(&["journal"]).contains("alert-undelivered"));
 }
+
+#[test]
+fn the_issue_s_tiers_page_the_webhook_at_once_then_mail_the_second_tier_when_nobody_acknowledges() {
+    use ostler_testsupport::{SmtpSink, WebhookSink};
+    // The webhook refuses the first try (500): the notice is tried again, not lost.
+    let hook = WebhookSink::answering(&[500]);
+    let smtp = SmtpSink::start();
+    let svc = Svc::new(&format!(
+        "{}{FLAKY_JOB}[alerts]\ngroup_wait = \"0s\"\ndelivery_backoff = \"1s\"\n\
+         [[alerts.channels]]\nname = \"oncall\"\nkind = \"webhook\"\nurl = \"{}\"\n\
+         [[alerts.channels]]\nname = \"second-tier\"\nkind = \"email\"\nto = [\"ops-lead@example.org\"]\nsmtp = \"{}\"\n\
+         [[alerts.tiers]]\nchannels = [\"oncall\"]\n[[alerts.tiers]]\nafter = \"3s\"\nchannels = [\"second-tier\"]\n",
+        service_header("timezone = \"UTC\""),
+        hook.url("/hook"),
+        smtp.addr(),
+    ));
+    std::fs::write(svc.path().join("failing"), "").unwrap();
+    let daemon = Daemon::start_up(&svc);
+    let posts = hook.wait_for(2, Duration::from_secs(30));
+    let body: Value = serde_json::from_str(&posts[1].body_text()).unwrap();
+    assert_eq!(body["reason"], "firing");
+    assert_eq!(body["service"], "guestbook");
+    assert_eq!(body["alerts"][0]["key"], "job:nightly");
+    let mails = smtp.wait_for(1, Duration::from_secs(30));
+    let subject = mails[0].header("Subject").unwrap();
+    assert_eq!(subject, "[ostler guestbook] CRITICAL: job nightly");
+    assert!(
+        mails[0]
+            .to
+            .iter()
+            .any(|t| t.contains("ops-lead@example.org")),
+        "{:?}",
+        mails[0].to
+    );
+    assert!(mails[0].text().contains("nightly"), "{}", mails[0].text());
+    let (ok, err) = daemon.terminate();
+    assert!(ok, "{err}");
+}
