@@ -86,6 +86,10 @@ pub enum Command {
     Alerts(commands::alerts::Args),
     /// Hold back alert notices about an instance, probe or job for planned work.
     Silence(commands::alerts::SilenceArgs),
+    /// Apply an instance's pending schema migrations.
+    Migrate(commands::migrate::MigrateArgs),
+    /// An instance's schema migrations: applied, pending, changed.
+    Migrations(commands::migrate::MigrationsArgs),
     /// Make a working demo of the bundled sample service and start it.
     Demo(commands::demo::Args),
     /// Instance command chains: `ostler CMD[,CMD...] INSTANCE[,INSTANCE...]`.
@@ -193,6 +197,8 @@ fn dispatch(ctx: &Context, command: Command) -> ostler_core::Result<i32> {
         Command::Reload(args) => commands::reload::run(ctx, args),
         Command::Demo(args) => commands::demo::run(ctx, args),
         Command::Jobs(args) => commands::jobs::run(ctx, args),
+        Command::Migrate(args) => commands::migrate::migrate(ctx, args),
+        Command::Migrations(args) => commands::migrate::list(ctx, args),
         Command::Maintenance(args) => commands::maintenance::run(ctx, args),
         Command::Alerts(args) => commands::alerts::run(ctx, args),
         Command::Silence(args) => commands::alerts::silence(ctx, args),

@@ -106,6 +106,9 @@ pub struct InstanceConfig {
     pub database: Option<DatabaseConfig>,
     #[serde(default)]
     pub stores: Vec<StoreConfig>,
+    /// `[instances.X.migrations]`: its schema migrations (`crate::migrations`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub migrations: Option<crate::migrations::MigrationsConfig>,
     /// This instance's rotation keys, over `[log_rotation]`'s.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub log_rotation: Option<RotationConfig>,
@@ -516,6 +519,19 @@ impl Config {
                             }
                         }
                     },
+                }
+            }
+            if let Some(m) = &inst.migrations {
+                if m.dir.is_some() == m.command.is_some() {
+                    out.push(at(
+                        inst.port.span().start,
+                        format!("instance `{name}`: [migrations] takes `dir` (versioned SQL files) or `command` (the framework's), one of the two"),
+                    ));
+                } else if m.check.is_some() && m.command.is_none() {
+                    out.push(at(
+                        inst.port.span().start,
+                        format!("instance `{name}`: [migrations] `check` goes with `command`"),
+                    ));
                 }
             }
             let mut stores = std::collections::BTreeSet::new();

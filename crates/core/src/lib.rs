@@ -20,6 +20,7 @@ pub mod guard;
 pub mod instance;
 pub mod jobs;
 pub mod logrotate;
+pub mod migrations;
 pub mod ops;
 pub mod pause;
 pub mod plan;

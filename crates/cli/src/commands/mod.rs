@@ -16,6 +16,7 @@ pub mod logs;
 pub mod logs_rotate;
 pub mod maintenance;
 pub mod manage;
+pub mod migrate;
 pub mod mirror;
 pub mod prune;
 pub mod recover;

@@ -20,6 +20,7 @@ mod integrity;
 mod jobs;
 mod logs;
 mod manage;
+mod migrations;
 mod plans;
 mod processes;
 mod progress;

@@ -188,6 +188,11 @@ pub trait Engine: Sync {
     /// counts them. On an error the transaction is rolled back and the error names the
     /// database and carries the server's message.
     fn execute(&self, db: &Database, runner: &Runner, statement: &str) -> Result<u64>;
+    /// Runs one read-only query through the engine's driver and returns its rows as
+    /// text (NULL as `None`), for ostler's own bookkeeping tables in the database.
+    fn query(&self, db: &Database, runner: &Runner, sql: &str) -> Result<Vec<Vec<Option<String>>>>;
+    /// Whether the database has a table of this name (in its default schema).
+    fn has_table(&self, db: &Database, runner: &Runner, name: &str) -> Result<bool>;
     /// Writes a dump of everything in the database into `dest_dir` (created
     /// owner-only), for the safety copy taken before destructive steps.
     fn safety_dump(

@@ -37,6 +37,13 @@ pub(super) fn run_sql(
 /// `sql_mode` and `time_zone`, as the `mariadb` client would, so `NOW()` and strictness
 /// are the service's. A statement MariaDB commits implicitly (DDL: `CREATE`, `ALTER`,
 /// `DROP`...) ends the transaction there, as it does in any client.
+/// Runs a read-only query and returns its rows as text.
+pub(super) fn query(db: &Database, runner: &Runner, sql: &str) -> Result<Vec<Vec<Option<String>>>> {
+    runner.interrupt().check()?;
+    let (mut conn, label) = connect(db, None)?;
+    super::connect::query_text(&mut conn, &label, "running the query", sql)
+}
+
 pub(super) fn execute(db: &Database, runner: &Runner, statement: &str) -> Result<u64> {
     use mysql::prelude::Queryable;
 

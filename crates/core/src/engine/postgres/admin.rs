@@ -46,6 +46,26 @@ pub(super) fn run_sql(
 /// returned rows (a `SELECT`'s count is of rows read; so is a `RETURNING` one's). The
 /// session is reset to the server's defaults for the database and role (`RESET
 /// ALL`), as `psql` would have it, so `now()` and casts read as the service's do.
+/// Runs a read-only query and returns its rows as text.
+pub(super) fn query(db: &Database, runner: &Runner, sql: &str) -> Result<Vec<Vec<Option<String>>>> {
+    runner.interrupt().check()?;
+    let (mut client, label) = connect(db, None)?;
+    let messages = client
+        .simple_query(sql)
+        .map_err(pg_err(&label, "running the query"))?;
+    Ok(messages
+        .into_iter()
+        .filter_map(|m| match m {
+            postgres::SimpleQueryMessage::Row(row) => Some(
+                (0..row.len())
+                    .map(|i| row.get(i).map(str::to_string))
+                    .collect(),
+            ),
+            _ => None,
+        })
+        .collect())
+}
+
 pub(super) fn execute(db: &Database, runner: &Runner, statement: &str) -> Result<u64> {
     runner.interrupt().check()?;
     let (mut client, label) = connect(db, None)?;

@@ -131,6 +131,18 @@ impl Engine for Postgres {
         admin::run_sql(db, runner, database, sql)
     }
 
+    fn query(&self, db: &Database, runner: &Runner, sql: &str) -> Result<Vec<Vec<Option<String>>>> {
+        admin::query(db, runner, sql)
+    }
+
+    fn has_table(&self, db: &Database, runner: &Runner, name: &str) -> Result<bool> {
+        let rows = self.query(db, runner, &format!("SELECT count(*) FROM information_schema.tables WHERE table_schema = current_schema() AND table_name = '{}'", name.replace('\'', "''")))?;
+        Ok(rows
+            .first()
+            .and_then(|r| r.first().cloned().flatten())
+            .is_some_and(|n| n != "0"))
+    }
+
     fn execute(&self, db: &Database, runner: &Runner, statement: &str) -> Result<u64> {
         admin::execute(db, runner, statement)
     }

@@ -51,6 +51,42 @@ pub(super) fn execute(db: &Database, runner: &Runner, statement: &str) -> Result
     Ok(u64::try_from(after - before).unwrap_or(0))
 }
 
+/// Runs a read-only query and returns its rows as text. Never creates the file.
+pub(super) fn query(db: &Database, runner: &Runner, sql: &str) -> Result<Vec<Vec<Option<String>>>> {
+    use rusqlite::types::ValueRef;
+    let path = file(db)?;
+    let e = sql_err(path);
+    runner.interrupt().check()?;
+    let conn = rusqlite::Connection::open_with_flags(
+        path,
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(&e)?;
+    conn.busy_timeout(std::time::Duration::from_secs(30))
+        .map_err(&e)?;
+    let mut stmt = conn.prepare(sql).map_err(&e)?;
+    let columns = stmt.column_count();
+    let rows = stmt
+        .query_map([], |row| {
+            (0..columns)
+                .map(|i| {
+                    Ok(match row.get_ref(i)? {
+                        ValueRef::Null => None,
+                        ValueRef::Integer(n) => Some(n.to_string()),
+                        ValueRef::Real(f) => Some(f.to_string()),
+                        ValueRef::Text(t) | ValueRef::Blob(t) => {
+                            Some(String::from_utf8_lossy(t).into_owned())
+                        }
+                    })
+                })
+                .collect::<rusqlite::Result<Vec<_>>>()
+        })
+        .map_err(&e)?
+        .collect::<rusqlite::Result<Vec<_>>>()
+        .map_err(&e)?;
+    Ok(rows)
+}
+
 /// Copies the database with the online backup API to `dest_dir/stem.sqlite`.
 pub(super) fn safety_dump(
     db: &Database,

@@ -119,6 +119,25 @@ impl Engine for Sqlite {
         admin::run_sql(db, runner, sql)
     }
 
+    fn query(&self, db: &Database, runner: &Runner, sql: &str) -> Result<Vec<Vec<Option<String>>>> {
+        admin::query(db, runner, sql)
+    }
+
+    fn has_table(&self, db: &Database, runner: &Runner, name: &str) -> Result<bool> {
+        let rows = self.query(
+            db,
+            runner,
+            &format!(
+                "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = '{}'",
+                name.replace('\'', "''")
+            ),
+        )?;
+        Ok(rows
+            .first()
+            .and_then(|r| r.first().cloned().flatten())
+            .is_some_and(|n| n != "0"))
+    }
+
     fn execute(&self, db: &Database, runner: &Runner, statement: &str) -> Result<u64> {
         admin::execute(db, runner, statement)
     }
