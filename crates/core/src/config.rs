@@ -43,6 +43,9 @@ pub struct Config {
     /// `[[jobs]]`: scheduled work (`crate::jobs`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub jobs: Vec<crate::jobs::JobConfig>,
+    /// `[[probes]]`: checks of the service (`crate::probes`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub probes: Vec<crate::probes::ProbeConfig>,
     /// `[scheduler]`: how long the jobs' run history is kept.
     #[serde(default)]
     pub scheduler: crate::jobs::SchedulerConfig,
@@ -565,6 +568,9 @@ impl Config {
             out.push(at(offset, message));
         }
         for (offset, message) in crate::alerts::config::problems(self) {
+            out.push(at(offset, message));
+        }
+        for (offset, message) in crate::probes::config::problems(self) {
             out.push(at(offset, message));
         }
         if let Some(r) = &self.retention {

@@ -170,6 +170,25 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX alert_deliveries_pending ON alert_deliveries(next_attempt_at)
         WHERE delivered_at IS NULL AND gave_up_at IS NULL;",
+    // probes: every result (pruned to the last N per probe), and each probe's soft/hard
+    // and flap state, so a restarted daemon resumes its counts (crate::probes::history)
+    "CREATE TABLE probe_results (
+        id INTEGER PRIMARY KEY,
+        probe TEXT NOT NULL,
+        at TEXT NOT NULL,
+        status TEXT NOT NULL,
+        hard INTEGER NOT NULL,
+        attempt INTEGER NOT NULL,
+        summary TEXT NOT NULL,
+        perfdata TEXT NOT NULL,
+        duration_ms INTEGER NOT NULL
+    );
+    CREATE INDEX probe_results_probe ON probe_results(probe, id);
+    CREATE TABLE probe_states (
+        probe TEXT PRIMARY KEY,
+        state TEXT NOT NULL,
+        checked_at TEXT NOT NULL
+    );",
 ];
 
 /// A handle on the state database. Cheap to open; each process opens its own.

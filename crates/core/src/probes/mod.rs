@@ -1,6 +1,28 @@
 //! Probes: `[[probes]]` checks of the service (HTTP, TCP, a Nagios plugin, disk,
 //! process, SQL, TLS), each giving a Nagios [`Status`]. The daemon's prober runs them
 //! on their intervals; `ostler probe` runs them once.
+//!
+//! - [`range`]: Nagios threshold ranges (`10`, `10:`, `~:10`, `@10:20`) with units.
+//! - [`config`]: `[[probes]]` entries and the problems serde cannot see.
+//! - [`run()`]: one check, a [`ProbeResult`] a Nagios plugin would print; the kinds in
+//!   [`http`], [`net`] (tcp, tls), [`command`], [`disk`], [`instance`] (process, sql).
+//! - [`state`]: soft and hard states and flap detection, without I/O.
+//! - [`history`]: results and states in the state database.
+
+pub mod command;
+pub mod config;
+pub mod disk;
+pub mod history;
+pub mod http;
+pub mod instance;
+pub mod net;
+pub mod range;
+pub mod run;
+pub mod state;
+
+pub use config::{Kind, ProbeConfig};
+pub use run::{run, Perf, ProbeResult};
+pub use state::{Observed, ProbeState};
 
 use serde::{Deserialize, Serialize};
 
