@@ -5,6 +5,7 @@
 //! - [`bus`]: typed [`Event`]s components publish and subscribe to.
 //! - [`supervisor`]: keeps autostart instances running (backoff, crash loops).
 //! - [`scheduler`]: runs `[[jobs]]` at their times and records every run.
+//! - [`prober`]: runs `[[probes]]` on their intervals; says hard changes and flapping.
 //! - [`notify`]: tells systemd READY, STATUS, STOPPING and pings its watchdog.
 //! - [`reload`]: SIGHUP (or `ostler reload`) puts an edited config in force.
 //! - [`alerter`]: raises alerts from probes, jobs and crash loops, and tells them to
@@ -25,6 +26,7 @@ pub mod client;
 pub mod control;
 pub mod host;
 pub mod notify;
+pub mod prober;
 pub mod proxy;
 pub mod reload;
 pub mod scheduler;
@@ -116,6 +118,7 @@ pub fn serve(
             Arc::new(control::Control),
             Arc::new(proxy::Proxy),
             Arc::new(alerter::Alerter),
+            Arc::new(prober::Prober),
         ];
         components.extend(notify::components(&[
             "supervisor",
@@ -123,6 +126,7 @@ pub fn serve(
             "control",
             "proxy",
             "alerter",
+            "prober",
         ]));
         Ok::<_, Error>(host::run(handle.clone(), components, options.drain).await)
     })?;
