@@ -373,6 +373,7 @@ fn exec(ctx: &Context, args: ExecArgs) -> Result<i32> {
                 .as_deref()
                 .map_or(String::new(), |u| format!(", {u} answers"))
         ),
+        action::Done::NamedProbe { line, .. } => outln!("{line}"),
     }
     Ok(0)
 }

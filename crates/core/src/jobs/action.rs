@@ -3,7 +3,8 @@
 //! `cleanup`, `sql` (under the instance's lock, journaled as the CLI's operations
 //! are), `watch` (its command's output compared with the last run's; on a change the
 //! `on_change` command runs, or the change is journaled as `watch-changed` for the
-//! alerter), and `probe` (the instance runs, and answers its health URL).
+//! alerter), and `probe` (the instance runs, and answers its health URL; or, with
+//! `args = ["NAME"]`, the `[[probes]]` entry NAME is run once and must be OK).
 
 use std::path::Path;
 use std::time::Duration;
@@ -44,6 +45,15 @@ pub enum Done {
         pid: i32,
         /// The health URL answered 2xx (none when the instance has none).
         health: Option<String>,
+    },
+    /// `args = ["NAME"]`: the `[[probes]]` entry NAME, run once, was OK.
+    #[serde(rename = "probe")]
+    NamedProbe {
+        probe: String,
+        /// Its plugin line (`HTTP OK - 204 No Content in 0.012s | time=...`).
+        line: String,
+        #[serde(flatten)]
+        result: crate::probes::ProbeResult,
     },
 }
 
@@ -125,8 +135,12 @@ fn instance_of(job: &JobConfig) -> Result<&str> {
         .ok_or_else(|| Error::user(format!("job `{}` needs `instance`", job.name.get_ref())))
 }
 
-/// The instance runs, and its health URL (when it has one) answers 2xx.
+/// The instance runs, and its health URL (when it has one) answers 2xx; or, with
+/// `args = ["NAME"]`, probe NAME is OK.
 fn probe(ostler: &Ostler, job: &JobConfig) -> Result<Done> {
+    if let Some(name) = job.args.first() {
+        return named_probe(ostler, job, name);
+    }
     let inst = ostler.instance(instance_of(job)?)?;
     let status = crate::ops::status(ostler, &inst)?;
     let Some(pid) = status.pid else {
@@ -156,5 +170,32 @@ fn probe(ostler: &Ostler, job: &JobConfig) -> Result<Done> {
         instance: inst.name,
         pid,
         health,
+    })
+}
+
+/// Runs `[[probes]]` entry `name` once; a result other than OK fails the run with its
+/// plugin line.
+fn named_probe(ostler: &Ostler, job: &JobConfig, name: &str) -> Result<Done> {
+    let Some(probe) = ostler.config.probe(name) else {
+        let known: Vec<&str> = ostler.config.probes.iter().map(|p| p.name()).collect();
+        return Err(Error::user(format!(
+            "job `{}`: its args name probe `{name}`, which is not in the config",
+            job.name.get_ref()
+        ))
+        .with_hint(if known.is_empty() {
+            "there are no [[probes]]".to_string()
+        } else {
+            format!("probes: {}", known.join(", "))
+        }));
+    };
+    let result = crate::probes::run(ostler, probe);
+    let line = result.nagios_line(probe.kind().nagios_word());
+    if result.status != crate::probes::Status::Ok {
+        return Err(Error::failed(format!("probe `{name}`: {line}")));
+    }
+    Ok(Done::NamedProbe {
+        probe: name.to_string(),
+        line,
+        result,
     })
 }
