@@ -465,3 +465,112 @@ fn a_tls_probe_on_a_plain_tcp_server_is_critical_not_a_hang() {
     assert_eq!(result.status, Status::Critical, "{result:?}");
     assert!(result.summary.contains("TLS handshake with"), "{}", result.summary);
 }
+
+/// The problems `ostler.toml` text has, as (line, message).
+fn config_problems(text: &str) -> Vec<(usize, String)> {
+    let text = format!("[service]\nname = \"t\"\n{text}");
+    match Config::parse(&text, Path::new("/srv/ostler.toml")) {
+        Ok(_) => Vec::new(),
+        Err(ostler_core::Error::Config { diagnostics }) => diagnostics
+            .into_iter()
+            .map(|d| (d.line, d.message))
+            .collect(),
+        Err(e) => panic!("not a config error: {e}"),
+    }
+}
+
+const INSTANCE: &str = "[roles]\nproduction = \"blue\"\n[instances.blue]\ndir = \".\"\nstart = \"true\"\nport = 18998\n[instances.blue.database]\nkind = \"sqlite\"\npath = \"b.db\"\n";
+
+#[test]
+fn the_issue_probes_are_accepted_with_nagios_defaults() {
+    let text = format!(
+        "[service]\nname = \"t\"\n{INSTANCE}{}",
+        r#"
+[[probes]]
+name = "dav-put"
+kind = "http"
+method = "PUT"
+url = "http://127.0.0.1:8000/dav/hub-test/put-test.txt"
+body_bytes = 1000
+expect_status = 204
+warn = "3s"
+crit = "10s"
+timeout = "15s"
+interval = "10m"
+retries = 3
+
+[[probes]]
+name = "orphan-subscriptions"
+kind = "sql"
+instance = "production"
+query = "select count(*) from subscription s where not exists (select 1 from item i where i.uid = s.collectionuid)"
+warn = "0"                          # Nagios range: alert outside 0..0
+crit = "100"
+
+[[probes]]
+name = "up"
+kind = "process"
+instance = "blue"
+"#
+    );
+    let config = Config::parse(&text, Path::new("/srv/ostler.toml")).unwrap();
+    let put = config.probe("dav-put").unwrap();
+    assert_eq!(put.interval.0, Duration::from_secs(600));
+    assert_eq!(put.next_wait(true), Duration::from_secs(600), "retry_interval defaults to interval");
+    assert_eq!(put.thresholds().warn.unwrap().end, 3.0);
+    let sql = config.probe("orphan-subscriptions").unwrap();
+    assert_eq!(sql.instance_in(&config).as_deref(), Some("blue"));
+    let up = config.probe("up").unwrap();
+    assert_eq!((up.interval.0, up.timeout.0, up.retries()), (Duration::from_secs(60), Duration::from_secs(10), 3));
+    assert_eq!(up.flap(), (25.0, 50.0));
+}
+
+#[test]
+fn a_key_of_another_kind_is_refused_at_its_line() {
+    let problems = config_problems(
+        "[[probes]]\nname = \"web\"\nkind = \"http\"\nurl = \"http://x/\"\nquery = \"select 1\"\ncommand = \"true\"\n",
+    );
+    assert_eq!(
+        problems,
+        vec![
+            (7, "probe `web`: `query` is only for kind \"sql\", not \"http\"".to_string()),
+            (8, "probe `web`: `command` is only for kind \"command\", not \"http\"".to_string()),
+        ]
+    );
+}
+
+#[test]
+fn an_unknown_key_a_bad_range_and_a_bad_duration_point_at_their_lines() {
+    let unknown = config_problems("[[probes]]\nname = \"web\"\nkind = \"http\"\nurl = \"http://x/\"\nexpect_code = 200\n");
+    assert_eq!(unknown.len(), 1);
+    assert_eq!(unknown[0].0, 7);
+    assert!(unknown[0].1.contains("unknown field `expect_code`"), "{}", unknown[0].1);
+    let range = config_problems("[[probes]]\nname = \"web\"\nkind = \"http\"\nurl = \"http://x/\"\nwarn = \"3%\"\n");
+    assert_eq!(range.len(), 1, "{range:?}");
+    assert_eq!(range[0].0, 7);
+    assert!(range[0].1.starts_with("probe `web`: `warn`: threshold `3%` is not a Nagios range"), "{}", range[0].1);
+    let duration = config_problems("[[probes]]\nname = \"web\"\nkind = \"http\"\nurl = \"http://x/\"\ninterval = \"often\"\n");
+    assert_eq!(duration.len(), 1);
+    assert_eq!(duration[0].0, 7);
+    assert!(duration[0].1.contains("invalid duration `often`"), "{}", duration[0].1);
+}
+
+#[test]
+fn cross_config_problems_are_found_all_at_once_each_at_its_line() {
+    let problems = config_problems(&format!(
+        "{INSTANCE}[[probes]]\nname = \"db\"\nkind = \"sql\"\ninstance = \"green\"\nquery = \"select 1\"\n[[probes]]\nname = \"db\"\nkind = \"process\"\n[[probes]]\nname = \"web\"\nkind = \"http\"\nretries = 0\n"
+    ));
+    let lines: Vec<usize> = problems.iter().map(|p| p.0).collect();
+    let texts: Vec<&str> = problems.iter().map(|p| p.1.as_str()).collect();
+    assert_eq!(problems.len(), 5, "{problems:#?}");
+    assert!(texts.contains(&"probe `db` names instance `green`, which is not defined (instances: blue)"), "{texts:?}");
+    assert!(texts.contains(&"two probes are named `db`"), "{texts:?}");
+    assert!(texts.contains(&"probe `db`: kind \"process\" needs `instance` (an instance or a role)"), "{texts:?}");
+    assert!(texts.contains(&"probe `web`: kind \"http\" needs `url`"), "{texts:?}");
+    assert!(texts.iter().any(|t| t.starts_with("probe `web`: `retries` is at least 1")), "{texts:?}");
+    // Each at its own line: instance at 15, the second name at 18, its kind at 19,
+    // the third kind at 22, retries at 23.
+    let mut sorted = lines.clone();
+    sorted.sort();
+    assert_eq!(sorted, vec![15, 18, 19, 22, 23], "{problems:#?}");
+}

@@ -434,6 +434,7 @@ fn keys(probe: &ProbeConfig) -> Vec<Problem> {
             }
         }
     }
+    out.sort_by_key(|(at, _)| *at);
     let needs: &[(&str, bool)] = match kind {
         Http => &[("url", probe.url.is_some())],
         Tcp | Tls => &[("address", probe.address.is_some())],
