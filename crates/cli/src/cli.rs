@@ -90,6 +90,8 @@ pub enum Command {
     Migrate(commands::migrate::MigrateArgs),
     /// An instance's schema migrations: applied, pending, changed.
     Migrations(commands::migrate::MigrationsArgs),
+    /// Run probes once (`--nagios`: plugin lines and exit code).
+    Probe(commands::probe::Args),
     /// Make a working demo of the bundled sample service and start it.
     Demo(commands::demo::Args),
     /// Instance command chains: `ostler CMD[,CMD...] INSTANCE[,INSTANCE...]`.
@@ -202,6 +204,7 @@ fn dispatch(ctx: &Context, command: Command) -> ostler_core::Result<i32> {
         Command::Maintenance(args) => commands::maintenance::run(ctx, args),
         Command::Alerts(args) => commands::alerts::run(ctx, args),
         Command::Silence(args) => commands::alerts::silence(ctx, args),
+        Command::Probe(args) => commands::probe::run(ctx, args),
         Command::Init(args) => commands::init::run(ctx, args),
         Command::Backup(args) => commands::backup::run(ctx, args),
         Command::Backups(args) => commands::backups::run(ctx, args),

@@ -18,6 +18,7 @@ pub mod maintenance;
 pub mod manage;
 pub mod migrate;
 pub mod mirror;
+pub mod probe;
 pub mod prune;
 pub mod recover;
 pub mod reload;

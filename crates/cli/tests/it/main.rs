@@ -22,6 +22,7 @@ mod logs;
 mod manage;
 mod migrations;
 mod plans;
+mod probe;
 mod processes;
 mod progress;
 mod proxy;

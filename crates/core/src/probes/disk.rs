@@ -82,7 +82,7 @@ pub(super) fn check(ostler: &Ostler, probe: &ProbeConfig) -> ProbeResult {
     );
     if let Some(ip) = u.inodes_percent {
         let inode_status = inodes.status(ip);
-        status = worse(status, inode_status);
+        status = super::run::worst([status, inode_status]);
         summary += &format!(", inodes {}% used", show(tenth(ip)));
         result.perfdata.push(
             Perf::new("inodes", tenth(ip), "%")
@@ -93,20 +93,4 @@ pub(super) fn check(ostler: &Ostler, probe: &ProbeConfig) -> ProbeResult {
     result.status = status;
     result.summary = summary;
     result
-}
-
-/// The worse of two statuses, as Nagios ranks them (CRITICAL over WARNING over
-/// UNKNOWN over OK).
-pub fn worse(a: Status, b: Status) -> Status {
-    let rank = |s: Status| match s {
-        Status::Ok => 0,
-        Status::Unknown => 1,
-        Status::Warning => 2,
-        Status::Critical => 3,
-    };
-    if rank(b) > rank(a) {
-        b
-    } else {
-        a
-    }
 }

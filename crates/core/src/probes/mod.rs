@@ -21,7 +21,7 @@ pub mod run;
 pub mod state;
 
 pub use config::{Kind, ProbeConfig};
-pub use run::{run, Perf, ProbeResult};
+pub use run::{run, run_many, select, worst, Perf, ProbeResult, Probed};
 pub use state::{Observed, ProbeState};
 
 use serde::{Deserialize, Serialize};

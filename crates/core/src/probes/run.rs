@@ -9,6 +9,8 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 
 use super::config::{Kind, ProbeConfig};
+use crate::config::Config;
+use crate::error::{Error, Result};
 use super::range::show;
 use super::Status;
 use crate::instance::Ostler;
@@ -224,6 +226,78 @@ pub fn run(ostler: &Ostler, probe: &ProbeConfig) -> ProbeResult {
     result
 }
 
+/// One probe's result, named, as `ostler probe` shows it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Probed {
+    pub name: String,
+    pub kind: Kind,
+    pub instance: Option<String>,
+    /// The plugin line (`HTTP OK - ... | time=...`).
+    pub line: String,
+    #[serde(flatten)]
+    pub result: ProbeResult,
+}
+
+/// The probes called `names` (every one when none), in the order asked; an unknown
+/// name is an error naming it and the known ones.
+pub fn select<'a>(config: &'a Config, names: &[String]) -> Result<Vec<&'a ProbeConfig>> {
+    if names.is_empty() {
+        return Ok(config.probes.iter().collect());
+    }
+    let mut out = Vec::new();
+    for name in names {
+        let probe = config.probe(name).ok_or_else(|| {
+            let known: Vec<&str> = config.probes.iter().map(|p| p.name()).collect();
+            Error::user(format!("no probe named `{name}`")).with_hint(if known.is_empty() {
+                "the config has no [[probes]]".to_string()
+            } else {
+                format!("probes: {}", known.join(", "))
+            })
+        })?;
+        out.push(probe);
+    }
+    Ok(out)
+}
+
+/// Runs `probes` once each, in parallel (at most [`crate::daemon::prober::MAX_RUNNING`]
+/// at once); results in the order given.
+pub fn run_many(ostler: &Ostler, probes: &[&ProbeConfig]) -> Vec<Probed> {
+    let mut out = Vec::with_capacity(probes.len());
+    for chunk in probes.chunks(crate::daemon::prober::MAX_RUNNING) {
+        std::thread::scope(|scope| {
+            let running: Vec<_> = chunk
+                .iter()
+                .map(|p| scope.spawn(move || run(ostler, p)))
+                .collect();
+            for (probe, thread) in chunk.iter().zip(running) {
+                let result = thread.join().unwrap_or_else(|_| {
+                    ProbeResult::new(Status::Unknown, "the check panicked")
+                });
+                out.push(Probed {
+                    name: probe.name().to_string(),
+                    kind: probe.kind(),
+                    instance: probe.instance_in(&ostler.config),
+                    line: result.nagios_line(probe.kind().nagios_word()),
+                    result,
+                });
+            }
+        });
+    }
+    out
+}
+
+/// The worst of `statuses` as Nagios ranks them (CRITICAL, WARNING, UNKNOWN, OK); OK
+/// for none.
+pub fn worst(statuses: impl IntoIterator<Item = Status>) -> Status {
+    let rank = |s: Status| match s {
+        Status::Ok => 0,
+        Status::Unknown => 1,
+        Status::Warning => 2,
+        Status::Critical => 3,
+    };
+    statuses.into_iter().max_by_key(|s| rank(*s)).unwrap_or(Status::Ok)
+}
+
 /// Seconds the Nagios way in a summary: `0.012s`.
 pub(super) fn secs(d: Duration) -> String {
     format!("{:.3}s", d.as_secs_f64())
@@ -259,6 +333,15 @@ mod tests {
             ProbeResult::new(Status::Critical, "down").nagios_line("TCP"),
             "TCP CRITICAL - down"
         );
+    }
+
+    #[test]
+    fn the_worst_status_is_critical_then_warning_then_unknown() {
+        use Status::*;
+        assert_eq!(worst([Ok, Unknown, Warning]), Warning);
+        assert_eq!(worst([Unknown, Critical, Warning]), Critical);
+        assert_eq!(worst([Ok, Unknown]), Unknown);
+        assert_eq!(worst([]), Ok);
     }
 
     #[test]
