@@ -79,13 +79,7 @@ impl Server {
     }
 }
 
-fn answer(
-    stream: TcpStream,
-    status: &str,
-    body: &str,
-    delay: Duration,
-    log: &Mutex<Vec<Seen>>,
-) {
+fn answer(stream: TcpStream, status: &str, body: &str, delay: Duration, log: &Mutex<Vec<Seen>>) {
     let mut reader = BufReader::new(stream.try_clone().unwrap());
     let mut request_line = String::new();
     if reader.read_line(&mut request_line).is_err() {
@@ -145,9 +139,16 @@ fn the_issue_put_of_1000_bytes_answered_204_is_ok_with_the_nagios_line() {
     assert_eq!(seen[0].method, "PUT");
     assert_eq!(seen[0].path, "/dav/hub-test/put-test.txt");
     assert_eq!(seen[0].body_len, 1000, "the server received the whole body");
-    assert!(seen[0].headers.iter().any(|h| h == "X-Probe: ostler"), "{:?}", seen[0].headers);
+    assert!(
+        seen[0].headers.iter().any(|h| h == "X-Probe: ostler"),
+        "{:?}",
+        seen[0].headers
+    );
     let line = result.nagios_line("HTTP");
-    assert!(line.starts_with("HTTP OK - 204 No Content in 0.0"), "{line}");
+    assert!(
+        line.starts_with("HTTP OK - 204 No Content in 0.0"),
+        "{line}"
+    );
     assert!(line.contains(" | time=0.0"), "{line}");
     assert!(line.contains("s;3;10;0 size=0B;;;0"), "{line}");
 }
@@ -156,11 +157,18 @@ fn the_issue_put_of_1000_bytes_answered_204_is_ok_with_the_nagios_line() {
 fn a_slow_answer_is_warning_past_warn_and_critical_past_crit() {
     let thresholds = "warn = \"150ms\"\ncrit = \"600ms\"\ntimeout = \"5s\"";
     let fast = Server::start("200 OK", "hello", Duration::ZERO);
-    assert_eq!(probe_once(&http(&fast.url("/"), thresholds)).status, Status::Ok);
+    assert_eq!(
+        probe_once(&http(&fast.url("/"), thresholds)).status,
+        Status::Ok
+    );
     let slow = Server::start("200 OK", "hello", Duration::from_millis(300));
     let result = probe_once(&http(&slow.url("/"), thresholds));
     assert_eq!(result.status, Status::Warning, "{result:?}");
-    assert!(result.summary.starts_with("200 OK in 0.3"), "{}", result.summary);
+    assert!(
+        result.summary.starts_with("200 OK in 0.3"),
+        "{}",
+        result.summary
+    );
     let slower = Server::start("200 OK", "hello", Duration::from_millis(800));
     let result = probe_once(&http(&slower.url("/"), thresholds));
     assert_eq!(result.status, Status::Critical, "{result:?}");
@@ -173,8 +181,16 @@ fn no_answer_within_the_timeout_is_critical_and_takes_the_timeout_not_longer() {
     let stuck = Server::start("200 OK", "late", Duration::from_secs(5));
     let result = probe_once(&http(&stuck.url("/"), "timeout = \"1s\""));
     assert_eq!(result.status, Status::Critical, "{result:?}");
-    assert!(result.summary.contains("no answer within 1s"), "{}", result.summary);
-    assert!(result.duration < Duration::from_secs(3), "{:?}", result.duration);
+    assert!(
+        result.summary.contains("no answer within 1s"),
+        "{}",
+        result.summary
+    );
+    assert!(
+        result.duration < Duration::from_secs(3),
+        "{:?}",
+        result.duration
+    );
 }
 
 #[test]
@@ -183,20 +199,28 @@ fn the_wrong_status_and_the_wrong_body_are_critical_saying_what_was_expected() {
     let result = probe_once(&http(&error.url("/"), ""));
     assert_eq!(result.status, Status::Critical);
     assert!(
-        result.summary.starts_with("500 Internal Server Error (expected 2xx or 3xx) in "),
+        result
+            .summary
+            .starts_with("500 Internal Server Error (expected 2xx or 3xx) in "),
         "{}",
         result.summary
     );
     let ok = Server::start("200 OK", "<h1>Guestbook</h1>", Duration::ZERO);
     let result = probe_once(&http(&ok.url("/"), "expect_status = 201"));
     assert_eq!(result.status, Status::Critical);
-    assert!(result.summary.contains("(expected 201)"), "{}", result.summary);
+    assert!(
+        result.summary.contains("(expected 201)"),
+        "{}",
+        result.summary
+    );
     let result = probe_once(&http(&ok.url("/"), "expect_body = \"Guestbook\""));
     assert_eq!(result.status, Status::Ok, "{result:?}");
     let result = probe_once(&http(&ok.url("/"), "expect_body = \"Welcome\""));
     assert_eq!(result.status, Status::Critical);
     assert!(
-        result.summary.ends_with("but the body does not hold `Welcome`"),
+        result
+            .summary
+            .ends_with("but the body does not hold `Welcome`"),
         "{}",
         result.summary
     );
@@ -207,9 +231,15 @@ fn a_server_that_is_down_is_critical() {
     let url = format!("http://127.0.0.1:{}/", closed_port());
     let result = probe_once(&http(&url, ""));
     assert_eq!(result.status, Status::Critical);
-    assert!(result.summary.starts_with(&format!("GET {url}: ")), "{}", result.summary);
     assert!(
-        result.nagios_line("HTTP").starts_with("HTTP CRITICAL - GET "),
+        result.summary.starts_with(&format!("GET {url}: ")),
+        "{}",
+        result.summary
+    );
+    assert!(
+        result
+            .nagios_line("HTTP")
+            .starts_with("HTTP CRITICAL - GET "),
         "{}",
         result.nagios_line("HTTP")
     );
@@ -219,9 +249,13 @@ fn a_server_that_is_down_is_critical() {
 fn tcp_is_ok_on_an_open_port_and_critical_on_a_closed_one() {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let open = listener.local_addr().unwrap().port();
-    let result = probe_once(&format!("kind = \"tcp\"\naddress = \"127.0.0.1:{open}\"\nwarn = \"1s\""));
+    let result = probe_once(&format!(
+        "kind = \"tcp\"\naddress = \"127.0.0.1:{open}\"\nwarn = \"1s\""
+    ));
     assert_eq!(result.status, Status::Ok, "{result:?}");
-    assert!(result.summary.starts_with(&format!("connected to 127.0.0.1:{open} in ")));
+    assert!(result
+        .summary
+        .starts_with(&format!("connected to 127.0.0.1:{open} in ")));
     let closed = closed_port();
     let result = probe_once(&format!("kind = \"tcp\"\naddress = \"127.0.0.1:{closed}\""));
     assert_eq!(result.status, Status::Critical);
@@ -253,12 +287,22 @@ fn a_command_plugin_gives_its_exit_code_output_and_perfdata_as_they_are() {
 fn a_plugin_runs_in_the_config_directory_and_one_past_its_timeout_is_killed() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("marker"), "here").unwrap();
-    let result = probe_in(dir.path(), "", "kind = \"command\"\ncommand = \"cat marker\"");
+    let result = probe_in(
+        dir.path(),
+        "",
+        "kind = \"command\"\ncommand = \"cat marker\"",
+    );
     assert_eq!(result.summary, "here");
     let started = std::time::Instant::now();
     let result = probe_once("kind = \"command\"\ncommand = \"sleep 30\"\ntimeout = \"500ms\"");
     assert_eq!(result.status, Status::Critical);
-    assert!(result.summary.contains("did not finish within 500ms; killed"), "{}", result.summary);
+    assert!(
+        result
+            .summary
+            .contains("did not finish within 500ms; killed"),
+        "{}",
+        result.summary
+    );
     assert!(started.elapsed() < Duration::from_secs(5));
 }
 
@@ -269,7 +313,13 @@ impl Tmpfs {
     fn mount(dir: &Path, size: &str) -> Option<Tmpfs> {
         std::fs::create_dir_all(dir).unwrap();
         let out = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size},nr_inodes=100"), "tmpfs"])
+            .args([
+                "-t",
+                "tmpfs",
+                "-o",
+                &format!("size={size},nr_inodes=100"),
+                "tmpfs",
+            ])
             .arg(dir)
             .output();
         match out {
@@ -298,20 +348,34 @@ impl Drop for Tmpfs {
 
 /// What `df` says of `path`: percent of space used.
 fn df_percent(path: &Path) -> f64 {
-    let out = Command::new("df").arg("--output=pcent").arg(path).output().unwrap();
+    let out = Command::new("df")
+        .arg("--output=pcent")
+        .arg(path)
+        .output()
+        .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
-    text.lines().nth(1).unwrap().trim().trim_end_matches('%').parse().unwrap()
+    text.lines()
+        .nth(1)
+        .unwrap()
+        .trim()
+        .trim_end_matches('%')
+        .parse()
+        .unwrap()
 }
 
 #[test]
 fn a_disk_filled_past_its_thresholds_is_warning_then_critical() {
     let dir = tempfile::tempdir().unwrap();
     let disk = dir.path().join("disk");
-    let probe = "kind = \"disk\"\npath = \"disk\"\nwarn = \"85%\"\ncrit = \"95%\"\ninodes_warn = \"50%\"";
+    let probe =
+        "kind = \"disk\"\npath = \"disk\"\nwarn = \"85%\"\ncrit = \"95%\"\ninodes_warn = \"50%\"";
     let Some(_mounted) = Tmpfs::mount(&disk, "1M") else {
         // No mount here: the real usage of the real filesystem, straddled.
         let used = df_percent(dir.path());
-        eprintln!("disk probe on {} ({used}% used, as df says) instead", dir.path().display());
+        eprintln!(
+            "disk probe on {} ({used}% used, as df says) instead",
+            dir.path().display()
+        );
         let straddled = |warn: f64| {
             probe_in(
                 dir.path(),
@@ -332,8 +396,16 @@ fn a_disk_filled_past_its_thresholds_is_warning_then_critical() {
     assert_eq!(result.status, Status::Warning, "{result:?}");
     let used = result.perfdata[0].value;
     assert!((85.0..95.0).contains(&used), "{used}");
-    assert!((used - df_percent(&disk)).abs() <= 1.0, "df agrees: {used} vs {}", df_percent(&disk));
-    assert!(result.nagios_line("DISK").contains("| used=8"), "{}", result.nagios_line("DISK"));
+    assert!(
+        (used - df_percent(&disk)).abs() <= 1.0,
+        "df agrees: {used} vs {}",
+        df_percent(&disk)
+    );
+    assert!(
+        result.nagios_line("DISK").contains("| used=8"),
+        "{}",
+        result.nagios_line("DISK")
+    );
     std::fs::write(disk.join("fill"), vec![0u8; 1000 * 1024]).unwrap();
     assert_eq!(probe_in(dir.path(), "", probe).status, Status::Critical);
     // Inodes: 100 in all, 60 files make 60 % used.
@@ -350,7 +422,11 @@ fn a_disk_filled_past_its_thresholds_is_warning_then_critical() {
 fn a_path_that_is_not_there_is_critical_naming_it() {
     let result = probe_once("kind = \"disk\"\npath = \"no/such/dir\"");
     assert_eq!(result.status, Status::Critical);
-    assert!(result.summary.contains("no/such/dir is not accessible"), "{}", result.summary);
+    assert!(
+        result.summary.contains("no/such/dir is not accessible"),
+        "{}",
+        result.summary
+    );
 }
 
 #[test]
@@ -367,10 +443,16 @@ fn the_issue_orphan_rows_query_is_ok_at_zero_and_warning_then_critical_past_its_
     let probe = "kind = \"sql\"\ninstance = \"production\"\nquery = \"select count(*) from subscription s where not exists (select 1 from item i where i.uid = s.collectionuid)\"\nwarn = \"0\"\ncrit = \"100\"";
     let result = probe_in(dir.path(), instance, probe);
     assert_eq!(result.status, Status::Ok, "{result:?}");
-    assert_eq!(result.nagios_line("SQL"), "SQL OK - 0 on gb | value=0;0;100");
+    assert_eq!(
+        result.nagios_line("SQL"),
+        "SQL OK - 0 on gb | value=0;0;100"
+    );
     for i in 0..5 {
-        conn.execute("INSERT INTO subscription VALUES (?1)", [format!("gone-{i}")])
-            .unwrap();
+        conn.execute(
+            "INSERT INTO subscription VALUES (?1)",
+            [format!("gone-{i}")],
+        )
+        .unwrap();
     }
     let result = probe_in(dir.path(), instance, probe);
     assert_eq!(result.status, Status::Warning, "{result:?}");
@@ -380,11 +462,22 @@ fn the_issue_orphan_rows_query_is_ok_at_zero_and_warning_then_critical_past_its_
          INSERT INTO subscription SELECT 'x' || i FROM n;",
     )
     .unwrap();
-    assert_eq!(probe_in(dir.path(), instance, probe).status, Status::Critical);
+    assert_eq!(
+        probe_in(dir.path(), instance, probe).status,
+        Status::Critical
+    );
     // A query that does not return a number cannot be judged.
-    let result = probe_in(dir.path(), instance, "kind = \"sql\"\ninstance = \"gb\"\nquery = \"select 'many'\"");
+    let result = probe_in(
+        dir.path(),
+        instance,
+        "kind = \"sql\"\ninstance = \"gb\"\nquery = \"select 'many'\"",
+    );
     assert_eq!(result.status, Status::Unknown);
-    assert!(result.summary.contains("`many`, not a number"), "{}", result.summary);
+    assert!(
+        result.summary.contains("`many`, not a number"),
+        "{}",
+        result.summary
+    );
 }
 
 /// A TLS server on loopback with a self-signed certificate for `localhost` whose
@@ -398,8 +491,11 @@ fn tls_server(days: i64) -> u16 {
         .date();
     let mut params = rcgen::CertificateParams::new(vec!["localhost".to_string()]).unwrap();
     params.not_before = rcgen::date_time_ymd(2020, 1, 1);
-    params.not_after =
-        rcgen::date_time_ymd(expiry.year().into(), expiry.month() as u8, expiry.day() as u8);
+    params.not_after = rcgen::date_time_ymd(
+        expiry.year().into(),
+        expiry.month() as u8,
+        expiry.day() as u8,
+    );
     let key = rcgen::KeyPair::generate().unwrap();
     let cert = params.self_signed(&key).unwrap();
     let provider = Arc::new(rustls::crypto::ring::default_provider());
@@ -440,14 +536,19 @@ fn a_certificate_ten_days_from_expiry_is_warning_and_three_days_critical() {
     let result = tls(tls_server(10));
     assert_eq!(result.status, Status::Warning, "{result:?}");
     assert!(
-        result.summary.starts_with("the certificate of localhost (") && result.summary.contains("expires in 9 days"),
+        result.summary.starts_with("the certificate of localhost (")
+            && result.summary.contains("expires in 9 days"),
         "{}",
         result.summary
     );
     assert_eq!(result.perfdata[0].to_string(), "days=9;30:;7:");
     let result = tls(tls_server(3));
     assert_eq!(result.status, Status::Critical, "{result:?}");
-    assert!(result.summary.contains("expires in 2 days"), "{}", result.summary);
+    assert!(
+        result.summary.contains("expires in 2 days"),
+        "{}",
+        result.summary
+    );
     assert_eq!(tls(tls_server(90)).status, Status::Ok);
     // Nothing listening: no certificate to read.
     let result = tls(closed_port());
@@ -463,7 +564,11 @@ fn a_tls_probe_on_a_plain_tcp_server_is_critical_not_a_hang() {
         server.port
     ));
     assert_eq!(result.status, Status::Critical, "{result:?}");
-    assert!(result.summary.contains("TLS handshake with"), "{}", result.summary);
+    assert!(
+        result.summary.contains("TLS handshake with"),
+        "{}",
+        result.summary
+    );
 }
 
 /// The problems `ostler.toml` text has, as (line, message).
@@ -516,12 +621,19 @@ instance = "blue"
     let config = Config::parse(&text, Path::new("/srv/ostler.toml")).unwrap();
     let put = config.probe("dav-put").unwrap();
     assert_eq!(put.interval.0, Duration::from_secs(600));
-    assert_eq!(put.next_wait(true), Duration::from_secs(600), "retry_interval defaults to interval");
+    assert_eq!(
+        put.next_wait(true),
+        Duration::from_secs(600),
+        "retry_interval defaults to interval"
+    );
     assert_eq!(put.thresholds().warn.unwrap().end, 3.0);
     let sql = config.probe("orphan-subscriptions").unwrap();
     assert_eq!(sql.instance_in(&config).as_deref(), Some("blue"));
     let up = config.probe("up").unwrap();
-    assert_eq!((up.interval.0, up.timeout.0, up.retries()), (Duration::from_secs(60), Duration::from_secs(10), 3));
+    assert_eq!(
+        (up.interval.0, up.timeout.0, up.retries()),
+        (Duration::from_secs(60), Duration::from_secs(10), 3)
+    );
     assert_eq!(up.flap(), (25.0, 50.0));
 }
 
@@ -533,26 +645,52 @@ fn a_key_of_another_kind_is_refused_at_its_line() {
     assert_eq!(
         problems,
         vec![
-            (7, "probe `web`: `query` is only for kind \"sql\", not \"http\"".to_string()),
-            (8, "probe `web`: `command` is only for kind \"command\", not \"http\"".to_string()),
+            (
+                7,
+                "probe `web`: `query` is only for kind \"sql\", not \"http\"".to_string()
+            ),
+            (
+                8,
+                "probe `web`: `command` is only for kind \"command\", not \"http\"".to_string()
+            ),
         ]
     );
 }
 
 #[test]
 fn an_unknown_key_a_bad_range_and_a_bad_duration_point_at_their_lines() {
-    let unknown = config_problems("[[probes]]\nname = \"web\"\nkind = \"http\"\nurl = \"http://x/\"\nexpect_code = 200\n");
+    let unknown = config_problems(
+        "[[probes]]\nname = \"web\"\nkind = \"http\"\nurl = \"http://x/\"\nexpect_code = 200\n",
+    );
     assert_eq!(unknown.len(), 1);
     assert_eq!(unknown[0].0, 7);
-    assert!(unknown[0].1.contains("unknown field `expect_code`"), "{}", unknown[0].1);
-    let range = config_problems("[[probes]]\nname = \"web\"\nkind = \"http\"\nurl = \"http://x/\"\nwarn = \"3%\"\n");
+    assert!(
+        unknown[0].1.contains("unknown field `expect_code`"),
+        "{}",
+        unknown[0].1
+    );
+    let range = config_problems(
+        "[[probes]]\nname = \"web\"\nkind = \"http\"\nurl = \"http://x/\"\nwarn = \"3%\"\n",
+    );
     assert_eq!(range.len(), 1, "{range:?}");
     assert_eq!(range[0].0, 7);
-    assert!(range[0].1.starts_with("probe `web`: `warn`: threshold `3%` is not a Nagios range"), "{}", range[0].1);
-    let duration = config_problems("[[probes]]\nname = \"web\"\nkind = \"http\"\nurl = \"http://x/\"\ninterval = \"often\"\n");
+    assert!(
+        range[0]
+            .1
+            .starts_with("probe `web`: `warn`: threshold `3%` is not a Nagios range"),
+        "{}",
+        range[0].1
+    );
+    let duration = config_problems(
+        "[[probes]]\nname = \"web\"\nkind = \"http\"\nurl = \"http://x/\"\ninterval = \"often\"\n",
+    );
     assert_eq!(duration.len(), 1);
     assert_eq!(duration[0].0, 7);
-    assert!(duration[0].1.contains("invalid duration `often`"), "{}", duration[0].1);
+    assert!(
+        duration[0].1.contains("invalid duration `often`"),
+        "{}",
+        duration[0].1
+    );
 }
 
 #[test]
@@ -563,11 +701,26 @@ fn cross_config_problems_are_found_all_at_once_each_at_its_line() {
     let lines: Vec<usize> = problems.iter().map(|p| p.0).collect();
     let texts: Vec<&str> = problems.iter().map(|p| p.1.as_str()).collect();
     assert_eq!(problems.len(), 5, "{problems:#?}");
-    assert!(texts.contains(&"probe `db` names instance `green`, which is not defined (instances: blue)"), "{texts:?}");
+    assert!(
+        texts
+            .contains(&"probe `db` names instance `green`, which is not defined (instances: blue)"),
+        "{texts:?}"
+    );
     assert!(texts.contains(&"two probes are named `db`"), "{texts:?}");
-    assert!(texts.contains(&"probe `db`: kind \"process\" needs `instance` (an instance or a role)"), "{texts:?}");
-    assert!(texts.contains(&"probe `web`: kind \"http\" needs `url`"), "{texts:?}");
-    assert!(texts.iter().any(|t| t.starts_with("probe `web`: `retries` is at least 1")), "{texts:?}");
+    assert!(
+        texts.contains(&"probe `db`: kind \"process\" needs `instance` (an instance or a role)"),
+        "{texts:?}"
+    );
+    assert!(
+        texts.contains(&"probe `web`: kind \"http\" needs `url`"),
+        "{texts:?}"
+    );
+    assert!(
+        texts
+            .iter()
+            .any(|t| t.starts_with("probe `web`: `retries` is at least 1")),
+        "{texts:?}"
+    );
     // Each at its own line: instance at 15, the second name at 18, its kind at 19,
     // the third kind at 22, retries at 23.
     let mut sorted = lines.clone();

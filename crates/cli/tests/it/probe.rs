@@ -53,19 +53,31 @@ fn nagios_mode_prints_plugin_lines_and_exits_with_the_worst_code() {
     for (name, want) in [("ok", 0), ("warning", 1), ("critical", 2), ("unknown", 3)] {
         let out = svc.run(&["probe", "--nagios", name]);
         assert_eq!(code(&out), want, "{name}: {out:?}");
-        assert_eq!(stdout(&out), format!("CHECK {want} - said {want} | n={want};1;2\n"));
+        assert_eq!(
+            stdout(&out),
+            format!("CHECK {want} - said {want} | n={want};1;2\n")
+        );
     }
     let out = svc.run(&["probe", "--nagios", "dav"]);
     assert_eq!(code(&out), 0, "{out:?}");
     let line = stdout(&out);
-    assert!(line.starts_with("HTTP OK - 204 No Content in 0.0"), "{line}");
-    assert!(line.contains(" | time=0.0") && line.contains("s;3;10;0 size=0B;;;0"), "{line}");
+    assert!(
+        line.starts_with("HTTP OK - 204 No Content in 0.0"),
+        "{line}"
+    );
+    assert!(
+        line.contains(" | time=0.0") && line.contains("s;3;10;0 size=0B;;;0"),
+        "{line}"
+    );
     // All of them: one line each, in config order; the worst is CRITICAL.
     let out = svc.run(&["probe", "--nagios"]);
     assert_eq!(code(&out), 2, "{out:?}");
     assert_eq!(stdout(&out).lines().count(), 5);
     // UNKNOWN and WARNING together: WARNING is worse.
-    assert_eq!(code(&svc.run(&["probe", "--nagios", "unknown", "warning", "ok"])), 1);
+    assert_eq!(
+        code(&svc.run(&["probe", "--nagios", "unknown", "warning", "ok"])),
+        1
+    );
 }
 
 #[test]
@@ -81,9 +93,18 @@ fn the_table_and_json_show_each_result() {
     let text = stdout(&out);
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(lines.len(), 3, "{text}");
-    assert!(lines[0].starts_with("NAME  KIND     STATUS    TIME"), "{text}");
-    assert!(lines[1].starts_with("fine  command  OK") && lines[1].ends_with("CHECK 0 - said 0"), "{text}");
-    assert!(lines[2].starts_with("bad   command  CRITICAL") && lines[2].ends_with("CHECK 2 - said 2"), "{text}");
+    assert!(
+        lines[0].starts_with("NAME  KIND     STATUS    TIME"),
+        "{text}"
+    );
+    assert!(
+        lines[1].starts_with("fine  command  OK") && lines[1].ends_with("CHECK 0 - said 0"),
+        "{text}"
+    );
+    assert!(
+        lines[2].starts_with("bad   command  CRITICAL") && lines[2].ends_with("CHECK 2 - said 2"),
+        "{text}"
+    );
     let out = svc.run(&["--json", "probe", "bad"]);
     assert_eq!(code(&out), 2);
     let v: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
@@ -109,12 +130,18 @@ fn a_process_probe_follows_the_sample_service_up_and_down() {
     ));
     let out = svc.run(&["probe", "--nagios", "gb-up"]);
     assert_eq!(code(&out), 2, "{out:?}");
-    assert_eq!(stdout(&out), "PROCESS CRITICAL - gb-1 is not running (stopped)\n");
+    assert_eq!(
+        stdout(&out),
+        "PROCESS CRITICAL - gb-1 is not running (stopped)\n"
+    );
     svc.ok(&["build,start", "gb-1"]);
     let pid = svc.pid("gb-1").expect("gb-1 runs");
     let out = svc.run(&["probe", "--nagios", "gb-up"]);
     assert_eq!(code(&out), 0, "{out:?}");
-    assert_eq!(stdout(&out), format!("PROCESS OK - gb-1 is running, pid {pid}\n"));
+    assert_eq!(
+        stdout(&out),
+        format!("PROCESS OK - gb-1 is running, pid {pid}\n")
+    );
     svc.ok(&["stop", "gb-1"]);
     let out = svc.run(&["probe", "--nagios", "gb-up"]);
     assert_eq!(code(&out), 2, "{out:?}");
@@ -122,7 +149,12 @@ fn a_process_probe_follows_the_sample_service_up_and_down() {
 
 #[test]
 fn an_unknown_name_is_an_error_naming_it_and_the_known_ones() {
-    let svc = Svc::new(&format!("{}{}{}", service_header(""), plugin("a", 0), plugin("b", 0)));
+    let svc = Svc::new(&format!(
+        "{}{}{}",
+        service_header(""),
+        plugin("a", 0),
+        plugin("b", 0)
+    ));
     let out = svc.run(&["probe", "a", "nope"]);
     assert_eq!(code(&out), 2, "a user error: {out:?}");
     let err = String::from_utf8_lossy(&out.stderr);

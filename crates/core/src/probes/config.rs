@@ -310,18 +310,15 @@ pub fn problems(config: &Config) -> Vec<Problem> {
             out.push((at, format!("two probes are named `{name}`")));
         }
         match &probe.instance {
-            Some(instance) => {
-                if config.resolve(instance.get_ref()).is_err() {
-                    out.push((
-                        instance.span().start,
-                        format!(
-                            "probe `{name}` names instance `{}`, which is not defined (instances: {})",
-                            instance.get_ref(),
-                            config.instance_names().join(", ")
-                        ),
-                    ));
-                }
-            }
+            Some(instance) if config.resolve(instance.get_ref()).is_err() => out.push((
+                instance.span().start,
+                format!(
+                    "probe `{name}` names instance `{}`, which is not defined (instances: {})",
+                    instance.get_ref(),
+                    config.instance_names().join(", ")
+                ),
+            )),
+            Some(_) => {}
             None if matches!(kind, Kind::Process | Kind::Sql) => out.push((
                 probe.kind.span().start,
                 format!(
@@ -334,11 +331,16 @@ pub fn problems(config: &Config) -> Vec<Problem> {
         if *probe.retries.get_ref() == 0 {
             out.push((
                 probe.retries.span().start,
-                format!("probe `{name}`: `retries` is at least 1 (1: a non-OK result is hard at once)"),
+                format!(
+                    "probe `{name}`: `retries` is at least 1 (1: a non-OK result is hard at once)"
+                ),
             ));
         }
         let (low, high) = probe.flap();
-        for (key, value) in [("flap_low", &probe.flap_low), ("flap_high", &probe.flap_high)] {
+        for (key, value) in [
+            ("flap_low", &probe.flap_low),
+            ("flap_high", &probe.flap_high),
+        ] {
             if !(0.0..=100.0).contains(value.get_ref()) {
                 out.push((
                     value.span().start,
@@ -379,7 +381,11 @@ pub fn problems(config: &Config) -> Vec<Problem> {
             }
         }
         if let Some(address) = &probe.address {
-            if address.get_ref().rsplit_once(':').is_none_or(|(h, p)| h.is_empty() || p.parse::<u16>().is_err()) {
+            if address
+                .get_ref()
+                .rsplit_once(':')
+                .is_none_or(|(h, p)| h.is_empty() || p.parse::<u16>().is_err())
+            {
                 out.push((
                     address.span().start,
                     format!(
@@ -401,28 +407,89 @@ fn keys(probe: &ProbeConfig) -> Vec<Problem> {
     let span = |s: &std::ops::Range<usize>| s.start;
     // (key, where it is written if given, the kinds it belongs to)
     let given: [(&str, Option<usize>, &[Kind]); 16] = [
-        ("method", probe.method.as_ref().map(|v| span(&v.span())), &[Http]),
+        (
+            "method",
+            probe.method.as_ref().map(|v| span(&v.span())),
+            &[Http],
+        ),
         ("url", probe.url.as_ref().map(|v| span(&v.span())), &[Http]),
-        ("body", probe.body.as_ref().map(|v| span(&v.span())), &[Http]),
-        ("body_bytes", probe.body_bytes.as_ref().map(|v| span(&v.span())), &[Http]),
-        ("headers", probe.headers.as_ref().map(|v| span(&v.span())), &[Http]),
-        ("expect_status", probe.expect_status.as_ref().map(|v| span(&v.span())), &[Http]),
-        ("expect_body", probe.expect_body.as_ref().map(|v| span(&v.span())), &[Http]),
-        ("address", probe.address.as_ref().map(|v| span(&v.span())), &[Tcp, Tls]),
-        ("server_name", probe.server_name.as_ref().map(|v| span(&v.span())), &[Tls]),
-        ("command", probe.command.as_ref().map(|v| span(&v.span())), &[Command]),
-        ("path", probe.path.as_ref().map(|v| span(&v.span())), &[Disk]),
-        ("inodes_warn", probe.inodes_warn.as_ref().map(|v| span(&v.span())), &[Disk]),
-        ("inodes_crit", probe.inodes_crit.as_ref().map(|v| span(&v.span())), &[Disk]),
-        ("query", probe.query.as_ref().map(|v| span(&v.span())), &[Sql]),
-        ("warn", probe.warn.as_ref().map(|v| span(&v.span())), &[Http, Tcp, Disk, Sql, Tls]),
-        ("crit", probe.crit.as_ref().map(|v| span(&v.span())), &[Http, Tcp, Disk, Sql, Tls]),
+        (
+            "body",
+            probe.body.as_ref().map(|v| span(&v.span())),
+            &[Http],
+        ),
+        (
+            "body_bytes",
+            probe.body_bytes.as_ref().map(|v| span(&v.span())),
+            &[Http],
+        ),
+        (
+            "headers",
+            probe.headers.as_ref().map(|v| span(&v.span())),
+            &[Http],
+        ),
+        (
+            "expect_status",
+            probe.expect_status.as_ref().map(|v| span(&v.span())),
+            &[Http],
+        ),
+        (
+            "expect_body",
+            probe.expect_body.as_ref().map(|v| span(&v.span())),
+            &[Http],
+        ),
+        (
+            "address",
+            probe.address.as_ref().map(|v| span(&v.span())),
+            &[Tcp, Tls],
+        ),
+        (
+            "server_name",
+            probe.server_name.as_ref().map(|v| span(&v.span())),
+            &[Tls],
+        ),
+        (
+            "command",
+            probe.command.as_ref().map(|v| span(&v.span())),
+            &[Command],
+        ),
+        (
+            "path",
+            probe.path.as_ref().map(|v| span(&v.span())),
+            &[Disk],
+        ),
+        (
+            "inodes_warn",
+            probe.inodes_warn.as_ref().map(|v| span(&v.span())),
+            &[Disk],
+        ),
+        (
+            "inodes_crit",
+            probe.inodes_crit.as_ref().map(|v| span(&v.span())),
+            &[Disk],
+        ),
+        (
+            "query",
+            probe.query.as_ref().map(|v| span(&v.span())),
+            &[Sql],
+        ),
+        (
+            "warn",
+            probe.warn.as_ref().map(|v| span(&v.span())),
+            &[Http, Tcp, Disk, Sql, Tls],
+        ),
+        (
+            "crit",
+            probe.crit.as_ref().map(|v| span(&v.span())),
+            &[Http, Tcp, Disk, Sql, Tls],
+        ),
     ];
     let mut out = Vec::new();
     for (key, at, kinds) in given {
         if let Some(at) = at {
             if !kinds.contains(&kind) {
-                let names: Vec<String> = kinds.iter().map(|k| format!("\"{}\"", k.name())).collect();
+                let names: Vec<String> =
+                    kinds.iter().map(|k| format!("\"{}\"", k.name())).collect();
                 out.push((
                     at,
                     format!(

@@ -157,8 +157,8 @@ mod tests {
         let state = State::open(dir.path(), clock.clock()).unwrap();
         assert_eq!(load(&state, "web").unwrap(), None);
         let mut probe_state = ProbeState::new(clock.now());
-        let result = ProbeResult::new(Status::Critical, "down")
-            .with_perf(Perf::new("time", 0.5, "s"));
+        let result =
+            ProbeResult::new(Status::Critical, "down").with_perf(Perf::new("time", 0.5, "s"));
         probe_state.observe(Status::Critical, clock.now(), 3, (25.0, 50.0));
         let id = record(&state, "web", clock.now(), &result, &probe_state).unwrap();
         let saved = load(&state, "web").unwrap().unwrap();

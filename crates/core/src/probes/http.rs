@@ -81,7 +81,10 @@ pub(super) fn check(probe: &ProbeConfig) -> ProbeResult {
     };
     if let Err(e) = read {
         let why = if elapsed >= timeout {
-            format!("no whole answer within {}", humantime::format_duration(timeout))
+            format!(
+                "no whole answer within {}",
+                humantime::format_duration(timeout)
+            )
         } else {
             e.to_string()
         };

@@ -31,10 +31,9 @@ pub(super) fn check_process(ostler: &Ostler, probe: &ProbeConfig) -> ProbeResult
     };
     match crate::ops::status(ostler, &inst) {
         Ok(status) => match status.pid {
-            Some(pid) => ProbeResult::new(
-                Status::Ok,
-                format!("{} is running, pid {pid}", inst.name),
-            ),
+            Some(pid) => {
+                ProbeResult::new(Status::Ok, format!("{} is running, pid {pid}", inst.name))
+            }
             None => ProbeResult::new(
                 Status::Critical,
                 format!("{} is not running ({})", inst.name, status.state),
@@ -64,7 +63,11 @@ pub(super) fn check_sql(ostler: &Ostler, probe: &ProbeConfig) -> ProbeResult {
         Err(e) => {
             return ProbeResult::new(
                 Status::Critical,
-                format!("the query on {} failed: {}", inst.name, crate::error::chain(&e)),
+                format!(
+                    "the query on {} failed: {}",
+                    inst.name,
+                    crate::error::chain(&e)
+                ),
             )
         }
     };

@@ -135,12 +135,17 @@ fn peer_certificate(address: &str, name: &str, timeout: Duration) -> Result<Vec<
         .map_err(|e| format!("TLS set-up: {e}"))?;
     let started = Instant::now();
     let mut sock = connect(address, timeout)?;
-    let left = timeout.saturating_sub(started.elapsed()).max(Duration::from_millis(1));
+    let left = timeout
+        .saturating_sub(started.elapsed())
+        .max(Duration::from_millis(1));
     let _ = sock.set_read_timeout(Some(left));
     let _ = sock.set_write_timeout(Some(left));
     while conn.is_handshaking() {
         conn.complete_io(&mut sock).map_err(|e| {
-            if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) {
+            if matches!(
+                e.kind(),
+                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+            ) {
                 format!(
                     "no TLS handshake with {address} within {}",
                     humantime::format_duration(timeout)
@@ -190,7 +195,10 @@ pub(super) fn check_tls(ostler: &Ostler, probe: &ProbeConfig) -> ProbeResult {
         .unwrap_or_else(|_| not_after.to_string());
     let subject = cert.subject().to_string();
     let summary = if days < 0.0 {
-        format!("the certificate of {name} ({subject}) expired {} days ago ({expires})", -days)
+        format!(
+            "the certificate of {name} ({subject}) expired {} days ago ({expires})",
+            -days
+        )
     } else {
         format!("the certificate of {name} ({subject}) expires in {days} days ({expires})")
     };

@@ -259,7 +259,14 @@ mod tests {
         assert_eq!(t("1m").end, 60.0);
         assert!(t("3s").alerts(3.2));
         assert!(!t("500ms").alerts(0.4));
-        assert_eq!(t("500ms:2s"), Range { start: 0.5, end: 2.0, inside: false });
+        assert_eq!(
+            t("500ms:2s"),
+            Range {
+                start: 0.5,
+                end: 2.0,
+                inside: false
+            }
+        );
     }
 
     #[test]

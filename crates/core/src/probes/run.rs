@@ -9,10 +9,10 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 
 use super::config::{Kind, ProbeConfig};
-use crate::config::Config;
-use crate::error::{Error, Result};
 use super::range::show;
 use super::Status;
+use crate::config::Config;
+use crate::error::{Error, Result};
 use crate::instance::Ostler;
 
 /// One performance value, as plugins write them after `|`:
@@ -191,7 +191,11 @@ impl ProbeResult {
         let mut line = if kind_word.is_empty() {
             self.summary.clone()
         } else {
-            format!("{kind_word} {} - {}", self.status.nagios_word(), self.summary)
+            format!(
+                "{kind_word} {} - {}",
+                self.status.nagios_word(),
+                self.summary
+            )
         };
         if !self.perfdata.is_empty() {
             let _ = write!(line, " | {}", self.perf_text());
@@ -270,9 +274,9 @@ pub fn run_many(ostler: &Ostler, probes: &[&ProbeConfig]) -> Vec<Probed> {
                 .map(|p| scope.spawn(move || run(ostler, p)))
                 .collect();
             for (probe, thread) in chunk.iter().zip(running) {
-                let result = thread.join().unwrap_or_else(|_| {
-                    ProbeResult::new(Status::Unknown, "the check panicked")
-                });
+                let result = thread
+                    .join()
+                    .unwrap_or_else(|_| ProbeResult::new(Status::Unknown, "the check panicked"));
                 out.push(Probed {
                     name: probe.name().to_string(),
                     kind: probe.kind(),
@@ -295,7 +299,10 @@ pub fn worst(statuses: impl IntoIterator<Item = Status>) -> Status {
         Status::Warning => 2,
         Status::Critical => 3,
     };
-    statuses.into_iter().max_by_key(|s| rank(*s)).unwrap_or(Status::Ok)
+    statuses
+        .into_iter()
+        .max_by_key(|s| rank(*s))
+        .unwrap_or(Status::Ok)
 }
 
 /// Seconds the Nagios way in a summary: `0.012s`.
@@ -354,6 +361,9 @@ mod tests {
         assert_eq!(perfs[0].crit.as_deref(), Some("10"));
         assert_eq!(perfs[0].max, Some(100.0));
         let back: Vec<String> = perfs.iter().map(Perf::to_string).collect();
-        assert_eq!(back.join(" "), "'free space'=12.5%;20;10;0;100 time=0.2s load1=0.5");
+        assert_eq!(
+            back.join(" "),
+            "'free space'=12.5%;20;10;0;100 time=0.2s load1=0.5"
+        );
     }
 }

@@ -154,7 +154,11 @@ mod tests {
 
     /// Feeds `statuses` one a minute; returns each hard change with the index of the
     /// result that made it.
-    fn feed(state: &mut ProbeState, statuses: &[Status], retries: u32) -> Vec<(usize, Status, Status)> {
+    fn feed(
+        state: &mut ProbeState,
+        statuses: &[Status],
+        retries: u32,
+    ) -> Vec<(usize, Status, Status)> {
         let mut changes = Vec::new();
         for (i, s) in statuses.iter().enumerate() {
             let seen = state.observe(*s, t(i as i64 + 1), retries, (0.0, 100.0));

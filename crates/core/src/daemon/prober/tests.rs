@@ -32,7 +32,9 @@ fn service(dir: &Path, clock: Clock, probes: &str) -> (Ostler, PathBuf) {
 }
 
 fn probe(name: &str, command: &str, extra: &str) -> String {
-    format!("[[probes]]\nname = \"{name}\"\nkind = \"command\"\ncommand = '''{command}'''\n{extra}\n")
+    format!(
+        "[[probes]]\nname = \"{name}\"\nkind = \"command\"\ncommand = '''{command}'''\n{extra}\n"
+    )
 }
 
 struct Daemon {
@@ -82,7 +84,10 @@ impl Daemon {
     fn quiet(&mut self) {
         while let Ok(event) = self.events.try_recv() {
             assert!(
-                !matches!(event, Event::ProbeChanged { .. } | Event::ProbeFlapping { .. }),
+                !matches!(
+                    event,
+                    Event::ProbeChanged { .. } | Event::ProbeFlapping { .. }
+                ),
                 "unexpected {event:?}"
             );
         }
@@ -189,7 +194,9 @@ async fn soft_results_retry_at_their_interval_until_hard_then_the_interval_and_a
     std::fs::write(dir.path().join("code"), "0").unwrap();
     wake_at(&clock, later(first, secs(60 + 300))).await;
     match daemon.next().await {
-        Event::ProbeChanged { from, to, .. } => assert_eq!((from, to), (Status::Critical, Status::Ok)),
+        Event::ProbeChanged { from, to, .. } => {
+            assert_eq!((from, to), (Status::Critical, Status::Ok))
+        }
         e => panic!("{e:?}"),
     }
     wake_at(&clock, later(first, secs(60 + 600))).await;
@@ -202,7 +209,11 @@ async fn soft_results_retry_at_their_interval_until_hard_then_the_interval_and_a
 async fn a_restarted_prober_resumes_the_soft_count_and_the_schedule() {
     let dir = tempfile::tempdir().unwrap();
     let clock = ManualClock::at_new_year();
-    let config = probe("db", "exit 1", "interval = \"2m\"\nretry_interval = \"20s\"\nretries = 3");
+    let config = probe(
+        "db",
+        "exit 1",
+        "interval = \"2m\"\nretry_interval = \"20s\"\nretries = 3",
+    );
     let (ostler, path) = service(dir.path(), clock.clock(), &config);
     let daemon = start(ostler, &path);
     let first = later(clock.now(), first_offset("db", secs(120)));
@@ -217,8 +228,13 @@ async fn a_restarted_prober_resumes_the_soft_count_and_the_schedule() {
     let mut daemon = start(ostler, &path);
     wake_at(&clock, later(first, secs(40))).await;
     match daemon.next().await {
-        Event::ProbeChanged { probe, from, to, .. } => {
-            assert_eq!((probe.as_str(), from, to), ("db", Status::Ok, Status::Warning))
+        Event::ProbeChanged {
+            probe, from, to, ..
+        } => {
+            assert_eq!(
+                (probe.as_str(), from, to),
+                ("db", Status::Ok, Status::Warning)
+            )
         }
         e => panic!("{e:?}"),
     }
@@ -252,7 +268,10 @@ async fn results_that_keep_changing_flap_and_the_flapping_is_said_once() {
             }
         }
         if flapped.is_none() {
-            if let Ok(Event::ProbeFlapping { flapping, percent, .. }) = daemon.events.try_recv() {
+            if let Ok(Event::ProbeFlapping {
+                flapping, percent, ..
+            }) = daemon.events.try_recv()
+            {
                 assert!(flapping);
                 assert!(percent > 50.0, "{percent}");
                 flapped = Some(i);
@@ -289,7 +308,11 @@ async fn on_the_system_clock_a_failing_probe_is_alerted_within_its_interval() {
     let (ostler, path) = service(
         dir.path(),
         Clock::system(),
-        &probe("now", "echo 'NOW WARNING - slow'; exit 1", "interval = \"1s\"\nretries = 2"),
+        &probe(
+            "now",
+            "echo 'NOW WARNING - slow'; exit 1",
+            "interval = \"1s\"\nretries = 2",
+        ),
     );
     let mut daemon = start(ostler, &path);
     let started = std::time::Instant::now();
