@@ -188,3 +188,38 @@ fn a_config_error_is_reported_at_its_line() {
     assert_eq!(code(&out), 3);
     assert!(stdout(&out).starts_with("UNKNOWN - "), "{}", stdout(&out));
 }
+
+#[test]
+fn a_probe_job_runs_the_named_probe_and_fails_when_it_is_not_ok() {
+    let job = |name: &str, probe: &str| {
+        format!("[[jobs]]\nname = \"{name}\"\nschedule = \"@daily\"\naction = \"probe\"\ninstance = \"gb-1\"\nargs = [\"{probe}\"]\n")
+    };
+    let svc = Svc::new(&format!(
+        "{}{}{}{}{}{}{}",
+        service_header(""),
+        guestbook_instance("gb-1", free_port(), ""),
+        plugin("fine", 0),
+        plugin("bad", 2),
+        job("check-fine", "fine"),
+        job("check-bad", "bad"),
+        job("check-gone", "gone"),
+    ));
+    let out = svc.run(&["jobs", "exec", "check-fine"]);
+    assert_eq!(code(&out), 0, "{out:?}");
+    assert_eq!(stdout(&out), "CHECK 0 - said 0 | n=0;1;2\n");
+    let out = svc.run(&["jobs", "exec", "check-bad"]);
+    assert_eq!(code(&out), 1, "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("probe `bad`: CHECK 2 - said 2 | n=2;1;2"),
+        "{err}"
+    );
+    let out = svc.run(&["jobs", "exec", "check-gone"]);
+    assert_eq!(code(&out), 2, "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("job `check-gone`: its args name probe `gone`, which is not in the config"),
+        "{err}"
+    );
+    assert!(err.contains("hint: probes: fine, bad"), "{err}");
+}
