@@ -149,7 +149,7 @@ fn the_issue_put_of_1000_bytes_answered_204_is_ok_with_the_nagios_line() {
         line.starts_with("HTTP OK - 204 No Content in 0.0"),
         "{line}"
     );
-    assert!(line.contains(" | time=0.0"), "{line}");
+    assert!(line.contains(" | time=0"), "{line}");
     assert!(line.contains("s;3;10;0 size=0B;;;0"), "{line}");
 }
 
@@ -465,6 +465,23 @@ fn the_issue_orphan_rows_query_is_ok_at_zero_and_warning_then_critical_past_its_
     assert_eq!(
         probe_in(dir.path(), instance, probe).status,
         Status::Critical
+    );
+    // A query still running at the timeout is CRITICAL at the timeout.
+    let started = std::time::Instant::now();
+    let result = probe_in(
+        dir.path(),
+        instance,
+        "kind = \"sql\"\ninstance = \"gb\"\ntimeout = \"300ms\"\nquery = \"with recursive n(i) as (select 1 union all select i + 1 from n where i < 20000000) select count(*) from n\"",
+    );
+    assert_eq!(result.status, Status::Critical, "{result:?}");
+    assert_eq!(
+        result.summary,
+        "the query on gb did not answer within 300ms"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
     );
     // A query that does not return a number cannot be judged.
     let result = probe_in(

@@ -396,6 +396,37 @@ pub fn problems(config: &Config) -> Vec<Problem> {
             }
         }
     }
+    out.extend(probe_jobs(config));
+    out
+}
+
+/// A job of action `probe` whose `args` name a probe names one that exists.
+fn probe_jobs(config: &Config) -> Vec<Problem> {
+    let mut out = Vec::new();
+    for job in &config.jobs {
+        let is_probe = job
+            .action
+            .as_ref()
+            .is_some_and(|a| *a.get_ref() == crate::jobs::Action::Probe);
+        let Some(named) = job.args.first().filter(|_| is_probe) else {
+            continue;
+        };
+        if config.probe(named).is_none() {
+            let known: Vec<&str> = config.probes.iter().map(|p| p.name()).collect();
+            out.push((
+                job.name.span().start,
+                format!(
+                    "job `{}`: its args name probe `{named}`, which is not defined (probes: {})",
+                    job.name.get_ref(),
+                    if known.is_empty() {
+                        "none".to_string()
+                    } else {
+                        known.join(", ")
+                    }
+                ),
+            ));
+        }
+    }
     out
 }
 

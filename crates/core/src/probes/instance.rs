@@ -58,15 +58,34 @@ pub(super) fn check_sql(ostler: &Ostler, probe: &ProbeConfig) -> ProbeResult {
         );
     };
     let query = probe.query.as_ref().map_or("", |q| q.get_ref().as_str());
-    let output = match db.run_sql(&ostler.runner(), None, query) {
-        Ok(out) => out,
-        Err(e) => {
+    // The client runs on a thread of its own so that `timeout` is honoured: past it
+    // the result is CRITICAL at once, and the client is left to end on its own (the
+    // engines' clients take no deadline; its answer is then dropped).
+    let (tx, rx) = std::sync::mpsc::channel();
+    let (db, runner, sql) = (db.clone(), ostler.runner(), query.to_string());
+    std::thread::spawn(move || {
+        let _ = tx.send(db.run_sql(&runner, None, &sql));
+    });
+    let timeout = super::run::timeout_of(probe);
+    let output = match rx.recv_timeout(timeout) {
+        Ok(Ok(out)) => out,
+        Ok(Err(e)) => {
             return ProbeResult::new(
                 Status::Critical,
                 format!(
                     "the query on {} failed: {}",
                     inst.name,
                     crate::error::chain(&e)
+                ),
+            )
+        }
+        Err(_) => {
+            return ProbeResult::new(
+                Status::Critical,
+                format!(
+                    "the query on {} did not answer within {}",
+                    inst.name,
+                    humantime::format_duration(timeout)
                 ),
             )
         }

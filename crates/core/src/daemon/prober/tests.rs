@@ -128,11 +128,12 @@ async fn wake_at(clock: &ManualClock, t: Timestamp) {
         match asleep {
             Some(s) if s == t => break,
             Some(s) if s < t => clock.set(s),
-            Some(s) => panic!("the prober sleeps towards {s}, past {t}"),
-            None => {
+            // Past `t`: a sleep the prober is about to leave (a reload heard), or the
+            // wrong schedule, which the deadline tells.
+            asleep => {
                 assert!(
                     tokio::time::Instant::now() < deadline,
-                    "the prober sleeps within 20 s"
+                    "the prober sleeps towards {asleep:?}, not {t}, after 20 s"
                 );
                 tokio::time::sleep(Duration::from_millis(1)).await;
             }
@@ -325,5 +326,73 @@ async fn on_the_system_clock_a_failing_probe_is_alerted_within_its_interval() {
     }
     // The first check within 1 s, the second (hard) 1 s later.
     assert!(started.elapsed() < secs(4), "{:?}", started.elapsed());
+    daemon.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_adds_and_removes_probes() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::at_new_year();
+    let t0 = clock.now();
+    let (ostler, path) = service(
+        dir.path(),
+        clock.clock(),
+        &probe("old", "true", "interval = \"2m\""),
+    );
+    let daemon = start(ostler, &path);
+    let old_first = later(t0, first_offset("old", secs(120)));
+    wake_at(&clock, old_first).await;
+    daemon.until_results("old", 1).await;
+    // The edited config: `old` gone, `new` there.
+    let (ostler, _) = service(
+        dir.path(),
+        clock.clock(),
+        &probe("new", "true", "interval = \"2m\""),
+    );
+    daemon.handle.replace_ostler(ostler);
+    daemon.handle.bus().publish(Event::ConfigReloaded {
+        added: vec![],
+        removed: vec![],
+        changed: vec![],
+    });
+    let new_first = later(old_first, first_offset("new", secs(120)));
+    wake_at(&clock, new_first).await;
+    daemon.until_results("new", 1).await;
+    // Walked past the time `old` would have run again (it is removed: it did not) to
+    // the next check of `new`.
+    wake_at(&clock, later(new_first, secs(120))).await;
+    daemon.until_results("new", 2).await;
+    assert_eq!(daemon.results("old").len(), 1);
+    daemon.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn twenty_probes_due_at_once_run_sixteen_at_a_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::at_new_year();
+    // Each plugin counts the plugins running with it, as it starts.
+    let count = "mkdir -p running; touch running/$OSTLER_PROBE; ls running | wc -l >> counts; sleep 0.3; rm running/$OSTLER_PROBE";
+    let probes: String = (0..20)
+        .map(|i| probe(&format!("p{i}"), count, "interval = \"1h\""))
+        .collect();
+    let (ostler, path) = service(dir.path(), clock.clock(), &probes);
+    let daemon = start(ostler, &path);
+    // Asleep towards the first of them: an hour on, every one is due.
+    while clock.earliest_sleeper().is_none_or(|s| s <= clock.now()) {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    clock.set(later(clock.now(), secs(3600)));
+    for i in 0..20 {
+        daemon.until_results(&format!("p{i}"), 1).await;
+    }
+    let counts: Vec<usize> = std::fs::read_to_string(dir.path().join("counts"))
+        .unwrap()
+        .lines()
+        .map(|l| l.trim().parse().unwrap())
+        .collect();
+    assert_eq!(counts.len(), 20);
+    let most = *counts.iter().max().unwrap();
+    assert!(most <= super::MAX_RUNNING, "{most} ran at once");
+    assert!(most >= 4, "checks run in parallel: at most {most} at once");
     daemon.stop().await;
 }
