@@ -231,3 +231,56 @@ fn a_probe_job_runs_the_named_probe_and_fails_when_it_is_not_ok() {
         "{err}"
     );
 }
+
+#[test]
+fn the_daemon_runs_probes_on_their_interval_and_logs_the_hard_change() {
+    let svc = Svc::new(&format!(
+        "{}[[probes]]\nname = \"down\"\nkind = \"command\"\ncommand = \"echo run >> runs; echo 'CHECK 2 - down'; exit 2\"\ninterval = \"1s\"\nretries = 2\n",
+        service_header("")
+    ));
+    let daemon = svc
+        .cmd(&["serve", "--log-format", "json"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let runs = || std::fs::read_to_string(svc.path().join("runs")).map_or(0, |t| t.lines().count());
+    wait_for(std::time::Duration::from_secs(20), "three checks", || {
+        runs() >= 3
+    });
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(daemon.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    let out = daemon.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    let lines: Vec<serde_json::Value> = err
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    let changes: Vec<&serde_json::Value> = lines
+        .iter()
+        .filter(|l| l["fields"]["to"] == "critical")
+        .collect();
+    assert_eq!(
+        changes.len(),
+        1,
+        "one hard change, after two results:\n{err}"
+    );
+    let change = changes[0];
+    assert_eq!(change["level"], "WARN", "{change}");
+    assert_eq!(change["fields"]["probe"], "down", "{change}");
+    assert_eq!(change["fields"]["from"], "ok", "{change}");
+    assert_eq!(change["fields"]["message"], "CHECK 2 - down", "{change}");
+    let soft = lines
+        .iter()
+        .filter(|l| {
+            l["fields"]["message"]
+                .as_str()
+                .is_some_and(|m| m.starts_with("soft critical"))
+        })
+        .count();
+    assert_eq!(soft, 1, "the first result was soft:\n{err}");
+}
