@@ -744,3 +744,19 @@ fn cross_config_problems_are_found_all_at_once_each_at_its_line() {
     sorted.sort();
     assert_eq!(sorted, vec![15, 18, 19, 22, 23], "{problems:#?}");
 }
+
+#[test]
+fn the_examples_in_docs_probes_md_parse() {
+    let doc = include_str!("../../../docs/PROBES.md");
+    let blocks: Vec<&str> = doc
+        .split("```toml\n")
+        .skip(1)
+        .map(|b| b.split("```").next().unwrap())
+        .collect();
+    assert!(blocks.len() >= 2, "{blocks:?}");
+    let text = format!("[service]\nname = \"t\"\n{INSTANCE}{}", blocks.join("\n"));
+    let config = Config::parse(&text, Path::new("/srv/ostler.toml"))
+        .unwrap_or_else(|e| panic!("{e}: {e:?}"));
+    assert!(config.probe("dav-put").is_some());
+    assert!(config.probe("hub-cert").is_some());
+}
