@@ -235,8 +235,11 @@ impl Loop {
         let checked = match done {
             Ok((_, _, Ok(c))) => c,
             Ok((name, at, Err(e))) => {
-                // Tried again at its interval; the state it had is kept.
-                tracing::warn!(probe = %name, error = %crate::error::chain(&e), "the probe's check could not be made or recorded");
+                // Tried again at its interval; the state it had is kept. (Refused
+                // because the daemon drains: nothing to say.)
+                if !self.handle.draining() {
+                    tracing::warn!(probe = %name, error = %crate::error::chain(&e), "the probe's check could not be made or recorded");
+                }
                 if let Some((slot, probe)) = self
                     .slots
                     .get_mut(&name)
