@@ -170,7 +170,7 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX alert_deliveries_pending ON alert_deliveries(next_attempt_at)
         WHERE delivered_at IS NULL AND gave_up_at IS NULL;",
-    // probes: every result (pruned to the last N per probe), and each probe's soft/hard
+    // 10: probes: every result (pruned to the last N per probe), and each probe's soft/hard
     // and flap state, so a restarted daemon resumes its counts (crate::probes::history)
     "CREATE TABLE probe_results (
         id INTEGER PRIMARY KEY,
