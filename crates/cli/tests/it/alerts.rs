@@ -200,3 +200,99 @@ fn the_issue_s_tiers_page_the_webhook_at_once_then_mail_the_second_tier_when_nob
     let (ok, err) = daemon.terminate();
     assert!(ok, "{err}");
 }
+
+/// A loopback HTTP server answering 200 while `up`, 503 while not.
+fn switchable_backend() -> (u16, std::sync::Arc<std::sync::atomic::AtomicBool>) {
+    use std::io::{Read, Write};
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let up = std::sync::Arc::new(AtomicBool::new(true));
+    let flag = up.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut buf = [0u8; 4096];
+            let _ = stream.read(&mut buf);
+            let answer = if flag.load(Ordering::SeqCst) {
+                "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok"
+            } else {
+                "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 4\r\nConnection: close\r\n\r\ndown"
+            };
+            let _ = stream.write_all(answer.as_bytes());
+        }
+    });
+    (port, up)
+}
+
+#[test]
+fn a_probe_that_fails_its_retries_pages_once_and_its_recovery_is_told() {
+    use ostler_testsupport::WebhookSink;
+    use std::sync::atomic::Ordering;
+    let (port, up) = switchable_backend();
+    let hook = WebhookSink::start();
+    let svc = Svc::new(&format!(
+        "{}[[probes]]\nname = \"front\"\nkind = \"http\"\nurl = \"http://127.0.0.1:{port}/\"\ninterval = \"1s\"\nretries = 2\n\n\
+         [alerts]\ngroup_wait = \"0s\"\n[[alerts.channels]]\nname = \"oncall\"\nkind = \"webhook\"\nurl = \"{}\"\n",
+        service_header("timezone = \"UTC\""),
+        hook.url("/hook"),
+    ));
+    let daemon = Daemon::start_up(&svc);
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(hook.requests().is_empty(), "nothing while it is up");
+    up.store(false, Ordering::SeqCst);
+    let firing = hook.wait_for(1, Duration::from_secs(30));
+    let body: Value = serde_json::from_str(&firing[0].body_text()).unwrap();
+    assert_eq!(body["reason"], "firing");
+    assert_eq!(body["alerts"][0]["key"], "probe:front");
+    assert_eq!(body["severity"], "critical");
+    up.store(true, Ordering::SeqCst);
+    let both = hook.wait_for(2, Duration::from_secs(30));
+    let body: Value = serde_json::from_str(&both[1].body_text()).unwrap();
+    assert_eq!(body["reason"], "resolved");
+    assert_eq!(hook.requests().len(), 2, "one page, one recovery");
+    let (ok, err) = daemon.terminate();
+    assert!(ok, "{err}");
+}
+
+#[test]
+fn an_instance_that_is_down_is_paged_for_itself_not_for_its_http_probe() {
+    use ostler_testsupport::WebhookSink;
+    let hook = WebhookSink::start();
+    let port = crate::support::free_port();
+    let svc = Svc::new(&format!(
+        "{}[instances.web]\ndir = \"web\"\nstart = \"sleep 1000\"\nport = {port}\n\n\
+         [[probes]]\nname = \"web-up\"\nkind = \"process\"\ninstance = \"web\"\ninterval = \"1s\"\nretries = 1\n\n\
+         [[probes]]\nname = \"web-front\"\nkind = \"http\"\ninstance = \"web\"\nurl = \"http://127.0.0.1:{port}/\"\ninterval = \"1s\"\nretries = 1\n\n\
+         [alerts]\ngroup_wait = \"3s\"\n[[alerts.channels]]\nname = \"oncall\"\nkind = \"webhook\"\nurl = \"{}\"\n",
+        service_header("timezone = \"UTC\""),
+        hook.url("/hook"),
+    ));
+    let daemon = Daemon::start_up(&svc);
+    wait_for(Duration::from_secs(30), "both alerts open", || {
+        alerts(&svc)["alerts"].as_array().unwrap().len() == 2
+    });
+    let posts = hook.wait_for(1, Duration::from_secs(30));
+    std::thread::sleep(Duration::from_secs(3));
+    let told: Vec<String> = hook
+        .requests()
+        .iter()
+        .flat_map(|r| {
+            let body: Value = serde_json::from_str(&r.body_text()).unwrap();
+            body["alerts"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|a| a["key"].as_str().unwrap().to_string())
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    assert!(!posts.is_empty());
+    assert_eq!(
+        told,
+        vec!["probe:web-up".to_string()],
+        "the HTTP probe is inhibited"
+    );
+    let (ok, err) = daemon.terminate();
+    assert!(ok, "{err}");
+}

@@ -4,7 +4,7 @@
 //! channel for the same reason and tier and due together go out as one message (the
 //! grouping: a notice joins the pending group of its channel instead of going alone).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use jiff::Timestamp;
 use rusqlite::{params, OptionalExtension, Row};
@@ -123,40 +123,45 @@ pub fn owe(
     Ok(conn.last_insert_rowid())
 }
 
-/// The notices due by `now`, grouped into messages.
-pub fn due(state: &State, now: Timestamp) -> Result<BTreeMap<GroupKey, Vec<Delivery>>> {
-    let mut stmt = state
-        .conn()
-        .prepare(&format!(
-            "SELECT {COLUMNS} FROM alert_deliveries
-             WHERE delivered_at IS NULL AND gave_up_at IS NULL AND next_attempt_at <= ?1
-             ORDER BY id"
-        ))
-        .map_err(state.err())?;
-    let rows: Vec<Delivery> = stmt
-        .query_map([now.to_string()], from_row)
-        .map_err(state.err())?
-        .collect::<rusqlite::Result<_>>()
-        .map_err(state.err())?;
+/// The notices due by `now` about alerts not `held`, grouped into messages.
+pub fn due(
+    state: &State,
+    now: Timestamp,
+    held: &BTreeSet<i64>,
+) -> Result<BTreeMap<GroupKey, Vec<Delivery>>> {
     let mut groups: BTreeMap<GroupKey, Vec<Delivery>> = BTreeMap::new();
-    for d in rows {
-        groups.entry(d.group()).or_default().push(d);
+    for d in pending(state)? {
+        if d.next_attempt_at <= now && !held.contains(&d.alert) {
+            groups.entry(d.group()).or_default().push(d);
+        }
     }
     Ok(groups)
 }
 
-/// When the next pending notice is due.
-pub fn next_due(state: &State) -> Result<Option<Timestamp>> {
-    let next: Option<String> = state
+/// When the next pending notice about an alert not `held` is due.
+pub fn next_due(state: &State, held: &BTreeSet<i64>) -> Result<Option<Timestamp>> {
+    Ok(pending(state)?
+        .into_iter()
+        .filter(|d| !held.contains(&d.alert))
+        .map(|d| d.next_attempt_at)
+        .min())
+}
+
+/// Every notice still to be sent, oldest first.
+fn pending(state: &State) -> Result<Vec<Delivery>> {
+    let mut stmt = state
         .conn()
-        .query_row(
-            "SELECT min(next_attempt_at) FROM alert_deliveries
-             WHERE delivered_at IS NULL AND gave_up_at IS NULL",
-            [],
-            |r| r.get(0),
-        )
+        .prepare(&format!(
+            "SELECT {COLUMNS} FROM alert_deliveries
+             WHERE delivered_at IS NULL AND gave_up_at IS NULL ORDER BY id"
+        ))
         .map_err(state.err())?;
-    Ok(time(next))
+    let rows = stmt
+        .query_map([], from_row)
+        .map_err(state.err())?
+        .collect::<rusqlite::Result<_>>()
+        .map_err(state.err())?;
+    Ok(rows)
 }
 
 /// Notices `ids` were delivered at `at`.
@@ -319,13 +324,15 @@ mod tests {
             clock.clock().after(wait),
         )
         .unwrap();
-        assert!(due(&state, clock.now()).unwrap().is_empty());
+        assert!(due(&state, clock.now(), &BTreeSet::new())
+            .unwrap()
+            .is_empty());
         assert_eq!(
-            next_due(&state).unwrap(),
+            next_due(&state, &BTreeSet::new()).unwrap(),
             Some(clock.now() + jiff::SignedDuration::from_secs(20))
         );
         clock.advance(Duration::from_secs(20));
-        let groups = due(&state, clock.now()).unwrap();
+        let groups = due(&state, clock.now(), &BTreeSet::new()).unwrap();
         assert_eq!(groups.len(), 1);
         let group: Vec<i64> = groups
             .values()
@@ -345,7 +352,9 @@ mod tests {
             .collect();
         let retry = clock.clock().after(Duration::from_secs(60));
         failed(&state, &ids, "connection refused", clock.now(), Some(retry)).unwrap();
-        assert!(due(&state, clock.now()).unwrap().is_empty());
+        assert!(due(&state, clock.now(), &BTreeSet::new())
+            .unwrap()
+            .is_empty());
         assert_eq!(undelivered(&state, 10).unwrap().len(), 2);
         clock.advance(Duration::from_secs(60));
         failed(&state, &ids[..1], "connection refused", clock.now(), None).unwrap();
@@ -355,7 +364,9 @@ mod tests {
         assert_eq!(left[0].attempts, 2);
         assert_eq!(left[0].gave_up_at, Some(clock.now()));
         assert_eq!(left[0].last_error.as_deref(), Some("connection refused"));
-        assert!(due(&state, clock.now()).unwrap().is_empty());
-        assert_eq!(next_due(&state).unwrap(), None);
+        assert!(due(&state, clock.now(), &BTreeSet::new())
+            .unwrap()
+            .is_empty());
+        assert_eq!(next_due(&state, &BTreeSet::new()).unwrap(), None);
     }
 }

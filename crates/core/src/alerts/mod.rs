@@ -69,8 +69,9 @@ pub fn silence(ostler: &Ostler, request: &SilenceRequest) -> Result<store::Silen
     let config = &ostler.config;
     let target = &request.target;
     let known = config.resolve(target).ok().or_else(|| {
+        let probe = config.probe(target).is_some();
         let job = config.jobs.iter().any(|j| j.name.get_ref() == target);
-        job.then(|| target.clone())
+        (probe || job).then(|| target.clone())
     });
     let Some(target) = known else {
         return Err(Error::user(format!(

@@ -175,7 +175,7 @@ mod tests {
     /// (channel, reason, alert ids) per message.
     fn send(state: &State, now: Timestamp) -> Vec<(String, &'static str, Vec<i64>)> {
         let mut out = Vec::new();
-        for (key, group) in due(state, now).unwrap() {
+        for (key, group) in due(state, now, &BTreeSet::new()).unwrap() {
             let ids: Vec<i64> = group.iter().map(|d| d.id).collect();
             delivered(state, &ids, now).unwrap();
             out.push((

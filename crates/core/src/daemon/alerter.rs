@@ -45,7 +45,7 @@ impl Component for Alerter {
     fn run(&self, handle: Handle, shutdown: CancellationToken) -> BoxFuture<Result<()>> {
         Box::pin(async move {
             let mut bus = handle.bus().subscribe();
-            let mut flapping: BTreeSet<String> = BTreeSet::new();
+            let mut flapping = handle.blocking(flapping_now).await?;
             let mut changes: Vec<Change> = Vec::new();
             handle.set_ready("alerter");
             while !shutdown.is_cancelled() {
@@ -252,7 +252,7 @@ fn look(ostler: &Ostler, changes: Vec<Change>, flapping: &BTreeSet<String>) -> R
     };
     let round = notices::round(&state, &policy, &held, now)?;
     let mut messages = Vec::new();
-    for (group, notices) in deliveries::due(&state, now)? {
+    for (group, notices) in deliveries::due(&state, now, &held)? {
         let mut alerts = Vec::new();
         for d in &notices {
             if let Some(alert) = store::get(&state, d.alert)? {
@@ -272,7 +272,7 @@ fn look(ostler: &Ostler, changes: Vec<Change>, flapping: &BTreeSet<String>) -> R
             message,
         });
     }
-    let next = match (round.next, deliveries::next_due(&state)?) {
+    let next = match (round.next, deliveries::next_due(&state, &held)?) {
         (Some(a), Some(b)) => Some(a.min(b)),
         (a, b) => a.or(b),
     };
@@ -319,9 +319,30 @@ fn raised(ostler: &Ostler, state: &crate::state::State, raise: &Raise) -> Result
     })
 }
 
-/// Whether `alert` says its instance is down: a crash loop.
-fn marks_down(_config: &Config, alert: &Alert) -> bool {
-    alert.source == "instance"
+/// Whether `alert` says its instance is down: a crash loop, or a failing `process`
+/// probe.
+fn marks_down(config: &Config, alert: &Alert) -> bool {
+    match alert.source.as_str() {
+        "instance" => true,
+        "probe" => config
+            .probe(&alert.name)
+            .is_some_and(|p| *p.kind.get_ref() == crate::probes::config::Kind::Process),
+        _ => false,
+    }
+}
+
+/// The probes that were flapping when the daemon last recorded them.
+fn flapping_now(ostler: &Ostler) -> Result<BTreeSet<String>> {
+    let state = ostler.state()?;
+    let mut flapping = BTreeSet::new();
+    for probe in &ostler.config.probes {
+        if let Some(saved) = crate::probes::history::load(&state, probe.name())? {
+            if saved.state.flapping {
+                flapping.insert(probe.name().to_string());
+            }
+        }
+    }
+    Ok(flapping)
 }
 
 /// Sends `messages`, each on a blocking thread, and records how each went.
