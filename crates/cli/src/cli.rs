@@ -80,6 +80,8 @@ pub enum Command {
     Prune(commands::prune::Args),
     /// Scheduled jobs: when they run next.
     Jobs(commands::jobs::Args),
+    /// The daemon's proxy: its backend and requests in flight; `switch` it.
+    Proxy(commands::proxy::Args),
     /// The proxy's maintenance page: `on`, `off`, or whether it is on.
     Maintenance(commands::maintenance::Args),
     /// Alerts: open ones, who was told, undelivered notices; `ack` one.
@@ -202,6 +204,7 @@ fn dispatch(ctx: &Context, command: Command) -> ostler_core::Result<i32> {
         Command::Migrate(args) => commands::migrate::migrate(ctx, args),
         Command::Migrations(args) => commands::migrate::list(ctx, args),
         Command::Maintenance(args) => commands::maintenance::run(ctx, args),
+        Command::Proxy(args) => commands::proxy::run(ctx, args),
         Command::Alerts(args) => commands::alerts::run(ctx, args),
         Command::Silence(args) => commands::alerts::silence(ctx, args),
         Command::Probe(args) => commands::probe::run(ctx, args),

@@ -19,6 +19,7 @@ pub mod manage;
 pub mod migrate;
 pub mod mirror;
 pub mod probe;
+pub mod proxy;
 pub mod prune;
 pub mod recover;
 pub mod reload;

@@ -296,3 +296,63 @@ fn an_instance_that_is_down_is_paged_for_itself_not_for_its_http_probe() {
     let (ok, err) = daemon.terminate();
     assert!(ok, "{err}");
 }
+
+#[test]
+fn a_crash_loop_raises_an_alert_that_the_instance_s_next_start_resolves() {
+    let port = crate::support::free_port();
+    let svc = Svc::new(&format!(
+        "{}[supervise]\nbackoff_initial = \"100ms\"\nbackoff_max = \"400ms\"\ncrash_limit = 3\ncrash_window = \"1m\"\n\n\
+         [instances.flaky]\ndir = \"f\"\nstart = \"sh -c 'test -e ../fixed && exec sleep 1000; echo boom; exit 1'\"\nport = {port}\nautostart = true\n\n\
+         [alerts]\ngroup_wait = \"0s\"\n{}",
+        service_header("timezone = \"UTC\""),
+        channel("oncall", "oncall.jsonl"),
+    ));
+    std::fs::create_dir_all(svc.path().join("f")).unwrap();
+    let daemon = Daemon::start_up(&svc);
+    wait_for(Duration::from_secs(30), "the crash loop told", || {
+        !messages(svc.path(), "oncall.jsonl").is_empty()
+    });
+    let first = &messages(svc.path(), "oncall.jsonl")[0];
+    assert_eq!(first["alerts"][0]["key"], "instance:flaky:crash-loop");
+    assert_eq!(first["alerts"][0]["instance"], "flaky");
+    assert!(
+        first["alerts"][0]["summary"]
+            .as_str()
+            .unwrap()
+            .contains("3 crashes"),
+        "{first}"
+    );
+    // Fixed, and started again by hand: the alert resolves.
+    std::fs::write(svc.path().join("fixed"), "").unwrap();
+    svc.ok(&["start", "flaky"]);
+    wait_for(Duration::from_secs(30), "the resolution told", || {
+        messages(svc.path(), "oncall.jsonl")
+            .iter()
+            .any(|m| m["reason"] == "resolved")
+    });
+    let (ok, err) = daemon.terminate();
+    assert!(ok, "{err}");
+    svc.ok(&["stop", "flaky"]);
+}
+
+#[test]
+fn a_restore_silences_its_instance_while_it_runs_and_no_longer() {
+    use crate::databases::{Engine, EngineSvc};
+    let es = EngineSvc::new(Engine::Sqlite, 2, "");
+    let svc = &es.svc;
+    svc.ok(&["start", "gb-2"]);
+    es.post_entry(1, "alice", &["alpha"]);
+    let backup = crate::backups::backup_id(svc, &["gb-2"]);
+    svc.ok(&["restore", "gb-2", "--from", &backup]);
+    let silences = std::process::Command::new("sqlite3")
+        .arg(svc.path().join(".ostler/state.db"))
+        .arg("SELECT target, created_by, ends_at > starts_at FROM silences")
+        .output()
+        .unwrap();
+    let rows = String::from_utf8(silences.stdout).unwrap();
+    assert!(rows.contains("gb-2|plan:restore|1"), "{rows}");
+    // Ended when the restore did: none in force now.
+    let now: Value = serde_json::from_str(&svc.ok(&["alerts", "--json"])).unwrap();
+    assert!(now["silences"].as_array().unwrap().is_empty(), "{now}");
+    svc.ok(&["stop", "gb-2"]);
+}

@@ -188,3 +188,116 @@ fn a_proxy_role_that_names_nothing_is_refused_at_its_line() {
     );
     assert!(err.contains("ostler.toml:"), "{err}");
 }
+
+/// An HTTP/1.1 server that says its name; `/slow` answers after a second.
+const NAMED: &str = r#"
+import http.server, sys, time
+name = sys.argv[2].encode()
+class H(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    def do_GET(self):
+        if self.path == "/slow":
+            time.sleep(1)
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(name)))
+        self.end_headers()
+        self.wfile.write(name)
+    def log_message(self, *a):
+        pass
+http.server.ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), H).serve_forever()
+"#;
+
+#[test]
+fn a_switch_under_load_fails_no_request_and_waits_for_the_old_backend_s_last_one() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::{Arc, Mutex};
+    let proxy = free_port();
+    let instance = |name: &str| {
+        format!(
+            "[instances.{name}]\ndir = \"app\"\nstart = \"python3 named.py {{port}} {name}\"\nport = {}\nhealth = \"http://127.0.0.1:{{port}}/\"\nautostart = true\n\n",
+            free_port()
+        )
+    };
+    let svc = Svc::new(&format!(
+        "{}[roles]\nproduction = \"blue\"\n\n{}{}[proxy]\nlisten = \"127.0.0.1:{proxy}\"\n",
+        service_header("timezone = \"UTC\""),
+        instance("blue"),
+        instance("green"),
+    ));
+    std::fs::create_dir_all(svc.path().join("app")).unwrap();
+    std::fs::write(svc.path().join("app/named.py"), NAMED).unwrap();
+    let daemon = Daemon::start_up(&svc);
+    wait_for(Duration::from_secs(30), "both instances up", || {
+        svc.instance_status("blue")["state"] == "running"
+            && svc.instance_status("green")["state"] == "running"
+            && ureq::get(&format!("http://127.0.0.1:{proxy}/"))
+                .call()
+                .is_ok()
+    });
+    let stop = Arc::new(AtomicBool::new(false));
+    let seen = Arc::new(Mutex::new(Vec::<String>::new()));
+    let clients: Vec<_> = (0..4)
+        .map(|_| {
+            let (stop, seen) = (stop.clone(), seen.clone());
+            std::thread::spawn(move || {
+                let agent = ureq::AgentBuilder::new()
+                    .timeout(Duration::from_secs(10))
+                    .build();
+                let mut failures = Vec::new();
+                while !stop.load(Ordering::SeqCst) {
+                    match agent.get(&format!("http://127.0.0.1:{proxy}/")).call() {
+                        Ok(r) => seen.lock().unwrap().push(r.into_string().unwrap()),
+                        Err(e) => failures.push(e.to_string()),
+                    }
+                }
+                failures
+            })
+        })
+        .collect();
+    // A slow request to blue is in flight when the switch comes.
+    let slow = std::thread::spawn(move || {
+        ureq::get(&format!("http://127.0.0.1:{proxy}/slow"))
+            .call()
+            .map(|r| r.into_string().unwrap())
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    let out = svc.run(&["proxy", "switch", "green"]);
+    assert!(out.status.success(), "{out:?}");
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        said.contains("blue finished its requests in flight"),
+        "{said}"
+    );
+    assert_eq!(
+        slow.join().unwrap().unwrap(),
+        "blue",
+        "the old backend's last answer"
+    );
+    // Answers read before the drain ended are all counted by now.
+    std::thread::sleep(Duration::from_millis(100));
+    let switched_at = seen.lock().unwrap().len();
+    svc.ok(&["stop", "blue"]);
+    std::thread::sleep(Duration::from_millis(700));
+    stop.store(true, Ordering::SeqCst);
+    let failures: Vec<String> = clients
+        .into_iter()
+        .flat_map(|c| c.join().unwrap())
+        .collect();
+    assert!(failures.is_empty(), "failed requests: {failures:?}");
+    let seen = seen.lock().unwrap();
+    assert!(
+        seen[..switched_at].iter().any(|s| s == "blue"),
+        "served by blue first"
+    );
+    assert!(
+        seen[switched_at..].iter().all(|s| s == "green"),
+        "only green after the switch"
+    );
+    assert!(seen.len() > switched_at, "green served");
+    let shown = svc.ok(&["proxy"]);
+    assert!(shown.contains("backend: green"), "{shown}");
+    assert!(svc.ok(&["journal"]).contains("proxy switched to green"));
+    let (ok, err) = daemon.terminate();
+    assert!(ok, "{err}");
+    svc.ok(&["stop", "green"]);
+}

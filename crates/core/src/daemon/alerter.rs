@@ -221,12 +221,14 @@ fn look(ostler: &Ostler, changes: Vec<Change>, flapping: &BTreeSet<String>) -> R
                 };
                 events.push(raised(ostler, &state, &raise)?);
             }
-            Change::Resolve(key) => {
-                if let Some(id) = store::resolve(&state, &key)? {
-                    ostler.journal_event("alert-resolved", None, &format!("alert {id} ({key})"))?;
-                    events.push(Event::AlertResolved { id, key });
-                }
-            }
+            Change::Resolve(key) => events.extend(resolved(ostler, &state, key)?),
+        }
+    }
+    // A crash loop is over once the instance is no longer marked so (started again
+    // by hand: `ostler start` clears the mark; the supervisor publishes no start then).
+    for alert in store::list(&state, false, usize::MAX >> 1)? {
+        if alert.source == "instance" && state.runtime(&alert.name)?.supervision != "crash-loop" {
+            events.extend(resolved(ostler, &state, alert.key)?);
         }
     }
     let open = store::list(&state, false, usize::MAX >> 1)?;
@@ -289,6 +291,15 @@ fn reason_of(group: &GroupKey) -> Reason {
         "resolved" => Reason::Resolved,
         _ => Reason::Firing,
     }
+}
+
+/// Resolves the open alert of `key`, journaled; the event, if one was open.
+fn resolved(ostler: &Ostler, state: &crate::state::State, key: String) -> Result<Option<Event>> {
+    let Some(id) = store::resolve(state, &key)? else {
+        return Ok(None);
+    };
+    ostler.journal_event("alert-resolved", None, &format!("alert {id} ({key})"))?;
+    Ok(Some(Event::AlertResolved { id, key }))
 }
 
 /// Raises `raise`, journaling an alert that opened.

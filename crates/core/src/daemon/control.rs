@@ -194,6 +194,7 @@ fn routes(handle: Handle) -> Router {
         .route("/v1/jobs/:name/run", post(run_job))
         .route("/v1/proxy", get(proxy))
         .route("/v1/proxy/maintenance", post(maintenance))
+        .route("/v1/proxy/switch", post(switch))
         .route("/v1/alerts", get(alerts))
         .route("/v1/alerts/:id/ack", post(acknowledge))
         .route("/v1/silences", post(silence))
@@ -317,17 +318,43 @@ async fn run_job(
 pub struct ProxyStatus {
     pub routing: crate::proxy::Routing,
     pub backend: Option<crate::proxy::routing::Backend>,
+    /// Requests each backend is answering now.
+    pub in_flight: std::collections::BTreeMap<String, usize>,
 }
 
-async fn proxy(State(handle): State<Handle>) -> std::result::Result<Json<ProxyStatus>, Reply> {
-    let status = handle
-        .blocking(|o| {
-            let routing = crate::proxy::Routing::load(&o.state_dir())?;
-            let backend = routing.backend(&o.config);
-            Ok(ProxyStatus { routing, backend })
-        })
+impl ProxyStatus {
+    fn of(handle: &Handle) -> ProxyStatus {
+        let routing = (*handle.traffic().routing()).clone();
+        ProxyStatus {
+            backend: routing.backend(&handle.ostler().config),
+            routing,
+            in_flight: handle.traffic().in_flight(),
+        }
+    }
+}
+
+async fn proxy(State(handle): State<Handle>) -> Json<ProxyStatus> {
+    Json(ProxyStatus::of(&handle))
+}
+
+/// The body of `POST /v1/proxy/switch`: the instance (or role) to send requests to,
+/// none for the one `[proxy] role` names.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct SwitchRequest {
+    pub to: Option<String>,
+    pub by: String,
+}
+
+async fn switch(
+    State(handle): State<Handle>,
+    Json(request): Json<SwitchRequest>,
+) -> std::result::Result<Json<ProxyStatus>, Reply> {
+    let routing = handle
+        .blocking(move |o| crate::proxy::routing::switch(o, request.to.as_deref(), &request.by))
         .await?;
-    Ok(Json(status))
+    handle.traffic().set_routing(routing);
+    handle.bus().publish(Event::RoutingChanged);
+    Ok(Json(ProxyStatus::of(&handle)))
 }
 
 /// The body of `POST /v1/proxy/maintenance`.
@@ -352,6 +379,7 @@ async fn maintenance(
             )
         })
         .await?;
+    handle.traffic().set_routing(routing.clone());
     handle.bus().publish(Event::RoutingChanged);
     Ok(Json(routing))
 }

@@ -85,6 +85,8 @@ struct Shared {
     started_at: Timestamp,
     pid: u32,
     health: Mutex<BTreeMap<&'static str, ComponentHealth>>,
+    /// The proxy's routing and requests in flight.
+    traffic: Arc<super::proxy::Traffic>,
     /// The components that said they serve ([`Handle::set_ready`]).
     ready: tokio::sync::watch::Sender<BTreeSet<&'static str>>,
     work: TaskTracker,
@@ -104,6 +106,7 @@ impl Handle {
             bus: Bus::new(),
             pid: std::process::id(),
             health: Mutex::new(BTreeMap::new()),
+            traffic: Arc::default(),
             ready: tokio::sync::watch::Sender::new(BTreeSet::new()),
             work: TaskTracker::new(),
             shutdown: CancellationToken::new(),
@@ -152,6 +155,11 @@ impl Handle {
     /// True once shutdown was asked for: no new work starts.
     pub fn draining(&self) -> bool {
         self.0.shutdown.is_cancelled()
+    }
+
+    /// The proxy's routing and what it has in flight.
+    pub fn traffic(&self) -> &super::proxy::Traffic {
+        &self.0.traffic
     }
 
     /// Every component's health, by name.

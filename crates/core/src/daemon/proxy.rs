@@ -8,10 +8,12 @@
 //! bus says it changed ([`Event::RoutingChanged`]) or the config was reloaded: a
 //! switch is one swap of an `Arc`, requests in flight finish where they began.
 
+use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::io::Write;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
@@ -34,6 +36,61 @@ use crate::proxy::routing::Backend;
 use crate::proxy::{ProxyConfig, Routing};
 
 type Body = BoxBody<Bytes, hyper::Error>;
+
+/// What the proxy routes by and what it has in flight, shared with the control API
+/// (which switches the routing at once: the next request goes to the new backend).
+#[derive(Default)]
+pub struct Traffic {
+    routing: RwLock<Arc<Routing>>,
+    in_flight: Mutex<BTreeMap<String, Arc<AtomicUsize>>>,
+}
+
+impl Traffic {
+    pub fn routing(&self) -> Arc<Routing> {
+        self.routing
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Puts `routing` in force for every request from now on.
+    pub fn set_routing(&self, routing: Routing) {
+        *self.routing.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(routing);
+    }
+
+    /// Requests each backend is answering now (their responses included, until the
+    /// last byte is sent).
+    pub fn in_flight(&self) -> BTreeMap<String, usize> {
+        self.in_flight
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .map(|(k, v)| (k.clone(), v.load(Ordering::SeqCst)))
+            .collect()
+    }
+
+    /// Counts a request to `instance` until the guard is dropped.
+    fn enter(&self, instance: &str) -> InFlight {
+        let counter = self
+            .in_flight
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(instance.to_string())
+            .or_default()
+            .clone();
+        counter.fetch_add(1, Ordering::SeqCst);
+        InFlight(counter)
+    }
+}
+
+/// One request in flight to a backend.
+struct InFlight(Arc<AtomicUsize>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
 
 /// How long a connection's requests in flight may take to finish once the daemon
 /// shuts down.
@@ -109,7 +166,6 @@ impl Component for Proxy {
 struct Shared {
     handle: Handle,
     client: Client<HttpConnector, Incoming>,
-    routing: RwLock<Arc<Routing>>,
     access_log: Mutex<Option<std::fs::File>>,
     maintenance_page: Bytes,
     retry_after: String,
@@ -137,10 +193,12 @@ impl Shared {
         let client = Client::builder(TokioExecutor::new())
             .pool_idle_timeout(Duration::from_secs(30))
             .build(connector);
+        handle
+            .traffic()
+            .set_routing(Routing::load(&ostler.state_dir())?);
         Ok(Shared {
             handle: handle.clone(),
             client,
-            routing: RwLock::new(Arc::new(Routing::load(&ostler.state_dir())?)),
             access_log: Mutex::new(Some(access_log)),
             maintenance_page,
             retry_after: proxy.retry_after.0.as_secs().to_string(),
@@ -148,17 +206,10 @@ impl Shared {
         })
     }
 
-    fn routing(&self) -> Arc<Routing> {
-        self.routing
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
-    }
-
     async fn forward(&self, req: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
         let started = Instant::now();
         let line = RequestLine::of(&req, peer);
-        let routing = self.routing();
+        let routing = self.handle.traffic().routing();
         let ostler = self.handle.ostler();
         let response = match (&routing.maintenance, routing.backend(&ostler.config)) {
             (Some(_), _) => self.unavailable("maintenance"),
@@ -184,6 +235,7 @@ impl Shared {
             Ok(uri) => uri,
             Err(_) => return plain(StatusCode::BAD_REQUEST, "bad request target\n"),
         };
+        let in_flight = self.handle.traffic().enter(&backend.instance);
         let host = req.headers().get(header::HOST).cloned();
         *req.uri_mut() = uri;
         let headers = req.headers_mut();
@@ -192,7 +244,14 @@ impl Shared {
         match tokio::time::timeout(self.timeout, self.client.request(req)).await {
             Ok(Ok(mut response)) => {
                 strip_hop_by_hop(response.headers_mut());
-                response.map(|b| b.boxed())
+                // Counted in flight until its body is sent (or dropped).
+                response.map(|b| {
+                    b.map_frame(move |frame| {
+                        let _counted = &in_flight;
+                        frame
+                    })
+                    .boxed()
+                })
             }
             Ok(Err(e)) if e.is_connect() => {
                 tracing::warn!(instance = %backend.instance, port = backend.port, error = %e, "proxy: backend does not answer");
@@ -265,12 +324,12 @@ impl Shared {
         let state_dir = self.handle.ostler().state_dir();
         match Routing::load(&state_dir) {
             Ok(routing) => {
-                let routing = Arc::new(routing);
                 let backend = routing.backend(&self.handle.ostler().config);
-                *self.routing.write().unwrap_or_else(|p| p.into_inner()) = routing.clone();
+                let maintenance = routing.maintenance.is_some();
+                self.handle.traffic().set_routing(routing);
                 tracing::info!(
                     backend = backend.as_ref().map_or("none", |b| b.instance.as_str()),
-                    maintenance = routing.maintenance.is_some(),
+                    maintenance,
                     "proxy routing"
                 );
             }

@@ -294,7 +294,9 @@ fn what_runs(job: &JobConfig) -> Vec<String> {
         _ => {}
     }
     if let Some(a) = action {
-        if a.needs_instance() && job.instance.is_none() {
+        // A probe job naming a [[probes]] entry in `args` checks that probe instead.
+        let names_a_probe = a == Action::Probe && !job.args.is_empty();
+        if a.needs_instance() && job.instance.is_none() && !names_a_probe {
             out.push(format!("action \"{}\" needs `instance`", a.name()));
         }
         if a == Action::Sql && job.query.is_none() {

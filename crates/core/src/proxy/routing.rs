@@ -113,3 +113,35 @@ pub fn set_maintenance(
     ostler.journal_event("maintenance", None, &detail)?;
     Ok(routing)
 }
+
+/// Sends the proxy's requests to `instance` from now on (an upgrade's switch), or back
+/// to the instance its role names (`None`); journaled. Refused for a name that is no
+/// instance, and without `[proxy]`.
+pub fn switch(ostler: &crate::Ostler, instance: Option<&str>, by: &str) -> Result<Routing> {
+    let config = &ostler.config;
+    if config.proxy.is_none() {
+        return Err(Error::user(format!(
+            "{} has no [proxy]: there is nothing to switch",
+            config.path.display()
+        )));
+    }
+    let instance = match instance {
+        Some(name) => Some(config.resolve(name)?),
+        None => None,
+    };
+    let dir = ostler.state_dir();
+    ostler_repo::private::create_dir_all(&dir).map_err(|e| Error::io_at("create", &dir, e))?;
+    let mut routing = Routing::load(&dir)?;
+    routing.backend = instance.clone();
+    routing.save(&dir)?;
+    let to = match routing.backend(config) {
+        Some(b) => format!("{} (port {})", b.instance, b.port),
+        None => "nothing".to_string(),
+    };
+    ostler.journal_event(
+        "proxy-switch",
+        instance.as_deref(),
+        &format!("proxy switched to {to} by {by}"),
+    )?;
+    Ok(routing)
+}
