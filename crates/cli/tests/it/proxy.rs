@@ -259,6 +259,7 @@ fn a_switch_under_load_fails_no_request_and_waits_for_the_old_backend_s_last_one
         ureq::get(&format!("http://127.0.0.1:{proxy}/slow"))
             .call()
             .map(|r| r.into_string().unwrap())
+            .map_err(|e| e.to_string())
     });
     std::thread::sleep(Duration::from_millis(300));
     let out = svc.run(&["proxy", "switch", "green"]);
