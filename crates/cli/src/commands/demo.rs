@@ -96,6 +96,14 @@ pub fn config_text(guestbook: &Path, ports: [u16; 2]) -> String {
     text += "\n# `ostler serve` runs these; `ostler jobs` shows them.\n\
              [[jobs]]\nname = \"hourly-backup\"\nschedule = \"0 * * * *\"\naction = \"backup\"\ninstance = \"production\"\n\n\
              [[jobs]]\nname = \"rotate-logs\"\nschedule = \"@hourly\"\naction = \"rotate-logs\"\n";
+    text += &format!(
+        "\n# `ostler serve` checks these and raises alerts (`ostler alerts`); `ostler probe`\n\
+         # runs them once. Add [[alerts.channels]] to be told (docs/ALERTS.md).\n\
+         [[probes]]\nname = \"production-up\"\nkind = \"process\"\ninstance = \"production\"\n\n\
+         [[probes]]\nname = \"production-health\"\nkind = \"http\"\ninstance = \"production\"\n\
+         url = \"http://127.0.0.1:{}/health\"\nwarn = \"1s\"\ncrit = \"5s\"\n",
+        ports[0]
+    );
     text
 }
 
@@ -164,6 +172,8 @@ pub fn run(ctx: &Context, args: Args) -> Result<i32> {
          \x20 ostler restore gb-1 --into gb-2     # a copy of production in gb-2\n\
          \x20 ostler journal\n\
          \x20 ostler jobs                         # the hourly backup: next run, last result, runs per state\n\
+         \x20 ostler probe --nagios               # the probes once, as Nagios plugin lines (exit 0/1/2/3)\n\
+         \x20 ostler alerts                       # what the daemon's probes and jobs raised\n\
          \x20 ostler jobs run hourly-backup       # now (through the daemon when it runs)\n\
          \x20 ostler serve                        # supervise: kill -9 gb-1's pid and watch it come back\n\
          \x20 ostler stop gb-1                    # when you are done\n",
