@@ -98,6 +98,9 @@ serve_down() { kill -TERM "$SERVE_PID" 2>/dev/null || true; wait "$SERVE_PID" 2>
 
 mib() { python3 -c "print(f'{$1/1024:.1f}')"; }
 
+# count WORD FILE: lines of FILE with WORD (0 when FILE is not there yet).
+count() { local n; n=$(grep -c "$1" "$2" 2>/dev/null) || true; echo "${n:-0}"; }
+
 probes() {
     local n=$1 interval=$2 secs=$3 work port
     work=$(mktemp -d /tmp/ostler-bench-alerts.XXXXXX)
@@ -167,17 +170,17 @@ TOML
         # Up and seen OK for two intervals, then down.
         sleep "$(python3 -c "print(2 * ${interval%s} + 0.37 * $round)")"
         local before down got
-        before=$(grep -c '"firing"' "$work/notices" 2>/dev/null || true)
+        before=$(count '"firing"' "$work/notices")
         down=$(python3 -c 'import time; print(f"{time.time():.3f}")')
         kill "$BACKEND"; wait "$BACKEND" 2>/dev/null || true
-        while [ "$(grep -c '"firing"' "$work/notices" 2>/dev/null || true)" -le "${before:-0}" ]; do sleep 0.05; done
+        while [ "$(count '"firing"' "$work/notices")" -le "$before" ]; do sleep 0.05; done
         got=$(grep '"firing"' "$work/notices" | tail -1 | cut -d' ' -f1)
         times+=("$(python3 -c "print(f'{$got - $down:.2f}')")")
         echo "round $round: backend down at $down, first notice at $got: ${times[-1]} s"
         backend "$port"
         local resolved
-        resolved=$(grep -c '"resolved"' "$work/notices" 2>/dev/null || true)
-        while [ "$(grep -c '"resolved"' "$work/notices" 2>/dev/null || true)" -le "${resolved:-0}" ]; do sleep 0.05; done
+        resolved=$(count '"resolved"' "$work/notices")
+        while [ "$(count '"resolved"' "$work/notices")" -le "$resolved" ]; do sleep 0.05; done
     done
     echo "time to first alert (s): ${times[*]}; max $(printf '%s\n' "${times[@]}" | sort -n | tail -1); goal ${goal}"
     serve_down
