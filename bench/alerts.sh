@@ -173,7 +173,11 @@ TOML
         before=$(count '"firing"' "$work/notices")
         down=$(python3 -c 'import time; print(f"{time.time():.3f}")')
         kill "$BACKEND"; wait "$BACKEND" 2>/dev/null || true
-        while [ "$(count '"firing"' "$work/notices")" -le "$before" ]; do sleep 0.05; done
+        local waited=0
+        while [ "$(count '"firing"' "$work/notices")" -le "$before" ]; do
+            sleep 0.05; waited=$((waited + 1))
+            [ "$waited" -gt 1200 ] && { echo "no notice within 60 s; the daemon's log ends:"; tail -20 "$work/serve.log"; exit 1; }
+        done
         got=$(grep '"firing"' "$work/notices" | tail -1 | cut -d' ' -f1)
         times+=("$(python3 -c "print(f'{$got - $down:.2f}')")")
         echo "round $round: backend down at $down, first notice at $got: ${times[-1]} s"
