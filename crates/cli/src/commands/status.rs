@@ -85,7 +85,11 @@ pub fn run(ctx: &Context, args: Args) -> Result<i32> {
     // Open alerts and notices that did not get through are seen here too.
     let alerts = ostler_core::alerts::overview(&ostler, false, 1000)?;
     if !alerts.alerts.is_empty() || !alerts.undelivered.is_empty() {
-        let acked = alerts.alerts.iter().filter(|a| a.acked_at.is_some()).count();
+        let acked = alerts
+            .alerts
+            .iter()
+            .filter(|a| a.acked_at.is_some())
+            .count();
         outln!(
             "alerts: {} open ({acked} acknowledged), {} notices not delivered: `ostler alerts`",
             alerts.alerts.len(),

@@ -157,7 +157,10 @@ fn a_notice_a_channel_refuses_is_tried_again_then_shown_and_journaled() {
     let shown = svc.ok(&["alerts"]);
     assert!(shown.contains("notices not delivered"), "{shown}");
     let status = svc.ok(&["status"]);
-    assert!(status.contains("alerts: 1 open (0 acknowledged), 1 notices not delivered"), "{status}");
+    assert!(
+        status.contains("alerts: 1 open (0 acknowledged), 1 notices not delivered"),
+        "{status}"
+    );
     assert!(shown.contains("to broken"), "{shown}");
     assert!(shown.contains("relay down"), "{shown}");
     let (ok, err) = daemon.terminate();

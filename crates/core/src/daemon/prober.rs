@@ -12,6 +12,7 @@
 //! afresh each round, so a reload adds, changes and removes probes.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use jiff::Timestamp;
@@ -54,6 +55,7 @@ impl Component for Prober {
                 slots: BTreeMap::new(),
                 tasks: JoinSet::new(),
                 pruned_at: None,
+                recorder: Arc::default(),
             };
             let mut ready = false;
             while !run.shutdown.is_cancelled() {
@@ -106,6 +108,29 @@ struct Loop {
     slots: BTreeMap<String, Slot>,
     tasks: JoinSet<Done>,
     pruned_at: Option<Timestamp>,
+    /// One connection to the state database that every check records through: opening
+    /// one per check (and closing the last, which checkpoints the WAL) cost more than
+    /// the checks.
+    recorder: Arc<std::sync::Mutex<Option<crate::state::State>>>,
+}
+
+/// Runs `f` on the shared connection, opening it first if needed (and again after an
+/// error, in case the connection is what failed).
+fn record<T>(
+    recorder: &std::sync::Mutex<Option<crate::state::State>>,
+    ostler: &crate::instance::Ostler,
+    f: impl FnOnce(&crate::state::State) -> Result<T>,
+) -> Result<T> {
+    let mut cached = recorder.lock().unwrap_or_else(|p| p.into_inner());
+    let state = match cached.take() {
+        Some(state) => state,
+        None => ostler.state()?,
+    };
+    let done = f(&state);
+    if done.is_ok() {
+        *cached = Some(state);
+    }
+    done
 }
 
 /// FNV-1a: a hash of a name that is the same in every build and on every host (std's
@@ -207,6 +232,7 @@ impl Loop {
         let handle = self.handle.clone();
         let span = tracing::info_span!("probe", probe = %probe.name());
         let name = probe.name().to_string();
+        let recorder = self.recorder.clone();
         self.tasks.spawn(tracing::Instrument::instrument(
             async move {
                 let checked = handle
@@ -214,7 +240,9 @@ impl Loop {
                         let result = crate::probes::run(o, &probe);
                         let observed =
                             state.observe(result.status, at, probe.retries(), probe.flap());
-                        history::record(&o.state()?, probe.name(), at, &result, &state)?;
+                        record(&recorder, o, |st| {
+                            history::record(st, probe.name(), at, &result, &state)
+                        })?;
                         Ok(Checked {
                             instance: probe.instance_in(&o.config),
                             probe,
