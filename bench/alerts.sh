@@ -13,7 +13,14 @@
 #                                                     (default 3 retries, 2s, 5 rounds;
 #                                                     group_wait 0s), against the goal
 #                                                     RETRIES x INTERVAL + 1 s
-#   bench/alerts.sh all                               probes 100 10s 60, first-alert 3 2s 5
+#   bench/alerts.sh plugins [N] [INTERVAL] [SECONDS]  the same checks as Nagios makes them: a
+#                                                     fork and exec per check, of
+#                                                     monitoring-plugins' check_http and of
+#                                                     `ostler probe NAME --nagios`; the CPU
+#                                                     of the plugins alone (Nagios' own not
+#                                                     counted), when check_http is installed
+#   bench/alerts.sh all                               probes 100 10s 60, plugins 100 10s 60,
+#                                                     first-alert 3 2s 5
 #
 # OSTLER_BIN (default a release build made here). Each mode works in its own temp dir,
 # removed at exit with the daemon and the helper servers. Output goes to
@@ -24,8 +31,8 @@ ROOT=$PWD
 MODE=${1:-all}
 [ $# -gt 0 ] && shift
 case "$MODE" in
-    probes | first-alert | all) ;;
-    *) sed -n '2,19p' "$0" >&2; exit 2 ;;
+    probes | plugins | first-alert | all) ;;
+    *) sed -n '2,25p' "$0" >&2; exit 2 ;;
 esac
 if [ -z "${OSTLER_BIN:-}" ]; then cargo build --release -p ostler >/dev/null 2>&1 || cargo build --release -p ostler; fi
 OSTLER=${OSTLER_BIN:-$ROOT/target/release/ostler}
@@ -133,6 +140,47 @@ probes() {
     kill "$BACKEND" 2>/dev/null || true
 }
 
+plugins() {
+    local n=$1 interval=$2 secs=$3 work port
+    local check=/usr/lib/nagios/plugins/check_http
+    work=$(mktemp -d /tmp/ostler-bench-alerts.XXXXXX)
+    WORKS+=("$work")
+    port=$(free_port)
+    backend "$port"
+    printf '[service]\nname = "bench"\n\n[[probes]]\nname = "http-1"\nkind = "http"\nurl = "http://127.0.0.1:%s/item/1"\n' "$port" >"$work/ostler.toml"
+    echo
+    echo "== plugins: $n checks every $interval as forked plugins, ${secs}s each"
+    # One check every INTERVAL/N seconds, each a child process; the children's CPU
+    # (user + system) from getrusage.
+    local label cmd
+    for label in check_http ostler-probe; do
+        if [ "$label" = check_http ]; then
+            [ -x "$check" ] || { echo "check_http: not installed (apt-get install monitoring-plugins-basic)"; continue; }
+            cmd="$check -H 127.0.0.1 -p $port -u /item/1 -w 3 -c 10 -t 15"
+        else
+            cmd="$OSTLER --config $work/ostler.toml probe http-1 --nagios"
+        fi
+        python3 - "$n" "${interval%s}" "$secs" "$label" $cmd <<'PY'
+import resource, subprocess, sys, time
+n, interval, secs, label, cmd = int(sys.argv[1]), float(sys.argv[2]), int(sys.argv[3]), sys.argv[4], sys.argv[5:]
+gap = interval / n
+start = time.monotonic()
+runs = bad = 0
+while time.monotonic() - start < secs:
+    due = start + runs * gap
+    if time.monotonic() < due:
+        time.sleep(due - time.monotonic())
+    if subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).returncode != 0:
+        bad += 1
+    runs += 1
+ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+cpu = ru.ru_utime + ru.ru_stime
+print(f"{label}: {runs} checks in {secs}s ({bad} not OK); the plugins' CPU {cpu:.2f} s = {cpu / secs * 100:.2f} % of one core, {cpu / runs * 1000:.2f} ms per check")
+PY
+    done
+    kill "$BACKEND" 2>/dev/null || true
+}
+
 first_alert() {
     local retries=$1 interval=$2 rounds=$3 work port hook goal
     work=$(mktemp -d /tmp/ostler-bench-alerts.XXXXXX)
@@ -192,9 +240,11 @@ TOML
 
 case "$MODE" in
     probes) probes "${1:-100}" "${2:-10s}" "${3:-60}" ;;
+    plugins) plugins "${1:-100}" "${2:-10s}" "${3:-60}" ;;
     first-alert) first_alert "${1:-3}" "${2:-2s}" "${3:-5}" ;;
     all)
         probes 100 10s 60
+        plugins 100 10s 60
         first_alert 3 2s 5
         ;;
 esac
