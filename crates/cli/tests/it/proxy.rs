@@ -302,3 +302,55 @@ fn a_switch_under_load_fails_no_request_and_waits_for_the_old_backend_s_last_one
     assert!(ok, "{err}");
     svc.ok(&["stop", "green"]);
 }
+
+/// GETs `url` over TLS with Python's client, trusting only `ca`: the body, or the error.
+fn https_get(ca: &std::path::Path, url: &str) -> Result<String, String> {
+    let out = std::process::Command::new("python3")
+        .args([
+            "-c",
+            "import ssl, sys, urllib.request\n\
+             ctx = ssl.create_default_context(cafile=sys.argv[1])\n\
+             print(urllib.request.urlopen(sys.argv[2], context=ctx, timeout=10).read().decode(), end='')",
+        ])
+        .arg(ca)
+        .arg(url)
+        .output()
+        .unwrap();
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).into_owned())
+    }
+}
+
+#[test]
+fn tls_is_terminated_with_the_certificate_files_and_the_backend_hears_https() {
+    let p = proxied("tls_cert = \"tls/cert.pem\"\ntls_key = \"tls/key.pem\"\n");
+    let rcgen::CertifiedKey { cert, key_pair } =
+        rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+    std::fs::create_dir_all(p.svc.path().join("tls")).unwrap();
+    let ca = p.svc.path().join("tls/cert.pem");
+    std::fs::write(&ca, cert.pem()).unwrap();
+    std::fs::write(p.svc.path().join("tls/key.pem"), key_pair.serialize_pem()).unwrap();
+    let daemon = Daemon::start_up(&p.svc);
+    let url = format!("https://localhost:{}/hello", p.proxy);
+    let mut answer = Err(String::new());
+    wait_for(Duration::from_secs(30), "the backend over TLS", || {
+        answer = https_get(&ca, &url);
+        answer.is_ok()
+    });
+    let seen: Value = serde_json::from_str(&answer.unwrap()).unwrap();
+    assert_eq!(seen["path"], "/hello");
+    assert_eq!(seen["headers"]["x-forwarded-proto"], "https");
+    // Plain HTTP to the TLS port is not served.
+    assert!(ureq::get(&format!("http://127.0.0.1:{}/hello", p.proxy))
+        .call()
+        .is_err());
+    let (ok, err) = daemon.terminate();
+    assert!(ok, "{err}");
+    // A key without its certificate is refused at its line.
+    let half = proxied("tls_key = \"key.pem\"\n");
+    std::fs::write(half.svc.path().join("key.pem"), "x").unwrap();
+    let err = half.svc.fails(&["config", "check"]);
+    assert!(err.contains("tls_key needs tls_cert"), "{err}");
+}

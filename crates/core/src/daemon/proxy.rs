@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::io::Write;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
@@ -115,7 +115,11 @@ impl Component for Proxy {
                 .await
                 .map_err(|e| Error::io(format!("[proxy] listening on {}", config.listen), e))?;
             tracing::info!(listen = %config.listen, "proxy listening");
-            let shared = Arc::new(Shared::new(&handle, &config)?);
+            let tls = match config.tls_in(&handle.ostler().config) {
+                Some((cert, key)) => Some(tls_acceptor(&cert, &key)?),
+                None => None,
+            };
+            let shared = Arc::new(Shared::new(&handle, &config, tls.is_some())?);
             tokio::spawn(follow_routing(
                 handle.clone(),
                 shared.clone(),
@@ -140,15 +144,36 @@ impl Component for Proxy {
                     let shared = shared.clone();
                     async move { Ok::<_, Infallible>(shared.forward(req, peer).await) }
                 });
-                let conn = hyper::server::conn::http1::Builder::new()
-                    .keep_alive(true)
-                    .serve_connection(TokioIo::new(stream), service);
-                let conn = graceful.watch(conn);
-                tokio::spawn(async move {
-                    if let Err(e) = conn.await {
-                        tracing::debug!(error = %e, %peer, "proxy connection ended");
+                let http = hyper::server::conn::http1::Builder::new();
+                match &tls {
+                    None => {
+                        let conn =
+                            graceful.watch(http.serve_connection(TokioIo::new(stream), service));
+                        tokio::spawn(async move {
+                            if let Err(e) = conn.await {
+                                tracing::debug!(error = %e, %peer, "proxy connection ended");
+                            }
+                        });
                     }
-                });
+                    Some(acceptor) => {
+                        // The handshake runs on the connection's own task, not the
+                        // accept loop's.
+                        let (acceptor, watcher) = (acceptor.clone(), graceful.watcher());
+                        tokio::spawn(async move {
+                            let stream = match acceptor.accept(stream).await {
+                                Ok(stream) => stream,
+                                Err(e) => {
+                                    tracing::debug!(error = %e, %peer, "proxy: TLS handshake failed");
+                                    return;
+                                }
+                            };
+                            let conn = http.serve_connection(TokioIo::new(stream), service);
+                            if let Err(e) = watcher.watch(conn).await {
+                                tracing::debug!(error = %e, %peer, "proxy connection ended");
+                            }
+                        });
+                    }
+                }
             }
             drop(listener);
             if tokio::time::timeout(DRAIN, graceful.shutdown())
@@ -170,13 +195,15 @@ struct Shared {
     maintenance_page: Bytes,
     retry_after: String,
     timeout: Duration,
+    /// What X-Forwarded-Proto says.
+    proto: &'static str,
 }
 
 /// The page served with 503 when none is configured.
 const DEFAULT_PAGE: &str = "<!doctype html>\n<title>Down for maintenance</title>\n<h1>Down for maintenance</h1>\n<p>The service is being worked on and will be back shortly.</p>\n";
 
 impl Shared {
-    fn new(handle: &Handle, proxy: &ProxyConfig) -> Result<Shared> {
+    fn new(handle: &Handle, proxy: &ProxyConfig, tls: bool) -> Result<Shared> {
         let ostler = handle.ostler();
         let config = &ostler.config;
         let log_path = proxy.access_log_in(config);
@@ -203,6 +230,7 @@ impl Shared {
             maintenance_page,
             retry_after: proxy.retry_after.0.as_secs().to_string(),
             timeout: proxy.timeout.0,
+            proto: if tls { "https" } else { "http" },
         })
     }
 
@@ -240,7 +268,7 @@ impl Shared {
         *req.uri_mut() = uri;
         let headers = req.headers_mut();
         strip_hop_by_hop(headers);
-        forwarded_for(headers, peer, host);
+        forwarded_for(headers, peer, host, self.proto);
         match tokio::time::timeout(self.timeout, self.client.request(req)).await {
             Ok(Ok(mut response)) => {
                 strip_hop_by_hop(response.headers_mut());
@@ -356,6 +384,43 @@ async fn follow_routing(handle: Handle, shared: Arc<Shared>, shutdown: Cancellat
     }
 }
 
+/// A TLS acceptor for the certificate chain and key in these PEM files.
+fn tls_acceptor(cert: &Path, key: &Path) -> Result<tokio_rustls::TlsAcceptor> {
+    use tokio_rustls::rustls::pki_types::pem::PemObject;
+    use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let bad = |path: &Path, what: &str, e: String| {
+        Error::user(format!("[proxy] {}: {what}: {e}", path.display()))
+    };
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
+        .map_err(|e| bad(cert, "reading the certificate chain", e.to_string()))?
+        .collect::<std::result::Result<_, _>>()
+        .map_err(|e| bad(cert, "reading the certificate chain", e.to_string()))?;
+    if certs.is_empty() {
+        return Err(bad(
+            cert,
+            "reading the certificate chain",
+            "no certificate in it".into(),
+        ));
+    }
+    let key = PrivateKeyDer::from_pem_file(key)
+        .map_err(|e| bad(key, "reading the private key", e.to_string()))?;
+    let provider = Arc::new(tokio_rustls::rustls::crypto::ring::default_provider());
+    let mut config = tokio_rustls::rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| Error::failed(format!("[proxy] TLS: {e}")))?
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .map_err(|e| {
+            bad(
+                cert,
+                "the certificate and key do not go together",
+                e.to_string(),
+            )
+        })?;
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(tokio_rustls::TlsAcceptor::from(Arc::new(config)))
+}
+
 fn open_log(path: &PathBuf) -> Result<std::fs::File> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).map_err(|e| Error::io_at("create", dir, e))?;
@@ -427,7 +492,12 @@ fn strip_hop_by_hop(headers: &mut HeaderMap) {
 }
 
 /// X-Forwarded-For (the client appended to what came), -Proto and -Host.
-fn forwarded_for(headers: &mut HeaderMap, peer: SocketAddr, host: Option<HeaderValue>) {
+fn forwarded_for(
+    headers: &mut HeaderMap,
+    peer: SocketAddr,
+    host: Option<HeaderValue>,
+    proto: &'static str,
+) {
     let client = peer.ip().to_string();
     let chain = match headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
         Some(before) => format!("{before}, {client}"),
@@ -438,7 +508,7 @@ fn forwarded_for(headers: &mut HeaderMap, peer: SocketAddr, host: Option<HeaderV
     }
     headers.insert(
         HeaderName::from_static("x-forwarded-proto"),
-        HeaderValue::from_static("http"),
+        HeaderValue::from_static(proto),
     );
     if let Some(host) = host {
         headers.insert(HeaderName::from_static("x-forwarded-host"), host);

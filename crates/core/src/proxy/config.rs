@@ -31,6 +31,13 @@ pub struct ProxyConfig {
     /// How long a backend may take to answer (to send its response head).
     #[serde(default = "default_timeout")]
     pub timeout: HumanDuration,
+    /// Terminate TLS: the certificate chain (PEM), relative to the config's directory;
+    /// with `tls_key`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_cert: Option<Spanned<PathBuf>>,
+    /// Its private key (PEM).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_key: Option<Spanned<PathBuf>>,
 }
 
 fn default_role() -> Spanned<String> {
@@ -51,6 +58,17 @@ impl ProxyConfig {
         match &self.access_log {
             Some(p) => config.base_dir().join(p),
             None => config.state_dir().join("logs").join("proxy-access.log"),
+        }
+    }
+
+    /// The certificate and key files, when TLS is terminated here.
+    pub fn tls_in(&self, config: &Config) -> Option<(PathBuf, PathBuf)> {
+        match (&self.tls_cert, &self.tls_key) {
+            (Some(c), Some(k)) => Some((
+                config.base_dir().join(c.get_ref()),
+                config.base_dir().join(k.get_ref()),
+            )),
+            _ => None,
         }
     }
 
@@ -81,6 +99,26 @@ pub fn problems(config: &Config) -> Vec<(usize, String)> {
                     known.join(", ")
                 ),
             ));
+        }
+        match (&proxy.tls_cert, &proxy.tls_key) {
+            (Some(c), None) => out.push((
+                c.span().start,
+                "[proxy] tls_cert needs tls_key (the certificate's private key)".to_string(),
+            )),
+            (None, Some(k)) => out.push((
+                k.span().start,
+                "[proxy] tls_key needs tls_cert (the certificate chain)".to_string(),
+            )),
+            _ => {}
+        }
+        for file in [&proxy.tls_cert, &proxy.tls_key].into_iter().flatten() {
+            let path = config.base_dir().join(file.get_ref());
+            if !path.is_file() {
+                out.push((
+                    file.span().start,
+                    format!("[proxy] {} is not a file", path.display()),
+                ));
+            }
         }
         if let (Some(page), Some(path)) =
             (&proxy.maintenance_page, proxy.maintenance_page_in(config))
