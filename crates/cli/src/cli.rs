@@ -82,6 +82,10 @@ pub enum Command {
     Jobs(commands::jobs::Args),
     /// The daemon's proxy: its backend and requests in flight; `switch` it.
     Proxy(commands::proxy::Args),
+    /// Replace the instance behind a role with another, through the proxy.
+    Upgrade(commands::upgrade::UpgradeArgs),
+    /// Switch a role back to the instance `old` names.
+    Rollback(commands::upgrade::RollbackArgs),
     /// The proxy's maintenance page: `on`, `off`, or whether it is on.
     Maintenance(commands::maintenance::Args),
     /// Alerts: open ones, who was told, undelivered notices; `ack` one.
@@ -205,6 +209,8 @@ fn dispatch(ctx: &Context, command: Command) -> ostler_core::Result<i32> {
         Command::Migrations(args) => commands::migrate::list(ctx, args),
         Command::Maintenance(args) => commands::maintenance::run(ctx, args),
         Command::Proxy(args) => commands::proxy::run(ctx, args),
+        Command::Upgrade(args) => commands::upgrade::run_upgrade(ctx, args),
+        Command::Rollback(args) => commands::upgrade::run_rollback(ctx, args),
         Command::Alerts(args) => commands::alerts::run(ctx, args),
         Command::Silence(args) => commands::alerts::silence(ctx, args),
         Command::Probe(args) => commands::probe::run(ctx, args),

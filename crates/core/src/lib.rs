@@ -30,6 +30,7 @@ pub mod proxy;
 pub mod report;
 pub mod state;
 pub mod time;
+pub mod upgrade;
 
 pub use error::{Error, ErrorKind, Result};
 pub use instance::{Instance, Ostler};

@@ -274,6 +274,9 @@ pub struct MigrateOptions {
     pub to: Option<Version>,
     /// Confirms migrating the production instance.
     pub yes_really_production: bool,
+    /// A copy of this very database was just taken (an upgrade backs up the old
+    /// instance's database, which the new one shares): none again.
+    pub copied_already: bool,
 }
 
 /// What a migration did, and the safety copy taken before it.
@@ -309,7 +312,10 @@ pub fn migrate(ostler: &Ostler, inst: &Instance, options: &MigrateOptions) -> Re
     }
     ostler.operate(inst, "migrate", Duration::from_secs(3600), |runner| {
         if let Some(command) = &config.command {
-            let safety = Some(safety_copy(ostler, inst, runner)?);
+            let safety = match options.copied_already {
+                true => None,
+                false => Some(safety_copy(ostler, inst, runner)?),
+            };
             let started = Instant::now();
             runner.shell(&inst.expand(command), &inst.dir, &inst.env())?;
             return Ok(Outcome {
@@ -333,7 +339,7 @@ pub fn migrate(ostler: &Ostler, inst: &Instance, options: &MigrateOptions) -> Re
             .iter()
             .filter(|m| to.is_none_or(|to| m.version <= *to))
             .collect();
-        let safety = match pending.is_empty() {
+        let safety = match pending.is_empty() || options.copied_already {
             true => None,
             false => Some(safety_copy(ostler, inst, runner)?),
         };
@@ -398,7 +404,7 @@ pub fn migrate(ostler: &Ostler, inst: &Instance, options: &MigrateOptions) -> Re
 
 /// A copy of `inst`'s database to go back to: a backup when there is a repository
 /// (its id), else a dump under `<state_dir>/safety` (its path).
-fn safety_copy(ostler: &Ostler, inst: &Instance, runner: &Runner) -> Result<String> {
+pub fn safety_copy(ostler: &Ostler, inst: &Instance, runner: &Runner) -> Result<String> {
     if ostler.config.repository.is_some() {
         let m = crate::backup::capture::backup(ostler, inst, Some("before migrate"), runner)?;
         ostler

@@ -72,6 +72,7 @@ pub fn migrate(ctx: &Context, args: MigrateArgs) -> Result<i32> {
         &MigrateOptions {
             to,
             yes_really_production: args.yes_really_production,
+            copied_already: false,
         },
     )?;
     if ctx.json {

@@ -27,6 +27,7 @@ pub mod restore;
 pub mod role;
 pub mod serve;
 pub mod status;
+pub mod upgrade;
 pub mod verify;
 
 /// Prints a value as pretty JSON on stdout.

@@ -34,3 +34,4 @@ mod scheduled;
 mod serve_logs;
 mod supervise;
 mod systemd;
+mod upgrade;
