@@ -74,6 +74,15 @@ pub fn earlier(t: Timestamp, d: Duration) -> Timestamp {
     t.checked_sub(signed(d)).unwrap_or(Timestamp::MIN)
 }
 
+/// The sooner of two times, either of which may be none (none: nothing is due).
+pub fn sooner(a: Option<Timestamp>, b: Option<Timestamp>) -> Option<Timestamp> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, None) => a,
+        (None, b) => b,
+    }
+}
+
 /// A std duration as jiff's, saturating at jiff's largest span.
 pub fn signed(d: Duration) -> SignedDuration {
     SignedDuration::try_from(d).unwrap_or(SignedDuration::MAX)

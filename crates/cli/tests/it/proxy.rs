@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::support::{free_port, service_header, wait_for, Daemon, Svc};
+use crate::support::{free_port, service_header, wait_for, Daemon, Load, Svc};
 
 /// An HTTP/1.1 server (keep-alive) that answers what the proxy sent it.
 const BACKEND: &str = r#"
@@ -209,8 +209,6 @@ http.server.ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), H).serve_foreve
 
 #[test]
 fn a_switch_under_load_fails_no_request_and_waits_for_the_old_backend_s_last_one() {
-    use std::sync::atomic::{AtomicBool, Ordering};
-    use std::sync::{Arc, Mutex};
     let proxy = free_port();
     let instance = |name: &str| {
         format!(
@@ -234,26 +232,7 @@ fn a_switch_under_load_fails_no_request_and_waits_for_the_old_backend_s_last_one
                 .call()
                 .is_ok()
     });
-    let stop = Arc::new(AtomicBool::new(false));
-    let seen = Arc::new(Mutex::new(Vec::<String>::new()));
-    let clients: Vec<_> = (0..4)
-        .map(|_| {
-            let (stop, seen) = (stop.clone(), seen.clone());
-            std::thread::spawn(move || {
-                let agent = ureq::AgentBuilder::new()
-                    .timeout(Duration::from_secs(10))
-                    .build();
-                let mut failures = Vec::new();
-                while !stop.load(Ordering::SeqCst) {
-                    match agent.get(&format!("http://127.0.0.1:{proxy}/")).call() {
-                        Ok(r) => seen.lock().unwrap().push(r.into_string().unwrap()),
-                        Err(e) => failures.push(e.to_string()),
-                    }
-                }
-                failures
-            })
-        })
-        .collect();
+    let load = Load::start(proxy);
     // A slow request to blue is in flight when the switch comes.
     let slow = std::thread::spawn(move || {
         ureq::get(&format!("http://127.0.0.1:{proxy}/slow"))
@@ -276,16 +255,11 @@ fn a_switch_under_load_fails_no_request_and_waits_for_the_old_backend_s_last_one
     );
     // Answers read before the drain ended are all counted by now.
     std::thread::sleep(Duration::from_millis(100));
-    let switched_at = seen.lock().unwrap().len();
+    let switched_at = load.answered();
     svc.ok(&["stop", "blue"]);
     std::thread::sleep(Duration::from_millis(700));
-    stop.store(true, Ordering::SeqCst);
-    let failures: Vec<String> = clients
-        .into_iter()
-        .flat_map(|c| c.join().unwrap())
-        .collect();
+    let (seen, failures) = load.end();
     assert!(failures.is_empty(), "failed requests: {failures:?}");
-    let seen = seen.lock().unwrap();
     assert!(
         seen[..switched_at].iter().any(|s| s == "blue"),
         "served by blue first"

@@ -268,3 +268,57 @@ impl Drop for Daemon {
         let _ = self.0.wait();
     }
 }
+
+/// Four clients looping on GET / until stopped: what answered, and what failed.
+pub struct Load {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    seen: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    clients: Vec<std::thread::JoinHandle<Vec<String>>>,
+}
+
+impl Load {
+    pub fn start(port: u16) -> Load {
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let clients = (0..4)
+            .map(|_| {
+                let (stop, seen) = (stop.clone(), seen.clone());
+                std::thread::spawn(move || {
+                    let agent = ureq::AgentBuilder::new()
+                        .timeout(Duration::from_secs(10))
+                        .build();
+                    let mut failures = Vec::new();
+                    while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                        match agent.get(&format!("http://127.0.0.1:{port}/")).call() {
+                            Ok(r) => seen.lock().unwrap().push(r.into_string().unwrap()),
+                            Err(e) => failures.push(e.to_string()),
+                        }
+                    }
+                    failures
+                })
+            })
+            .collect();
+        Load {
+            stop,
+            seen,
+            clients,
+        }
+    }
+
+    /// How many answers came so far.
+    pub fn answered(&self) -> usize {
+        self.seen.lock().unwrap().len()
+    }
+
+    /// Stops it: (answers in order, failures).
+    pub fn end(self) -> (Vec<String>, Vec<String>) {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        let failures = self
+            .clients
+            .into_iter()
+            .flat_map(|c| c.join().unwrap())
+            .collect();
+        let seen = self.seen.lock().unwrap().clone();
+        (seen, failures)
+    }
+}

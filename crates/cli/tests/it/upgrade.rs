@@ -4,11 +4,9 @@
 //! stopped and OLD serves throughout; a NEW with an offline migration is migrated
 //! after a backup, the proxy in maintenance for exactly that.
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use crate::support::{free_port, service_header, wait_for, Daemon, Svc};
+use crate::support::{free_port, service_header, wait_for, Daemon, Load, Svc};
 
 const NAMED: &str = r#"
 import http.server, sys
@@ -49,55 +47,6 @@ fn site(extra: &str) -> Site {
     std::fs::create_dir_all(svc.path().join("app")).unwrap();
     std::fs::write(svc.path().join("app/named.py"), NAMED).unwrap();
     Site { svc, proxy }
-}
-
-/// Four clients looping on the proxy until stopped: what answered, and what failed.
-struct Load {
-    stop: Arc<AtomicBool>,
-    seen: Arc<Mutex<Vec<String>>>,
-    clients: Vec<std::thread::JoinHandle<Vec<String>>>,
-}
-
-impl Load {
-    fn start(port: u16) -> Load {
-        let stop = Arc::new(AtomicBool::new(false));
-        let seen = Arc::new(Mutex::new(Vec::new()));
-        let clients = (0..4)
-            .map(|_| {
-                let (stop, seen) = (stop.clone(), seen.clone());
-                std::thread::spawn(move || {
-                    let agent = ureq::AgentBuilder::new()
-                        .timeout(Duration::from_secs(10))
-                        .build();
-                    let mut failures = Vec::new();
-                    while !stop.load(Ordering::SeqCst) {
-                        match agent.get(&format!("http://127.0.0.1:{port}/")).call() {
-                            Ok(r) => seen.lock().unwrap().push(r.into_string().unwrap()),
-                            Err(e) => failures.push(e.to_string()),
-                        }
-                    }
-                    failures
-                })
-            })
-            .collect();
-        Load {
-            stop,
-            seen,
-            clients,
-        }
-    }
-
-    /// Stops it: (answers in order, failures).
-    fn end(self) -> (Vec<String>, Vec<String>) {
-        self.stop.store(true, Ordering::SeqCst);
-        let failures = self
-            .clients
-            .into_iter()
-            .flat_map(|c| c.join().unwrap())
-            .collect();
-        let seen = self.seen.lock().unwrap().clone();
-        (seen, failures)
-    }
 }
 
 fn serving(s: &Site) -> Daemon {

@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use jiff::Timestamp;
 
-use crate::clock::later;
+use crate::clock::{later, sooner};
 
 /// The tier an alert escalates to when nobody acknowledges it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -131,20 +131,12 @@ pub fn plan(
         let due = later(last, every);
         if notices.is_empty() && due <= now {
             notices.push(Notice::Renotify { tier: highest });
-            next = min(next, Some(later(now, every)));
+            next = sooner(next, Some(later(now, every)));
         } else {
-            next = min(next, Some(due));
+            next = sooner(next, Some(due));
         }
     }
     Plan { now: notices, next }
-}
-
-fn min(a: Option<Timestamp>, b: Option<Timestamp>) -> Option<Timestamp> {
-    match (a, b) {
-        (Some(a), Some(b)) => Some(a.min(b)),
-        (a, None) => a,
-        (None, b) => b,
-    }
 }
 
 /// Records on `alert` that `notices` were sent at `now`.

@@ -14,7 +14,7 @@ use super::deliveries;
 use super::escalation::{plan, sent, Notice, Tier};
 use super::message::Reason;
 use super::store::{self, Alert};
-use crate::clock::later;
+use crate::clock::{later, sooner};
 use crate::error::Result;
 use crate::state::State;
 
@@ -70,7 +70,7 @@ pub fn round(
         }
         let mut escalation = alert.escalation(store::silenced_until(&alert, &silences));
         let due = plan(&escalation, policy.tiers, policy.renotify, now);
-        round.next = earliest(round.next, due.next);
+        round.next = sooner(round.next, due.next);
         if due.now.is_empty() {
             continue;
         }
@@ -114,14 +114,6 @@ fn owe(
         }
     }
     Ok(())
-}
-
-fn earliest(a: Option<Timestamp>, b: Option<Timestamp>) -> Option<Timestamp> {
-    match (a, b) {
-        (Some(a), Some(b)) => Some(a.min(b)),
-        (a, None) => a,
-        (None, b) => b,
-    }
 }
 
 #[cfg(test)]

@@ -274,10 +274,7 @@ fn look(ostler: &Ostler, changes: Vec<Change>, flapping: &BTreeSet<String>) -> R
             message,
         });
     }
-    let next = match (round.next, deliveries::next_due(&state, &held)?) {
-        (Some(a), Some(b)) => Some(a.min(b)),
-        (a, b) => a.or(b),
-    };
+    let next = crate::clock::sooner(round.next, deliveries::next_due(&state, &held)?);
     Ok(Look {
         events,
         messages,
