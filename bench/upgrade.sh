@@ -4,7 +4,9 @@
 #   1. `ostler upgrade --to green` through the daemon's proxy (code-only upgrade);
 #   2. the runbook's way: `ostler restart blue` with the clients on blue's own port;
 #   3. `ostler serve` itself restarted (SIGTERM, then a new daemon) with the clients on
-#      the proxy.
+#      the proxy;
+#   4. the same with the proxy's socket handed to each daemon (systemd socket
+#      activation: LISTEN_FDS, held by a small Python stand-in for systemd).
 # The load: C clients (default 8) looping GET / over keep-alive connections (Python
 # http.client, a new connection after any error). Each request's start, latency and
 # outcome is kept; reported: requests served, failed (connection errors and 5xx), the
@@ -154,3 +156,29 @@ sleep 2; mark
 kill -TERM "$SERVE_PID"; wait "$SERVE_PID" 2>/dev/null || true
 serve_up
 wait "$LOAD"
+
+echo
+echo "== 4. ostler serve restarted on a handed socket (socket activation), $CLIENTS clients on the proxy for ${SECS}s"
+kill -TERM "$SERVE_PID"; wait "$SERVE_PID" 2>/dev/null || true
+SERVE_PID=
+rm -f "$WORK/changed_at"
+python3 - "$OSTLER" "$WORK" "$PROXY" "$SECS" <<'PY' &
+import os, socket, subprocess, sys, time
+ostler, work, port, secs = sys.argv[1], sys.argv[2], int(sys.argv[3]), float(sys.argv[4])
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("127.0.0.1", port)); s.listen(1024)
+def daemon():
+    return subprocess.Popen(["sh", "-c", 'LISTEN_PID=$$ LISTEN_FDS=1 exec "$0" serve 2>>serve.log', ostler],
+                            cwd=work, pass_fds=(3,), preexec_fn=lambda: os.dup2(s.fileno(), 3))
+d = daemon()
+time.sleep(2)
+open(os.path.join(work, "changed_at"), "w").write(str(time.time()))
+d.terminate(); d.wait()
+d = daemon()
+time.sleep(secs)
+d.terminate(); d.wait()
+PY
+HOLDER=$!
+sleep 0.5
+load "$PROXY" "$SECS"
+wait "$HOLDER"

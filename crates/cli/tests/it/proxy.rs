@@ -328,3 +328,65 @@ fn tls_is_terminated_with_the_certificate_files_and_the_backend_hears_https() {
     let err = half.svc.fails(&["config", "check"]);
     assert!(err.contains("tls_key needs tls_cert"), "{err}");
 }
+
+#[test]
+fn a_daemon_restarted_on_a_handed_socket_refuses_no_connection() {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::process::CommandExt;
+    let p = proxied("");
+    // What systemd's socket unit does: the socket outlives every daemon that serves it.
+    let socket = std::net::TcpListener::bind(("127.0.0.1", p.proxy)).unwrap();
+    let fd = socket.as_raw_fd();
+    let start = || {
+        let mut cmd = std::process::Command::new("sh");
+        cmd.arg("-c")
+            .arg("LISTEN_PID=$$ LISTEN_FDS=1 exec \"$0\" serve --tick 100ms")
+            .arg(crate::support::ostler_bin())
+            .current_dir(p.svc.path())
+            .env_remove("OSTLER_CONFIG")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped());
+        // Safety: only dup2 and fcntl between fork and exec.
+        unsafe {
+            cmd.pre_exec(move || {
+                if fd == 3 {
+                    nix::fcntl::fcntl(
+                        3,
+                        nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::empty()),
+                    )?;
+                } else {
+                    nix::unistd::dup2(fd, 3)?;
+                }
+                Ok(())
+            });
+        }
+        let daemon = Daemon(cmd.spawn().unwrap());
+        wait_for(Duration::from_secs(20), "the daemon's control API", || {
+            p.svc.run(&["serve", "--status"]).status.code() == Some(0)
+        });
+        daemon
+    };
+    let daemon = start();
+    serving(&p);
+    let load = Load::start(p.proxy);
+    wait_for(Duration::from_secs(10), "answers", || load.answered() > 50);
+    let (ok, err) = daemon.terminate();
+    assert!(ok, "{err}");
+    assert!(err.contains("socket activation"), "{err}");
+    let before = load.answered();
+    let daemon = start();
+    wait_for(
+        Duration::from_secs(20),
+        "answers from the new daemon",
+        || load.answered() > before + 50,
+    );
+    let (_, failures) = load.end();
+    let refused: Vec<&String> = failures.iter().filter(|f| f.contains("refused")).collect();
+    assert!(
+        refused.is_empty(),
+        "refused while the daemon restarted: {refused:?} (all failures: {failures:?})"
+    );
+    let (ok, err) = daemon.terminate();
+    assert!(ok, "{err}");
+    p.svc.ok(&["stop", "web"]);
+}

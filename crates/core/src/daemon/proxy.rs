@@ -13,7 +13,7 @@ use std::convert::Infallible;
 use std::io::Write;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
@@ -96,6 +96,10 @@ impl Drop for InFlight {
 /// shuts down.
 const DRAIN: Duration = Duration::from_secs(10);
 
+/// How long the proxy keeps answering (with `Connection: close`) after shutdown is
+/// asked, before it closes the connections left.
+const CLOSE_GRACE: Duration = Duration::from_millis(500);
+
 pub struct Proxy;
 
 impl Component for Proxy {
@@ -111,10 +115,20 @@ impl Component for Proxy {
                 shutdown.cancelled().await;
                 return Ok(());
             };
-            let listener = TcpListener::bind(config.listen)
-                .await
-                .map_err(|e| Error::io(format!("[proxy] listening on {}", config.listen), e))?;
-            tracing::info!(listen = %config.listen, "proxy listening");
+            let listener = match inherited()? {
+                Some(socket) => {
+                    tracing::info!(listen = ?socket.local_addr().ok(), "proxy listening on the socket it was handed (socket activation)");
+                    TcpListener::from_std(socket)
+                        .map_err(|e| Error::io("[proxy] taking the handed socket", e))?
+                }
+                None => {
+                    let listener = TcpListener::bind(config.listen).await.map_err(|e| {
+                        Error::io(format!("[proxy] listening on {}", config.listen), e)
+                    })?;
+                    tracing::info!(listen = %config.listen, "proxy listening");
+                    listener
+                }
+            };
             let tls = match config.tls_in(&handle.ostler().config) {
                 Some((cert, key)) => Some(tls_acceptor(&cert, &key)?),
                 None => None,
@@ -127,9 +141,19 @@ impl Component for Proxy {
             ));
             handle.set_ready("proxy");
             let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+            // Once shutdown is asked, the proxy still serves for CLOSE_GRACE, each answer
+            // saying `Connection: close`: a client busy on a kept-alive connection moves
+            // to a new one (the next daemon's, on a handed socket) instead of finding it
+            // closed under its next request.
+            let closing = async {
+                shutdown.cancelled().await;
+                shared.closing.store(true, Ordering::SeqCst);
+                tokio::time::sleep(CLOSE_GRACE).await;
+            };
+            tokio::pin!(closing);
             loop {
                 let (stream, peer) = tokio::select! {
-                    _ = shutdown.cancelled() => break,
+                    _ = &mut closing => break,
                     accepted = listener.accept() => match accepted {
                         Ok(accepted) => accepted,
                         Err(e) => {
@@ -197,6 +221,8 @@ struct Shared {
     timeout: Duration,
     /// What X-Forwarded-Proto says.
     proto: &'static str,
+    /// The daemon shuts down: every answer closes its connection.
+    closing: AtomicBool,
 }
 
 /// The page served with 503 when none is configured.
@@ -231,6 +257,7 @@ impl Shared {
             retry_after: proxy.retry_after.0.as_secs().to_string(),
             timeout: proxy.timeout.0,
             proto: if tls { "https" } else { "http" },
+            closing: AtomicBool::new(false),
         })
     }
 
@@ -239,11 +266,16 @@ impl Shared {
         let line = RequestLine::of(&req, peer);
         let routing = self.handle.traffic().routing();
         let ostler = self.handle.ostler();
-        let response = match (&routing.maintenance, routing.backend(&ostler.config)) {
+        let mut response = match (&routing.maintenance, routing.backend(&ostler.config)) {
             (Some(_), _) => self.unavailable("maintenance"),
             (None, None) => self.unavailable("no backend"),
             (None, Some(backend)) => self.to_backend(req, peer, &backend).await,
         };
+        if self.closing.load(Ordering::SeqCst) {
+            response
+                .headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
         self.log(&line, &response, started);
         response
     }
@@ -380,6 +412,32 @@ async fn follow_routing(handle: Handle, shared: Arc<Shared>, shutdown: Cancellat
                 Ok(_) => {}
                 Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
             },
+        }
+    }
+}
+
+/// The listening socket systemd (or whoever starts the daemon the same way) handed
+/// over as fd 3 (`LISTEN_FDS`, `LISTEN_PID`): connections wait in its backlog while
+/// the daemon restarts, instead of being refused. Taken once per process; a proxy
+/// restarted by the host gets a clone of it.
+fn inherited() -> Result<Option<std::net::TcpListener>> {
+    use std::os::fd::FromRawFd;
+    static HANDED: std::sync::OnceLock<Option<std::net::TcpListener>> = std::sync::OnceLock::new();
+    let handed = HANDED.get_or_init(|| {
+        let fd = sd_notify::listen_fds().ok()?.next()?;
+        // Safety: systemd's protocol hands this fd to this process, to own.
+        Some(unsafe { std::net::TcpListener::from_raw_fd(fd) })
+    });
+    match handed {
+        None => Ok(None),
+        Some(socket) => {
+            let socket = socket
+                .try_clone()
+                .map_err(|e| Error::io("[proxy] the handed socket", e))?;
+            socket
+                .set_nonblocking(true)
+                .map_err(|e| Error::io("[proxy] the handed socket", e))?;
+            Ok(Some(socket))
         }
     }
 }
