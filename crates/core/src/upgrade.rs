@@ -325,20 +325,8 @@ fn move_traffic(
         Ok(None)
     })?;
     run.step(Step::Drain, || {
-        let started = Instant::now();
-        loop {
-            let status: ProxyStatus = client.get("/v1/proxy")?;
-            let left = status.in_flight.get(&from.name).copied().unwrap_or(0);
-            if left == 0 {
-                return Ok(None);
-            }
-            if started.elapsed() >= DRAIN {
-                return Ok(Some(format!(
-                    "{left} requests still in flight after {DRAIN:?}"
-                )));
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        let left = client.wait_drained(&from.name, DRAIN)?;
+        Ok((left > 0).then(|| format!("{left} requests still in flight after {DRAIN:?}")))
     })?;
     run.step(Step::StopOld, || {
         ostler.operate(from, "stop", Duration::from_secs(120), |r| {

@@ -2,7 +2,7 @@
 //! `ostler proxy switch INSTANCE` moves the traffic at once (blue/green by hand, and an
 //! upgrade's switch) and waits until the previous backend has answered what it had.
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use ostler_core::config::parse_duration;
 use ostler_core::daemon::client::Client;
@@ -63,7 +63,19 @@ pub fn run(ctx: &Context, args: Args) -> Result<i32> {
                 .map(|b| b.instance)
                 .filter(|p| after.backend.as_ref().is_none_or(|b| &b.instance != p));
             if let Some(previous) = previous {
-                drained(ctx, &client, &previous, drain)?;
+                let started = Instant::now();
+                match client.wait_drained(&previous, drain)? {
+                    0 if !ctx.json => eprintln!(
+                        "{previous} finished its requests in flight ({:.1} s)",
+                        started.elapsed().as_secs_f64()
+                    ),
+                    0 => {}
+                    left => {
+                        return Err(Error::failed(format!(
+                            "{previous} still answers {left} requests after {drain:?}; the switch is done, the old backend is not drained"
+                        )))
+                    }
+                }
             }
             after
         }
@@ -88,28 +100,4 @@ pub fn run(ctx: &Context, args: Args) -> Result<i32> {
         outln!("in flight to {instance}: {n}");
     }
     Ok(0)
-}
-
-/// Waits until `instance` has no request in flight, or `timeout`.
-fn drained(ctx: &Context, client: &Client, instance: &str, timeout: Duration) -> Result<()> {
-    let start = Instant::now();
-    loop {
-        let status: ProxyStatus = client.get("/v1/proxy")?;
-        let left = status.in_flight.get(instance).copied().unwrap_or(0);
-        if left == 0 {
-            if !ctx.json {
-                eprintln!(
-                    "{instance} finished its requests in flight ({:.1} s)",
-                    start.elapsed().as_secs_f64()
-                );
-            }
-            return Ok(());
-        }
-        if start.elapsed() >= timeout {
-            return Err(Error::failed(format!(
-                "{instance} still answers {left} requests after {timeout:?}; the switch is done, the old backend is not drained"
-            )));
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::support::{free_port, service_header, wait_for, Daemon, Load, Svc};
+use crate::support::{free_port, service_header, wait_for, Daemon, Load, Svc, NAMED_BACKEND};
 
 /// An HTTP/1.1 server (keep-alive) that answers what the proxy sent it.
 const BACKEND: &str = r#"
@@ -189,24 +189,6 @@ fn a_proxy_role_that_names_nothing_is_refused_at_its_line() {
     assert!(err.contains("ostler.toml:"), "{err}");
 }
 
-/// An HTTP/1.1 server that says its name; `/slow` answers after a second.
-const NAMED: &str = r#"
-import http.server, sys, time
-name = sys.argv[2].encode()
-class H(http.server.BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    def do_GET(self):
-        if self.path == "/slow":
-            time.sleep(1)
-        self.send_response(200)
-        self.send_header("Content-Length", str(len(name)))
-        self.end_headers()
-        self.wfile.write(name)
-    def log_message(self, *a):
-        pass
-http.server.ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), H).serve_forever()
-"#;
-
 #[test]
 fn a_switch_under_load_fails_no_request_and_waits_for_the_old_backend_s_last_one() {
     let proxy = free_port();
@@ -223,7 +205,7 @@ fn a_switch_under_load_fails_no_request_and_waits_for_the_old_backend_s_last_one
         instance("green"),
     ));
     std::fs::create_dir_all(svc.path().join("app")).unwrap();
-    std::fs::write(svc.path().join("app/named.py"), NAMED).unwrap();
+    std::fs::write(svc.path().join("app/named.py"), NAMED_BACKEND).unwrap();
     let daemon = Daemon::start_up(&svc);
     wait_for(Duration::from_secs(30), "both instances up", || {
         svc.instance_status("blue")["state"] == "running"

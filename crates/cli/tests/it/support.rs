@@ -322,3 +322,22 @@ impl Load {
         (seen, failures)
     }
 }
+
+/// An HTTP/1.1 server (`python3 named.py PORT NAME`) that says its name, as an
+/// instance the proxy routes to; `/slow` answers after a second.
+pub const NAMED_BACKEND: &str = r#"
+import http.server, sys, time
+name = sys.argv[2].encode()
+class H(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    def do_GET(self):
+        if self.path == "/slow":
+            time.sleep(1)
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(name)))
+        self.end_headers()
+        self.wfile.write(name)
+    def log_message(self, *a):
+        pass
+http.server.ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), H).serve_forever()
+"#;

@@ -6,22 +6,7 @@
 
 use std::time::Duration;
 
-use crate::support::{free_port, service_header, wait_for, Daemon, Load, Svc};
-
-const NAMED: &str = r#"
-import http.server, sys
-name = sys.argv[2].encode()
-class H(http.server.BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    def do_GET(self):
-        self.send_response(200)
-        self.send_header("Content-Length", str(len(name)))
-        self.end_headers()
-        self.wfile.write(name)
-    def log_message(self, *a):
-        pass
-http.server.ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), H).serve_forever()
-"#;
+use crate::support::{free_port, service_header, wait_for, Daemon, Load, Svc, NAMED_BACKEND};
 
 struct Site {
     svc: Svc,
@@ -45,7 +30,7 @@ fn site(extra: &str) -> Site {
         instance("broken", "sleep 1000", false),
     ));
     std::fs::create_dir_all(svc.path().join("app")).unwrap();
-    std::fs::write(svc.path().join("app/named.py"), NAMED).unwrap();
+    std::fs::write(svc.path().join("app/named.py"), NAMED_BACKEND).unwrap();
     Site { svc, proxy }
 }
 

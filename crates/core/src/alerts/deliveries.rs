@@ -35,7 +35,7 @@ pub struct Delivery {
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub struct GroupKey {
     pub channel: String,
-    pub reason: &'static str,
+    pub reason: Reason,
     pub tier: usize,
 }
 
@@ -43,17 +43,9 @@ impl Delivery {
     pub fn group(&self) -> GroupKey {
         GroupKey {
             channel: self.channel.clone(),
-            reason: self.reason.as_str(),
+            reason: self.reason,
             tier: self.tier,
         }
-    }
-}
-
-fn reason_of(text: &str) -> Reason {
-    match text {
-        "renotify" => Reason::Renotify,
-        "resolved" => Reason::Resolved,
-        _ => Reason::Firing,
     }
 }
 
@@ -69,7 +61,7 @@ fn from_row(r: &Row) -> rusqlite::Result<Delivery> {
         id: r.get(0)?,
         alert: r.get(1)?,
         channel: r.get(2)?,
-        reason: reason_of(&r.get::<_, String>(3)?),
+        reason: Reason::parse(&r.get::<_, String>(3)?),
         tier: r.get::<_, i64>(4)? as usize,
         created_at: time(r.get(5)?).unwrap_or(Timestamp::UNIX_EPOCH),
         attempts: r.get::<_, i64>(6)? as u32,
@@ -205,9 +197,8 @@ pub fn failed(
     tx.commit().map_err(state.err())
 }
 
-/// Notices not delivered (pending after a failure, or given up on), newest first, and
-/// those given up on within `recent` of now even when their alert is over: what
-/// `ostler alerts` shows so that a failed delivery is seen.
+/// Notices not delivered after a try (pending a retry, or given up on), newest first,
+/// at most `limit`: what `ostler alerts` shows so that a failed delivery is seen.
 pub fn undelivered(state: &State, limit: usize) -> Result<Vec<Delivery>> {
     let mut stmt = state
         .conn()
@@ -254,22 +245,6 @@ pub fn cancel_untold(state: &State, alert: i64) -> Result<Told> {
     } else {
         Told::Nobody
     })
-}
-
-/// Every notice about alert `alert`, oldest first.
-pub fn of_alert(state: &State, alert: i64) -> Result<Vec<Delivery>> {
-    let mut stmt = state
-        .conn()
-        .prepare(&format!(
-            "SELECT {COLUMNS} FROM alert_deliveries WHERE alert = ?1 ORDER BY id"
-        ))
-        .map_err(state.err())?;
-    let rows = stmt
-        .query_map([alert], from_row)
-        .map_err(state.err())?
-        .collect::<rusqlite::Result<_>>()
-        .map_err(state.err())?;
-    Ok(rows)
 }
 
 #[cfg(test)]

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use super::store::{Alert, Severity};
 
 /// Why this message is sent.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Reason {
     /// A tier is told for the first time (tier 1 when the alert opened).
@@ -20,6 +20,15 @@ pub enum Reason {
 }
 
 impl Reason {
+    /// As recorded (a notice owed in the state database); anything else is firing.
+    pub fn parse(text: &str) -> Reason {
+        match text {
+            "renotify" => Reason::Renotify,
+            "resolved" => Reason::Resolved,
+            _ => Reason::Firing,
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Reason::Firing => "firing",

@@ -29,15 +29,6 @@ pub struct Policy<'a> {
     pub routes: &'a dyn Fn(&str, &Alert, Reason) -> bool,
 }
 
-/// What a round did.
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub struct Round {
-    /// Notices owed, as (alert, channel).
-    pub owed: Vec<(i64, String)>,
-    /// When to look again for escalations (none: nothing comes by itself).
-    pub next: Option<Timestamp>,
-}
-
 /// The alerts (by id) an open alert inhibits: an alert `is_down` says marks its
 /// instance down (a crash loop, a process probe failing) holds back every other alert
 /// from a probe on the same instance until it resolves.
@@ -55,22 +46,23 @@ pub fn inhibited(open: &[Alert], is_down: impl Fn(&Alert) -> bool) -> BTreeSet<i
 }
 
 /// Owes the notices due at `now` for every alert not `held`, and records each
-/// alert's escalation as moved.
+/// alert's escalation as moved. Returns when to look again for escalations (none:
+/// nothing comes by itself).
 pub fn round(
     state: &State,
     policy: &Policy,
     held: &BTreeSet<i64>,
     now: Timestamp,
-) -> Result<Round> {
+) -> Result<Option<Timestamp>> {
     let silences = store::silences(state)?;
-    let mut round = Round::default();
+    let mut next = None;
     for alert in store::owing(state)? {
         if held.contains(&alert.id) {
             continue;
         }
         let mut escalation = alert.escalation(store::silenced_until(&alert, &silences));
         let due = plan(&escalation, policy.tiers, policy.renotify, now);
-        round.next = sooner(round.next, due.next);
+        next = sooner(next, due.next);
         if due.now.is_empty() {
             continue;
         }
@@ -78,13 +70,13 @@ pub fn round(
             && deliveries::cancel_untold(state, alert.id)? == deliveries::Told::Nobody;
         if !resolved_untold {
             for notice in &due.now {
-                owe(state, policy, &alert, notice, now, &mut round)?;
+                owe(state, policy, &alert, notice, now)?;
             }
         }
         sent(&mut escalation, &due.now, now);
         store::record_escalation(state, alert.id, &escalation)?;
     }
-    Ok(round)
+    Ok(next)
 }
 
 fn owe(
@@ -93,7 +85,6 @@ fn owe(
     alert: &Alert,
     notice: &Notice,
     now: Timestamp,
-    round: &mut Round,
 ) -> Result<()> {
     let (reason, tiers, due) = match notice {
         // Only the alert's first notice waits for others to group with.
@@ -109,7 +100,6 @@ fn owe(
         for channel in &t.channels {
             if (policy.routes)(channel, alert, reason) {
                 deliveries::owe(state, alert.id, channel, reason, tier, due)?;
-                round.owed.push((alert.id, channel.clone()));
             }
         }
     }
@@ -172,7 +162,7 @@ mod tests {
             delivered(state, &ids, now).unwrap();
             out.push((
                 key.channel,
-                key.reason,
+                key.reason.as_str(),
                 group.iter().map(|d| d.alert).collect(),
             ));
         }
@@ -207,8 +197,7 @@ mod tests {
         // Nobody acknowledges: 20 minutes after tier 1 was told, tier 2 hears (only the
         // channels that route a critical alert).
         clock.set(clock.now() + jiff::SignedDuration::from_mins(20));
-        let r = round(&state, &policy, &none, clock.now()).unwrap();
-        assert_eq!(r.owed.len(), 2);
+        round(&state, &policy, &none, clock.now()).unwrap();
         assert_eq!(
             send(&state, clock.now()),
             vec![("second-tier".to_string(), "firing", vec![a, b])]

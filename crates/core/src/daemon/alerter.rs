@@ -4,8 +4,9 @@
 //!
 //! It hears the bus: a probe's hard state leaving OK raises `probe:NAME` and its return
 //! resolves it; a job's last failed try raises `job:NAME` (when the job wants it) and its
-//! next success resolves it; a crash loop raises `instance:NAME:crash-loop` and the
-//! instance's next start resolves it. Each round ([`notices::round`], on a blocking
+//! next success resolves it; a crash loop raises `instance:NAME:crash-loop`, resolved
+//! once the instance is no longer marked so (started again, by the supervisor or by
+//! hand). Each round ([`notices::round`], on a blocking
 //! thread) turns escalations into notices, holding back the alerts an instance that is
 //! down inhibits and those of a flapping probe; the notices due are sent as one message
 //! per channel, reason and tier ([`deliveries`]), each failure tried again with backoff
@@ -83,7 +84,9 @@ impl Component for Alerter {
                                     changes.push(change);
                                     break;
                                 }
-                                if matches!(event, Event::ConfigReloaded { .. }) {
+                                // A start may end a crash loop: the round sees it in the
+                                // instance's runtime.
+                                if matches!(event, Event::ConfigReloaded { .. } | Event::InstanceStarted { .. }) {
                                     break;
                                 }
                             }
@@ -152,9 +155,6 @@ impl Change {
                 crashes,
                 why,
             } => Some(Change::Raise(crash_loop(instance, *crashes, why))),
-            Event::InstanceStarted { instance, .. } => {
-                Some(Change::Resolve(crash_loop(instance, 0, "").key()))
-            }
             _ => None,
         }
     }
@@ -252,7 +252,7 @@ fn look(ostler: &Ostler, changes: Vec<Change>, flapping: &BTreeSet<String>) -> R
         group_wait: config.alerts.group_wait.0,
         routes: &routes,
     };
-    let round = notices::round(&state, &policy, &held, now)?;
+    let escalates_at = notices::round(&state, &policy, &held, now)?;
     let mut messages = Vec::new();
     for (group, notices) in deliveries::due(&state, now, &held)? {
         let mut alerts = Vec::new();
@@ -261,33 +261,19 @@ fn look(ostler: &Ostler, changes: Vec<Change>, flapping: &BTreeSet<String>) -> R
                 alerts.push(alert);
             }
         }
-        let message = Message::new(
-            &config.service.name,
-            reason_of(&group),
-            group.tier,
-            alerts,
-            now,
-        );
+        let message = Message::new(&config.service.name, group.reason, group.tier, alerts, now);
         messages.push(Outgoing {
             group,
             notices,
             message,
         });
     }
-    let next = crate::clock::sooner(round.next, deliveries::next_due(&state, &held)?);
+    let next = crate::clock::sooner(escalates_at, deliveries::next_due(&state, &held)?);
     Ok(Look {
         events,
         messages,
         next,
     })
-}
-
-fn reason_of(group: &GroupKey) -> Reason {
-    match group.reason {
-        "renotify" => Reason::Renotify,
-        "resolved" => Reason::Resolved,
-        _ => Reason::Firing,
-    }
 }
 
 /// Resolves the open alert of `key`, journaled; the event, if one was open.
@@ -392,7 +378,7 @@ fn send_one(ostler: &Ostler, out: Outgoing) -> Result<Vec<Event>> {
     match deliver(channel, &out.message, &config.base_dir()) {
         Ok(done) => {
             deliveries::delivered(&state, &ids, state.clock().now())?;
-            tracing::info!(channel = %out.group.channel, alerts = ?alert_ids, reason = out.group.reason, ?done, "notice delivered");
+            tracing::info!(channel = %out.group.channel, alerts = ?alert_ids, reason = out.group.reason.as_str(), ?done, "notice delivered");
             Ok(alert_ids
                 .iter()
                 .map(|id| Event::AlertDelivered {

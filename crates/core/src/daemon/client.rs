@@ -67,6 +67,21 @@ impl Client {
     }
 
     /// `POST path` with `body` as JSON, its JSON answer read as `T`.
+    /// Waits until the proxy's old backend `instance` has no request in flight (a
+    /// switch's drain), at most `bound`; how many were still in flight when it gave up
+    /// (0: drained).
+    pub fn wait_drained(&self, instance: &str, bound: Duration) -> Result<usize> {
+        let started = std::time::Instant::now();
+        loop {
+            let status: super::control::ProxyStatus = self.get("/v1/proxy")?;
+            let left = status.in_flight.get(instance).copied().unwrap_or(0);
+            if left == 0 || started.elapsed() >= bound {
+                return Ok(left);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     pub fn post<T: DeserializeOwned>(&self, path: &str, body: &impl Serialize) -> Result<T> {
         let body = serde_json::to_vec(body).map_err(|e| Error::Other(e.into()))?;
         self.request(Method::POST, path, body)

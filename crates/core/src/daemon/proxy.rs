@@ -4,9 +4,10 @@
 //! own access log in the combined format, and answers 503 with the maintenance page and
 //! Retry-After while in maintenance or when the backend does not answer.
 //!
-//! The routing is read from `<state_dir>/proxy.json` at start and again whenever the
-//! bus says it changed ([`Event::RoutingChanged`]) or the config was reloaded: a
-//! switch is one swap of an `Arc`, requests in flight finish where they began.
+//! The routing is read from `<state_dir>/proxy.json` at start into the handle's
+//! [`Traffic`], which the control API then switches (maintenance, another backend) in
+//! one swap of an `Arc`: requests in flight finish where they began. The backend a role
+//! names is looked up in the config in force at each request, so a reload needs nothing.
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;
@@ -29,7 +30,6 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use super::bus::Event;
 use super::host::{BoxFuture, Component, Handle};
 use crate::error::{Error, Result};
 use crate::proxy::routing::Backend;
@@ -129,28 +129,32 @@ impl Component for Proxy {
                     listener
                 }
             };
-            let tls = match config.tls_in(&handle.ostler().config) {
-                Some((cert, key)) => Some(tls_acceptor(&cert, &key)?),
-                None => None,
+            // Files are read (certificates, the page, the routing) off the async threads.
+            let (tls, shared) = {
+                let (h, proxy) = (handle.clone(), config.clone());
+                handle
+                    .blocking(move |o| {
+                        let tls = match proxy.tls_in(&o.config) {
+                            Some((cert, key)) => Some(tls_acceptor(&cert, &key)?),
+                            None => None,
+                        };
+                        let shared = Shared::new(&h, &proxy, tls.is_some())?;
+                        Ok((tls, Arc::new(shared)))
+                    })
+                    .await?
             };
-            let shared = Arc::new(Shared::new(&handle, &config, tls.is_some())?);
-            tokio::spawn(follow_routing(
-                handle.clone(),
-                shared.clone(),
-                shutdown.clone(),
-            ));
             handle.set_ready("proxy");
             let graceful = hyper_util::server::graceful::GracefulShutdown::new();
             // Once shutdown is asked, the proxy still serves for CLOSE_GRACE, each answer
             // saying `Connection: close`: a client busy on a kept-alive connection moves
             // to a new one (the next daemon's, on a handed socket) instead of finding it
             // closed under its next request.
-            let closing = async {
+            let closer = shared.clone();
+            let mut closing = Box::pin(async move {
                 shutdown.cancelled().await;
-                shared.closing.store(true, Ordering::SeqCst);
+                closer.closing.store(true, Ordering::SeqCst);
                 tokio::time::sleep(CLOSE_GRACE).await;
-            };
-            tokio::pin!(closing);
+            });
             loop {
                 let (stream, peer) = tokio::select! {
                     _ = &mut closing => break,
@@ -199,12 +203,30 @@ impl Component for Proxy {
                     }
                 }
             }
-            drop(listener);
+            drop((listener, closing));
             if tokio::time::timeout(DRAIN, graceful.shutdown())
                 .await
                 .is_err()
             {
                 tracing::warn!("proxy: requests still in flight after {DRAIN:?}; left");
+            }
+            // The last lines reach the access log before the daemon exits (unless a
+            // connection left behind still holds the proxy): the connections' tasks
+            // let go of it just after the drain.
+            for _ in 0..100 {
+                if Arc::strong_count(&shared) == 1 {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            if let Ok(shared) = Arc::try_unwrap(shared) {
+                let writer = shared.writer;
+                drop(shared.access_log);
+                let _ = tokio::time::timeout(
+                    Duration::from_secs(2),
+                    tokio::task::spawn_blocking(move || writer.join()),
+                )
+                .await;
             }
             Ok(())
         })
@@ -215,7 +237,10 @@ impl Component for Proxy {
 struct Shared {
     handle: Handle,
     client: Client<HttpConnector, Incoming>,
-    access_log: Mutex<Option<std::fs::File>>,
+    /// Lines for the access log's writer thread (file writes stay off the async
+    /// threads); it ends when the proxy does.
+    access_log: std::sync::mpsc::Sender<String>,
+    writer: std::thread::JoinHandle<()>,
     maintenance_page: Bytes,
     retry_after: String,
     timeout: Duration,
@@ -232,8 +257,7 @@ impl Shared {
     fn new(handle: &Handle, proxy: &ProxyConfig, tls: bool) -> Result<Shared> {
         let ostler = handle.ostler();
         let config = &ostler.config;
-        let log_path = proxy.access_log_in(config);
-        let access_log = open_log(&log_path)?;
+        let (access_log, writer) = access_log_writer(proxy.access_log_in(config))?;
         let maintenance_page = match proxy.maintenance_page_in(config) {
             Some(path) => {
                 Bytes::from(std::fs::read(&path).map_err(|e| Error::io_at("read", &path, e))?)
@@ -252,7 +276,8 @@ impl Shared {
         Ok(Shared {
             handle: handle.clone(),
             client,
-            access_log: Mutex::new(Some(access_log)),
+            access_log,
+            writer,
             maintenance_page,
             retry_after: proxy.retry_after.0.as_secs().to_string(),
             timeout: proxy.timeout.0,
@@ -371,48 +396,8 @@ impl Shared {
             line.agent,
             started.elapsed().as_micros()
         );
-        let mut log = self.access_log.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(file) = log.as_mut() {
-            if let Err(e) = file.write_all(text.as_bytes()) {
-                tracing::warn!(error = %e, "proxy: access log not written");
-            }
-        }
-    }
-
-    /// Reads the routing again (it was switched, or the config reloaded).
-    fn reload_routing(&self) {
-        let state_dir = self.handle.ostler().state_dir();
-        match Routing::load(&state_dir) {
-            Ok(routing) => {
-                let backend = routing.backend(&self.handle.ostler().config);
-                let maintenance = routing.maintenance.is_some();
-                self.handle.traffic().set_routing(routing);
-                tracing::info!(
-                    backend = backend.as_ref().map_or("none", |b| b.instance.as_str()),
-                    maintenance,
-                    "proxy routing"
-                );
-            }
-            Err(e) => {
-                tracing::error!(error = %crate::error::chain(&e), "proxy: routing not read; kept as it was")
-            }
-        }
-    }
-}
-
-/// Reloads the routing whenever it changes, until shutdown.
-async fn follow_routing(handle: Handle, shared: Arc<Shared>, shutdown: CancellationToken) {
-    let mut bus = handle.bus().subscribe();
-    loop {
-        tokio::select! {
-            _ = shutdown.cancelled() => return,
-            event = bus.recv() => match event {
-                Ok(Event::RoutingChanged | Event::ConfigReloaded { .. })
-                | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => shared.reload_routing(),
-                Ok(_) => {}
-                Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
-            },
-        }
+        // The writer only goes away with the proxy.
+        let _ = self.access_log.send(text);
     }
 }
 
@@ -479,15 +464,30 @@ fn tls_acceptor(cert: &Path, key: &Path) -> Result<tokio_rustls::TlsAcceptor> {
     Ok(tokio_rustls::TlsAcceptor::from(Arc::new(config)))
 }
 
-fn open_log(path: &PathBuf) -> Result<std::fs::File> {
+/// Opens the access log for appending and starts the thread that writes it.
+fn access_log_writer(
+    path: PathBuf,
+) -> Result<(std::sync::mpsc::Sender<String>, std::thread::JoinHandle<()>)> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).map_err(|e| Error::io_at("create", dir, e))?;
     }
-    std::fs::OpenOptions::new()
+    let mut file = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
-        .open(path)
-        .map_err(|e| Error::io_at("open", path, e))
+        .open(&path)
+        .map_err(|e| Error::io_at("open", &path, e))?;
+    let (lines, written) = std::sync::mpsc::channel::<String>();
+    let writer = std::thread::Builder::new()
+        .name("ostler-proxy-log".into())
+        .spawn(move || {
+            for line in written {
+                if let Err(e) = file.write_all(line.as_bytes()) {
+                    tracing::warn!(error = %e, path = %path.display(), "proxy: access log not written");
+                }
+            }
+        })
+        .map_err(|e| Error::io("starting the access log's writer", e))?;
+    Ok((lines, writer))
 }
 
 /// What the access log says of a request, taken before it is forwarded.
